@@ -1,0 +1,80 @@
+-- pg_tide's catalog. Runs first in the extension script, in schema tide.
+
+-- Internal objects made per view (the view's query as a PostgreSQL view,
+-- later its state tables) live in their own schema, never in the user's.
+CREATE SCHEMA tide_state;
+GRANT USAGE ON SCHEMA tide_state TO PUBLIC;
+COMMENT ON SCHEMA tide_state IS 'pg_tide internal objects: each view''s query and bookkeeping state';
+
+CREATE SEQUENCE tide.catalog_id_seq;
+
+-- One row per pg_tide view.
+CREATE TABLE tide.catalog (
+    id              bigint PRIMARY KEY DEFAULT nextval('tide.catalog_id_seq'),
+    view            regclass NOT NULL UNIQUE,
+    definition      regclass NOT NULL UNIQUE,
+    query           text NOT NULL,
+    mode            text NOT NULL CHECK (mode IN ('immediate', 'deferred')),
+    status          text NOT NULL CHECK (status IN ('ready', 'building', 'stale', 'failed')),
+    row_count       bigint,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    last_refresh_at timestamptz,
+    last_refresh_ms double precision,
+    last_error      text
+);
+ALTER SEQUENCE tide.catalog_id_seq OWNED BY tide.catalog.id;
+COMMENT ON TABLE tide.catalog IS 'pg_tide views; read it through tide.views';
+COMMENT ON COLUMN tide.catalog.definition IS 'the view''s query, stored as a PostgreSQL view in schema tide_state';
+
+-- Keep the catalog in pg_dump output.
+SELECT pg_catalog.pg_extension_config_dump('tide.catalog', '');
+SELECT pg_catalog.pg_extension_config_dump('tide.catalog_id_seq', '');
+
+REVOKE ALL ON tide.catalog FROM PUBLIC;
+GRANT SELECT ON tide.catalog TO PUBLIC;
+
+CREATE VIEW tide.views AS
+SELECT c.view            AS name,
+       c.query,
+       pg_catalog.pg_get_viewdef(c.definition, true) AS definition,
+       c.mode,
+       c.status,
+       c.row_count,
+       c.created_at,
+       c.last_refresh_at,
+       c.last_refresh_ms,
+       c.last_error
+  FROM tide.catalog c;
+COMMENT ON VIEW tide.views IS 'One row per pg_tide view';
+GRANT SELECT ON tide.views TO PUBLIC;
+
+-- A plain DROP of a view's table (or of a base table with CASCADE, or of a
+-- schema) removes what pg_tide made for it. SECURITY DEFINER: the dropping
+-- user may not write the catalog, and this only ever removes entries whose
+-- objects were just dropped.
+CREATE FUNCTION tide.on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    gone record;
+BEGIN
+    FOR gone IN
+        DELETE FROM tide.catalog c
+         USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid = 'pg_class'::regclass
+           AND d.objsubid = 0
+           AND (d.objid = c.view OR d.objid = c.definition)
+        RETURNING c.view, c.definition
+    LOOP
+        -- The query's view may already be gone (dropped by the same command).
+        IF EXISTS (SELECT 1 FROM pg_class WHERE oid = gone.definition) THEN
+            EXECUTE format('DROP VIEW %s', gone.definition::regclass);
+        END IF;
+        IF EXISTS (SELECT 1 FROM pg_class WHERE oid = gone.view) THEN
+            EXECUTE format('DROP TABLE %s', gone.view::regclass);
+        END IF;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION tide.on_sql_drop() FROM PUBLIC;
+
+CREATE EVENT TRIGGER tide_sql_drop ON sql_drop EXECUTE FUNCTION tide.on_sql_drop();

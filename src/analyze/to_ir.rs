@@ -1,0 +1,385 @@
+//! The analyzed Query as a relational IR tree.
+//!
+//! Expressions are deparsed by ruleutils with a namespace stack built from the
+//! query's own range tables (the same machinery EXPLAIN VERBOSE uses), after
+//! join alias variables are flattened, so every column reference is written
+//! as `alias.column` of a base FROM item.
+
+use crate::ir::{AggCall, Column, JoinKind, Node, SetOpKind, SubLink, SubqueryOrigin};
+use crate::pg;
+use pgrx::pg_sys;
+use std::ffi::c_void;
+
+/// One query level: the Query and its deparse namespaces (this level first,
+/// then the enclosing levels, as ruleutils expects for correlated references).
+struct Level {
+    query: *mut pg_sys::Query,
+    names: Vec<String>,
+    namespaces: *mut pg_sys::List,
+}
+
+struct Builder<'a> {
+    /// Enclosing levels, innermost last.
+    levels: Vec<Level>,
+    notices: &'a mut Vec<String>,
+}
+
+pub unsafe fn query_to_ir(q: *mut pg_sys::Query, notices: &mut Vec<String>) -> Node {
+    let mut b = Builder { levels: Vec::new(), notices };
+    b.query(q, true)
+}
+
+impl Builder<'_> {
+    unsafe fn push_level(&mut self, q: *mut pg_sys::Query) {
+        let rtable = (*q).rtable;
+        let n = pg_sys::list_length(rtable);
+        let mut rels: *mut pg_sys::Bitmapset = std::ptr::null_mut();
+        if n > 0 {
+            rels = pg_sys::bms_add_range(rels, 1, n);
+        }
+        let names_list = pg_sys::select_rtable_names_for_explain(rtable, rels);
+        let names = pg::list::<std::ffi::c_char>(names_list).into_iter().map(|p| pg::cstr(p)).collect();
+        let stmt = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlannedStmt>()) as *mut pg_sys::PlannedStmt;
+        (*stmt).type_ = pg_sys::NodeTag::T_PlannedStmt;
+        (*stmt).rtable = rtable;
+        let mut namespaces = pg_sys::deparse_context_for_plan_tree(stmt, names_list);
+        if let Some(outer) = self.levels.last() {
+            namespaces = pg_sys::list_concat(namespaces, outer.namespaces);
+        }
+        self.levels.push(Level { query: q, names, namespaces });
+    }
+
+    fn level(&self) -> &Level {
+        self.levels.last().expect("a query level")
+    }
+
+    /// Deparse an expression of the current level.
+    unsafe fn expr(&self, node: *mut pg_sys::Node) -> String {
+        let level = self.level();
+        let flat = flatten_join_aliases(level.query, node);
+        pg::cstr(pg_sys::deparse_expression(flat, level.namespaces, true, false))
+    }
+
+    unsafe fn query(&mut self, q: *mut pg_sys::Query, top: bool) -> Node {
+        self.push_level(q);
+        let node = self.query_body(q, top);
+        self.levels.pop();
+        node
+    }
+
+    unsafe fn query_body(&mut self, q: *mut pg_sys::Query, top: bool) -> Node {
+        let mut node = if !(*q).setOperations.is_null() {
+            self.set_operation((*q).setOperations)
+        } else {
+            self.select(q)
+        };
+        let has_limit = !(*q).limitCount.is_null() || !(*q).limitOffset.is_null();
+        if !(*q).sortClause.is_null() || has_limit {
+            let keys = self.sort_keys(q);
+            if has_limit || !top {
+                node = Node::Sort {
+                    keys,
+                    limit: (!(*q).limitCount.is_null()).then(|| self.expr((*q).limitCount)),
+                    offset: (!(*q).limitOffset.is_null()).then(|| self.expr((*q).limitOffset)),
+                    input: Box::new(node),
+                };
+            } else {
+                self.notices.push(
+                    "ORDER BY without LIMIT is ignored: a view, like a table, has no row order; use ORDER BY when reading it"
+                        .into(),
+                );
+            }
+        }
+        node
+    }
+
+    unsafe fn select(&mut self, q: *mut pg_sys::Query) -> Node {
+        let jointree = (*q).jointree;
+        let mut node = self.from_list((*jointree).fromlist);
+        if !(*jointree).quals.is_null() {
+            node = self.filter((*jointree).quals, node);
+        }
+        let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*q).targetList);
+        if (*q).hasAggs || !(*q).groupClause.is_null() || !(*q).groupingSets.is_null() || !(*q).havingQual.is_null() {
+            let group_by = pg::list::<pg_sys::SortGroupClause>((*q).groupClause)
+                .into_iter()
+                .filter_map(|g| find_target(&targets, (*g).tleSortGroupRef).map(|t| self.expr((*t).expr.cast())))
+                .collect();
+            let mut aggregates = Vec::new();
+            for t in &targets {
+                self.collect_aggregates((*(*t)).expr.cast(), &mut aggregates);
+            }
+            self.collect_aggregates((*q).havingQual, &mut aggregates);
+            node = Node::Aggregate {
+                group_by,
+                grouping_sets: !(*q).groupingSets.is_null(),
+                aggregates,
+                input: Box::new(node),
+            };
+            if !(*q).havingQual.is_null() {
+                node = self.filter((*q).havingQual, node);
+            }
+        }
+        if (*q).hasWindowFuncs {
+            let mut functions = Vec::new();
+            for t in &targets {
+                self.collect_nodes((*(*t)).expr.cast(), pg_sys::NodeTag::T_WindowFunc, &mut functions);
+            }
+            node = Node::Window { functions, input: Box::new(node) };
+        }
+        let mut sublinks = Vec::new();
+        let columns = targets
+            .iter()
+            .filter(|t| !(*(**t)).resjunk)
+            .map(|t| {
+                self.collect_sublinks((*(*t)).expr.cast(), &mut sublinks);
+                Column { name: pg::cstr((*(*t)).resname), sql: self.expr((*(*t)).expr.cast()) }
+            })
+            .collect();
+        node = Node::Project { columns, sublinks, input: Box::new(node) };
+        if !(*q).distinctClause.is_null() {
+            let on = (*q).hasDistinctOn.then(|| {
+                pg::list::<pg_sys::SortGroupClause>((*q).distinctClause)
+                    .into_iter()
+                    .filter_map(|g| find_target(&targets, (*g).tleSortGroupRef).map(|t| self.expr((*t).expr.cast())))
+                    .collect()
+            });
+            node = Node::Distinct { on, input: Box::new(node) };
+        }
+        node
+    }
+
+    unsafe fn filter(&mut self, quals: *mut pg_sys::Node, input: Node) -> Node {
+        let mut sublinks = Vec::new();
+        self.collect_sublinks(quals, &mut sublinks);
+        Node::Filter { predicate: self.expr(quals), sublinks, input: Box::new(input) }
+    }
+
+    unsafe fn from_list(&mut self, list: *mut pg_sys::List) -> Node {
+        let items: Vec<*mut pg_sys::Node> = pg::list(list);
+        let mut iter = items.into_iter();
+        let Some(first) = iter.next() else {
+            return Node::Constant { alias: "(none)".into(), detail: "no FROM clause: one row".into() };
+        };
+        let mut node = self.from_item(first);
+        for item in iter {
+            node = Node::Join { kind: JoinKind::Cross, condition: None, left: Box::new(node), right: Box::new(self.from_item(item)) };
+        }
+        node
+    }
+
+    unsafe fn from_item(&mut self, item: *mut pg_sys::Node) -> Node {
+        use pg_sys::NodeTag::*;
+        match (*item).type_ {
+            T_RangeTblRef => self.range_table_entry((*(item as *mut pg_sys::RangeTblRef)).rtindex),
+            T_JoinExpr => {
+                let j = item as *mut pg_sys::JoinExpr;
+                let left = self.from_item((*j).larg);
+                let right = self.from_item((*j).rarg);
+                let quals = (*j).quals;
+                let kind = match (*j).jointype {
+                    pg_sys::JoinType::JOIN_INNER if quals.is_null() => JoinKind::Cross,
+                    pg_sys::JoinType::JOIN_INNER => JoinKind::Inner,
+                    pg_sys::JoinType::JOIN_LEFT => JoinKind::Left,
+                    pg_sys::JoinType::JOIN_RIGHT => JoinKind::Right,
+                    pg_sys::JoinType::JOIN_FULL => JoinKind::Full,
+                    pg_sys::JoinType::JOIN_SEMI => JoinKind::Semi,
+                    pg_sys::JoinType::JOIN_ANTI => JoinKind::Anti,
+                    _ => JoinKind::Inner,
+                };
+                let condition = (!quals.is_null()).then(|| self.expr(quals));
+                Node::Join { kind, condition, left: Box::new(left), right: Box::new(right) }
+            }
+            T_FromExpr => {
+                let f = item as *mut pg_sys::FromExpr;
+                let node = self.from_list((*f).fromlist);
+                if (*f).quals.is_null() {
+                    node
+                } else {
+                    self.filter((*f).quals, node)
+                }
+            }
+            _ => Node::Constant { alias: "?".into(), detail: "unrecognized FROM item".into() },
+        }
+    }
+
+    unsafe fn range_table_entry(&mut self, rtindex: i32) -> Node {
+        let level = self.level();
+        let rte = pg_sys::list_nth((*level.query).rtable, rtindex - 1) as *mut pg_sys::RangeTblEntry;
+        let alias = pg::quote_ident(&level.names[(rtindex - 1) as usize]);
+        use pg_sys::RTEKind::*;
+        match (*rte).rtekind {
+            RTE_RELATION => Node::Scan { relid: (*rte).relid.to_u32(), relation: pg::qualified_relation_name((*rte).relid), alias },
+            RTE_SUBQUERY => {
+                let origin = if (*rte).relid == pg_sys::InvalidOid { SubqueryOrigin::From } else { SubqueryOrigin::View };
+                let input = self.query((*rte).subquery, false);
+                Node::Subquery { alias, origin, input: Box::new(input) }
+            }
+            RTE_CTE => {
+                let name = pg::cstr((*rte).ctename);
+                if (*rte).self_reference {
+                    return Node::WorkTable { name };
+                }
+                let depth = self.levels.len() - 1 - (*rte).ctelevelsup as usize;
+                let owner = self.levels[depth].query;
+                let cte = pg::list::<pg_sys::CommonTableExpr>((*owner).cteList)
+                    .into_iter()
+                    .find(|c| pg::cstr((**c).ctename) == name)
+                    .expect("CTE referenced by the range table exists");
+                let input = self.query((*cte).ctequery.cast(), false);
+                if (*cte).cterecursive {
+                    Node::Subquery { alias, origin: SubqueryOrigin::Cte, input: Box::new(Node::RecursiveCte { name, input: Box::new(input) }) }
+                } else {
+                    Node::Subquery { alias, origin: SubqueryOrigin::Cte, input: Box::new(input) }
+                }
+            }
+            RTE_FUNCTION => {
+                let calls: Vec<String> = pg::list::<pg_sys::RangeTblFunction>((*rte).functions)
+                    .into_iter()
+                    .map(|f| self.expr((*f).funcexpr))
+                    .collect();
+                Node::Constant { alias, detail: format!("function {}", calls.join(", ")) }
+            }
+            RTE_VALUES => Node::Constant {
+                alias,
+                detail: format!("VALUES ({} rows)", pg_sys::list_length((*rte).values_lists)),
+            },
+            RTE_JOIN => Node::Constant { alias, detail: "join".into() },
+            _ => Node::Constant { alias, detail: "table function".into() },
+        }
+    }
+
+    unsafe fn set_operation(&mut self, node: *mut pg_sys::Node) -> Node {
+        if pg::is_a(node, pg_sys::NodeTag::T_RangeTblRef) {
+            return self.range_table_entry((*(node as *mut pg_sys::RangeTblRef)).rtindex);
+        }
+        let s = node as *mut pg_sys::SetOperationStmt;
+        let op = match (*s).op {
+            pg_sys::SetOperation::SETOP_INTERSECT => SetOpKind::Intersect,
+            pg_sys::SetOperation::SETOP_EXCEPT => SetOpKind::Except,
+            _ => SetOpKind::Union,
+        };
+        let left = self.set_operation((*s).larg);
+        let right = self.set_operation((*s).rarg);
+        Node::SetOp { op, all: (*s).all, left: Box::new(left), right: Box::new(right) }
+    }
+
+    unsafe fn sort_keys(&self, q: *mut pg_sys::Query) -> Vec<String> {
+        let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*q).targetList);
+        pg::list::<pg_sys::SortGroupClause>((*q).sortClause)
+            .into_iter()
+            .filter_map(|s| {
+                let t = find_target(&targets, (*s).tleSortGroupRef)?;
+                let mut key = self.expr((*t).expr.cast());
+                let mut reverse = false;
+                pg_sys::get_equality_op_for_ordering_op((*s).sortop, &mut reverse);
+                if reverse {
+                    key.push_str(" DESC");
+                }
+                if (*s).nulls_first != reverse {
+                    key.push_str(if (*s).nulls_first { " NULLS FIRST" } else { " NULLS LAST" });
+                }
+                Some(key)
+            })
+            .collect()
+    }
+
+    unsafe fn collect_aggregates(&self, node: *mut pg_sys::Node, out: &mut Vec<AggCall>) {
+        let mut found = Vec::new();
+        collect(node, pg_sys::NodeTag::T_Aggref, &mut found);
+        for n in found {
+            let a = n as *mut pg_sys::Aggref;
+            if (*a).agglevelsup != 0 {
+                continue;
+            }
+            let sql = self.expr(n);
+            if out.iter().any(|c: &AggCall| c.sql == sql) {
+                continue;
+            }
+            out.push(AggCall {
+                function: pg::cstr(pg_sys::get_func_name((*a).aggfnoid)),
+                sql,
+                distinct: !(*a).aggdistinct.is_null(),
+                has_filter: !(*a).aggfilter.is_null(),
+                has_order_by: !(*a).aggorder.is_null(),
+            });
+        }
+    }
+
+    unsafe fn collect_nodes(&self, node: *mut pg_sys::Node, tag: pg_sys::NodeTag, out: &mut Vec<String>) {
+        let mut found = Vec::new();
+        collect(node, tag, &mut found);
+        out.extend(found.into_iter().map(|n| self.expr(n)));
+    }
+
+    unsafe fn collect_sublinks(&mut self, node: *mut pg_sys::Node, out: &mut Vec<SubLink>) {
+        let mut found = Vec::new();
+        collect(node, pg_sys::NodeTag::T_SubLink, &mut found);
+        for n in found {
+            let s = n as *mut pg_sys::SubLink;
+            let sub = (*s).subselect as *mut pg_sys::Query;
+            let kind = match (*s).subLinkType {
+                pg_sys::SubLinkType::EXISTS_SUBLINK => "EXISTS",
+                pg_sys::SubLinkType::ALL_SUBLINK => "ALL",
+                pg_sys::SubLinkType::ANY_SUBLINK => "ANY",
+                pg_sys::SubLinkType::ROWCOMPARE_SUBLINK => "row comparison",
+                pg_sys::SubLinkType::EXPR_SUBLINK => "scalar",
+                pg_sys::SubLinkType::MULTIEXPR_SUBLINK => "multiple assignment",
+                pg_sys::SubLinkType::ARRAY_SUBLINK => "ARRAY",
+                _ => "subquery",
+            };
+            let correlated = references_outer(sub);
+            let query = self.query(sub, false);
+            out.push(SubLink { kind: kind.into(), correlated, query: Box::new(query) });
+        }
+    }
+}
+
+unsafe fn find_target(targets: &[*mut pg_sys::TargetEntry], sortgroupref: pg_sys::Index) -> Option<*mut pg_sys::TargetEntry> {
+    targets.iter().copied().find(|t| (**t).ressortgroupref == sortgroupref)
+}
+
+unsafe fn flatten_join_aliases(q: *mut pg_sys::Query, node: *mut pg_sys::Node) -> *mut pg_sys::Node {
+    #[cfg(feature = "pg15")]
+    {
+        pg_sys::flatten_join_alias_vars(q, node)
+    }
+    #[cfg(not(feature = "pg15"))]
+    {
+        pg_sys::flatten_join_alias_vars(std::ptr::null_mut(), q, node)
+    }
+}
+
+struct Collect {
+    tag: pg_sys::NodeTag,
+    out: Vec<*mut pg_sys::Node>,
+}
+
+/// Nodes of one tag in an expression, not descending into sub-queries
+/// (theirs belong to their own level) nor into a found node.
+unsafe fn collect(node: *mut pg_sys::Node, tag: pg_sys::NodeTag, out: &mut Vec<*mut pg_sys::Node>) {
+    let mut c = Collect { tag, out: Vec::new() };
+    collect_walker(node, (&mut c as *mut Collect).cast());
+    out.extend(c.out);
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn collect_walker(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    let c = &mut *(ctx as *mut Collect);
+    if (*node).type_ == c.tag {
+        c.out.push(node);
+        return false;
+    }
+    if (*node).type_ == pg_sys::NodeTag::T_Query {
+        return false;
+    }
+    pg_sys::expression_tree_walker(node, Some(collect_walker), ctx)
+}
+
+/// Whether a sub-query refers to columns of an enclosing query.
+unsafe fn references_outer(q: *mut pg_sys::Query) -> bool {
+    pg_sys::contain_vars_of_level(q.cast(), 1)
+}

@@ -1,0 +1,256 @@
+//! The SQL functions of schema `tide`. Each validates its arguments, then
+//! hands off to `analyze`, `catalog` and `apply`.
+
+use crate::analyze;
+use crate::apply;
+use crate::catalog::{self, ViewEntry};
+use crate::explain;
+use crate::pg::{self, raise};
+use crate::sql::{self, ident, VerifyColumn};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::time::Instant;
+
+/// A required text argument: not NULL, not blank.
+fn required<'a>(value: Option<&'a str>, what: &str) -> &'a str {
+    match value {
+        None => raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, format!("{what} must not be NULL"), None, None),
+        Some(v) if v.trim().is_empty() => {
+            raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{what} must not be empty"), None, None)
+        }
+        Some(v) => v,
+    }
+}
+
+/// Split a view name written as a SQL identifier, possibly schema-qualified,
+/// into (schema, name); the schema defaults to the creation schema of search_path.
+fn split_view_name(name: &str) -> (String, String) {
+    let parts: Vec<String> = Spi::get_one_with_args::<Vec<String>>("SELECT pg_catalog.parse_ident($1)", &[name.into()])
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    match parts.as_slice() {
+        [rel] => {
+            let schema = Spi::get_one::<String>("SELECT pg_catalog.current_schema()::text").ok().flatten().unwrap_or_else(|| {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
+                    "no schema has been selected to create in",
+                    None,
+                    Some("Qualify the view name with a schema, or set search_path."),
+                )
+            });
+            (schema, rel.clone())
+        }
+        [schema, rel] => (schema.clone(), rel.clone()),
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_NAME,
+            format!("improper view name \"{name}\": too many dotted names"),
+            None,
+            Some("Write the name as name or schema.name."),
+        ),
+    }
+}
+
+/// The view's columns in order, with whether each can be compared by equality.
+fn view_columns(relid: pg_sys::Oid) -> Vec<VerifyColumn> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT attname::text, atttypid FROM pg_catalog.pg_attribute \
+              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            None,
+            &[relid.into()],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let name: String = row.get(1)?.unwrap_or_default();
+            let typid: pg_sys::Oid = row.get(2)?.unwrap_or(pg_sys::InvalidOid);
+            // SAFETY: a typcache lookup by type OID; the entry lives for the backend.
+            let has_eq = unsafe {
+                let entry = pg_sys::lookup_type_cache(typid, pg_sys::TYPECACHE_EQ_OPR as i32);
+                (*entry).eq_opr != pg_sys::InvalidOid
+            };
+            out.push(VerifyColumn { name, as_text: !has_eq });
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not read the view's columns: {e}"), None, None))
+}
+
+fn run(stmt: &str) {
+    Spi::run(stmt).unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("{e}"), None, None));
+}
+
+fn relid_of(qualified: &str) -> pg_sys::Oid {
+    Spi::get_one_with_args::<pg_sys::Oid>("SELECT $1::regclass::oid", &[qualified.into()])
+        .ok()
+        .flatten()
+        .expect("the relation was just created")
+}
+
+fn elapsed_ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Create the view `name` over `query`, build it in full, register it, and
+/// return its number of rows.
+#[pg_extern(volatile, parallel_unsafe)]
+fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&str>, "'immediate'")) -> i64 {
+    let name = required(name, "view name");
+    let query = required(query, "query");
+    let mode = required(mode, "mode");
+    match mode {
+        "immediate" => {}
+        "deferred" => raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "deferred mode is not available yet",
+            None,
+            Some("Use mode => 'immediate'."),
+        ),
+        other => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown mode \"{other}\""),
+            None,
+            Some("The mode is 'immediate' or 'deferred'."),
+        ),
+    }
+    let (schema, rel) = split_view_name(name);
+    let analyzed = analyze::analyze(query);
+    for n in &analyzed.notices {
+        notice!("{n}");
+    }
+
+    // The query, as a PostgreSQL view in tide_state: PostgreSQL then records
+    // what the view depends on (tables, columns, functions, types), refuses
+    // to drop or retype them from under it, follows renames, and gives
+    // tide.verify and full rebuilds the query to run.
+    let id = catalog::next_id();
+    let definition = sql::definition_name(id);
+    let owner = Spi::get_one::<String>("SELECT current_user::text").ok().flatten().unwrap_or_default();
+    catalog::as_superuser(|| {
+        run(&format!("CREATE VIEW {definition} AS {}", analyzed.canonical_sql));
+        run(&format!("ALTER VIEW {definition} OWNER TO {}", ident(&owner)));
+    });
+    let definition_oid = relid_of(&definition);
+
+    // The view itself: a table with exactly the query's columns, owned by the caller.
+    let view = format!("{}.{}", ident(&schema), ident(&rel));
+    run(&format!("CREATE TABLE {view} (LIKE {definition})"));
+    let view_oid = relid_of(&view);
+    run(&format!(
+        "CREATE TRIGGER tide_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {view} \
+         FOR EACH STATEMENT EXECUTE FUNCTION tide.guard_view_write()"
+    ));
+    // SAFETY: both relations exist (created above in this transaction).
+    unsafe { record_dependency(view_oid, definition_oid) };
+
+    let columns: Vec<String> = view_columns(definition_oid).into_iter().map(|c| c.name).collect();
+    let start = Instant::now();
+    let rows = apply::rebuild(&view, &definition, &columns, false);
+    catalog::insert(id, view_oid, definition_oid, query, mode, rows, elapsed_ms(start));
+    rows
+}
+
+/// The view's table depends on its query's view, so that dropping a base
+/// table with CASCADE drops the pg_tide view too.
+unsafe fn record_dependency(view: pg_sys::Oid, definition: pg_sys::Oid) {
+    let depender = pg_sys::ObjectAddress { classId: pg_sys::RelationRelationId, objectId: view, objectSubId: 0 };
+    let referenced = pg_sys::ObjectAddress { classId: pg_sys::RelationRelationId, objectId: definition, objectSubId: 0 };
+    pg_sys::recordDependencyOn(&depender, &referenced, pg_sys::DependencyType::DEPENDENCY_NORMAL);
+    pg_sys::CommandCounterIncrement();
+}
+
+/// Bring the view up to date and return its number of rows. Every refresh is
+/// a full rebuild until the incremental engine maintains the view.
+#[pg_extern(volatile, parallel_unsafe)]
+fn refresh(name: Option<&str>, full: default!(Option<bool>, false)) -> i64 {
+    let name = required(name, "view name");
+    let _full = full.unwrap_or(false);
+    let entry = catalog::resolve(name);
+    catalog::check_owner(&entry, "refresh");
+    full_rebuild(&entry)
+}
+
+fn full_rebuild(entry: &ViewEntry) -> i64 {
+    let view = pg::qualified_relation_name(entry.view);
+    let definition = pg::qualified_relation_name(entry.definition);
+    // One refresh at a time per view; readers are not blocked. Under READ
+    // COMMITTED the statements below run with a snapshot taken after the lock.
+    run(&format!("LOCK TABLE {view} IN EXCLUSIVE MODE"));
+    let columns: Vec<String> = view_columns(entry.definition).into_iter().map(|c| c.name).collect();
+    let start = Instant::now();
+    let rows = apply::rebuild(&view, &definition, &columns, true);
+    catalog::record_refresh(entry.id, rows, elapsed_ms(start));
+    rows
+}
+
+/// Drop the view and everything pg_tide made for it.
+#[pg_extern(volatile, parallel_unsafe)]
+fn drop_view(name: Option<&str>) {
+    let name = required(name, "view name");
+    let entry = catalog::resolve(name);
+    catalog::check_owner(&entry, "drop");
+    // The sql_drop event trigger removes the catalog row and the query's view.
+    run(&format!("DROP TABLE {}", pg::qualified_relation_name(entry.view)));
+}
+
+/// Recompute the view's query and compare it with the view as multisets.
+#[pg_extern(volatile, parallel_unsafe)]
+fn verify(name: Option<&str>) -> bool {
+    let name = required(name, "view name");
+    let entry = catalog::resolve(name);
+    let columns = view_columns(entry.definition);
+    let stmt = sql::verify_statement(
+        &pg::qualified_relation_name(entry.view),
+        &pg::qualified_relation_name(entry.definition),
+        &columns,
+        10,
+    );
+    let (extra, missing, sample) = Spi::connect(|client| {
+        let row = client.select(stmt.as_str(), Some(1), &[])?.first();
+        Ok::<_, pgrx::spi::Error>((
+            row.get::<i64>(1)?.unwrap_or(0),
+            row.get::<i64>(2)?.unwrap_or(0),
+            row.get::<Vec<String>>(3)?.unwrap_or_default(),
+        ))
+    })
+    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not verify the view: {e}"), None, None));
+    if extra == 0 && missing == 0 {
+        return true;
+    }
+    notice!(
+        "view {} differs from its query: {extra} row(s) in the view but not in the query, {missing} in the query but not in the view\n{}",
+        pg::qualified_relation_name(entry.view),
+        sample.join("\n")
+    );
+    false
+}
+
+/// The relational plan pg_tide derives from a query, one operator a row.
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::type_complexity)]
+fn explain(
+    query: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(id, i32),
+        name!(parent_id, Option<i32>),
+        name!(depth, i32),
+        name!(operator, String),
+        name!(detail, String),
+        name!(incremental, bool),
+        name!(rule, String),
+        name!(reason, Option<String>),
+    ),
+> {
+    let query = required(query, "query");
+    let analyzed = analyze::analyze(query);
+    for n in &analyzed.notices {
+        notice!("{n}");
+    }
+    let rows = explain::explain_rows(&analyzed.tree)
+        .into_iter()
+        .map(|r| (r.id, r.parent, r.depth, r.operator, r.detail, r.incremental, r.rule, r.reason))
+        .collect::<Vec<_>>();
+    TableIterator::new(rows)
+}

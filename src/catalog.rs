@@ -1,0 +1,134 @@
+//! pg_tide's catalog (`tide.catalog`, shown as `tide.views`): one row per view.
+//!
+//! Users may read the catalog but not write it; pg_tide writes it with
+//! `as_superuser`, the way PostgreSQL's own commands write system catalogs on a
+//! user's behalf.
+
+use crate::pg::raise;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+/// A catalog row, as the engine needs it.
+#[derive(Debug, Clone)]
+pub struct ViewEntry {
+    pub id: i64,
+    pub view: pg_sys::Oid,
+    pub definition: pg_sys::Oid,
+    pub mode: String,
+    pub status: String,
+}
+
+/// Run `f` as the bootstrap superuser, in a security-restricted operation,
+/// restoring the caller's identity afterwards, also when `f` raises an error.
+pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(pg_sys::Oid, i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores the identity saved below, on the backend thread.
+            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
+        }
+    }
+    let mut user = pg_sys::InvalidOid;
+    let mut context = 0;
+    // SAFETY: plain reads and writes of the backend's current user id, the
+    // same calls PostgreSQL makes around security-restricted operations.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        pg_sys::SetUserIdAndSecContext(
+            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
+            context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+    }
+    let _restore = Restore(user, context);
+    f()
+}
+
+/// The next view id (names the view's objects in `tide_state`).
+pub fn next_id() -> i64 {
+    as_superuser(|| Spi::get_one::<i64>("SELECT nextval('tide.catalog_id_seq')"))
+        .ok()
+        .flatten()
+        .expect("nextval returns a value")
+}
+
+pub fn insert(id: i64, view: pg_sys::Oid, definition: pg_sys::Oid, query: &str, mode: &str, rows: i64, ms: f64) {
+    as_superuser(|| {
+        Spi::run_with_args(
+            "INSERT INTO tide.catalog (id, view, definition, query, mode, status, row_count, last_refresh_at, last_refresh_ms) \
+             VALUES ($1, $2, $3, $4, $5, 'ready', $6, now(), $7)",
+            &[id.into(), view.into(), definition.into(), query.into(), mode.into(), rows.into(), ms.into()],
+        )
+    })
+    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not register the view: {e}"), None, None));
+}
+
+pub fn record_refresh(id: i64, rows: i64, ms: f64) {
+    as_superuser(|| {
+        Spi::run_with_args(
+            "UPDATE tide.catalog SET status = 'ready', row_count = $2, last_refresh_at = now(), \
+                    last_refresh_ms = $3, last_error = NULL WHERE id = $1",
+            &[id.into(), rows.into(), ms.into()],
+        )
+    })
+    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not record the refresh: {e}"), None, None));
+}
+
+/// The catalog row of a relation, if it is a pg_tide view.
+pub fn lookup(view: pg_sys::Oid) -> Option<ViewEntry> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT id, definition::oid, mode, status FROM tide.catalog WHERE view = $1",
+            Some(1),
+            &[view.into()],
+        )?;
+        let mut out = None;
+        for row in rows {
+            out = Some(ViewEntry {
+                id: row.get::<i64>(1)?.unwrap_or_default(),
+                view,
+                definition: row.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::InvalidOid),
+                mode: row.get::<String>(3)?.unwrap_or_default(),
+                status: row.get::<String>(4)?.unwrap_or_default(),
+            });
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not read the catalog: {e}"), None, None))
+}
+
+/// Resolve a view name (SQL identifier syntax, optionally schema-qualified)
+/// and return its catalog row; error if it is no pg_tide view.
+pub fn resolve(name: &str) -> ViewEntry {
+    let relid = Spi::get_one_with_args::<pg_sys::Oid>("SELECT $1::regclass::oid", &[name.into()])
+        .ok()
+        .flatten()
+        .expect("regclass resolves or raises");
+    lookup(relid).unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("\"{name}\" is not a pg_tide view"),
+            None,
+            Some("tide.views lists the pg_tide views."),
+        )
+    })
+}
+
+/// Error unless the current user may manage the view (owns it, or is a member
+/// of its owning role).
+pub fn check_owner(entry: &ViewEntry, action: &str) {
+    let ok = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_has_role(relowner, 'USAGE') FROM pg_catalog.pg_class WHERE oid = $1",
+        &[entry.view.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !ok {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("must be owner of view {} to {action} it", crate::pg::qualified_relation_name(entry.view)),
+            None,
+            None,
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! pg_tide: incrementally maintained views for PostgreSQL.
+//!
+//! # The flow of data
+//! `api` (SQL functions in schema `tide`) → `analyze` (PostgreSQL's parser,
+//! analyzer and rewriter; Query → `ir`) → `delta` (per-operator delta rules)
+//! → `sql` (SQL text) → `apply` (run it, write the view). `catalog` keeps one
+//! row per view; `explain` prints the IR. `ir`, `delta`, `explain` and `sql`
+//! are pure Rust, tested with `cargo test`; the rest is a thin pgrx layer.
+//!
+//! # How a view is stored, and why
+//! A pg_tide view `v` is an ordinary heap table holding exactly the query's
+//! columns (names, types, typmods and collations as the query gives them), no
+//! bookkeeping columns. So users read it like a table and index it for their
+//! reads, and a later release can publish it with a plain publication (a
+//! publication needs a table, not a view over one). Bookkeeping lives beside
+//! it, in schema `tide_state`:
+//! - `tide_state.query_<id>`: the query, as a PostgreSQL view owned by the
+//!   view's owner. PostgreSQL records its dependencies (tables, columns,
+//!   functions, types), so a base table or column cannot be dropped or
+//!   retyped from under the view without CASCADE, and renames are followed.
+//!   `v` depends on it, so `DROP TABLE base CASCADE` drops `v` too. Full
+//!   rebuilds and `tide.verify` run it.
+//! - per-view state tables (counts, sums, multiplicities), added by the engine.
+//!
+//! A statement-level BEFORE trigger (`tide_guard`) refuses writes to `v` that
+//! pg_tide does not make; an `sql_drop` event trigger removes the bookkeeping
+//! of a view dropped by plain DROP.
+
+use pgrx::prelude::*;
+
+mod analyze;
+mod api;
+mod apply;
+mod catalog;
+mod delta;
+mod explain;
+mod ir;
+mod pg;
+mod sql;
+
+pgrx::pg_module_magic!();
+
+extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn create_verify_refresh_roundtrip() {
+        Spi::run("CREATE TABLE t (k int, v numeric)").unwrap();
+        Spi::run("INSERT INTO t SELECT i % 3, i FROM generate_series(1, 10) i").unwrap();
+        let rows = Spi::get_one::<i64>("SELECT tide.create_view('s', 'SELECT k, sum(v) AS total FROM t GROUP BY k')").unwrap();
+        assert_eq!(rows, Some(3));
+        assert_eq!(Spi::get_one::<bool>("SELECT tide.verify('s')").unwrap(), Some(true));
+        Spi::run("INSERT INTO t VALUES (7, 1)").unwrap();
+        assert_eq!(Spi::get_one::<bool>("SELECT tide.verify('s')").unwrap(), Some(false));
+        assert_eq!(Spi::get_one::<i64>("SELECT tide.refresh('s')").unwrap(), Some(4));
+        assert_eq!(Spi::get_one::<bool>("SELECT tide.verify('s')").unwrap(), Some(true));
+    }
+
+    #[pg_test]
+    fn explain_shows_the_join_tree() {
+        Spi::run("CREATE TABLE a (id int, x int); CREATE TABLE b (id int, y int)").unwrap();
+        let ops = Spi::get_one::<String>(
+            "SELECT string_agg(operator, ',' ORDER BY id) FROM tide.explain('SELECT a.x, count(*) FROM a JOIN b ON a.id = b.id WHERE b.y > 0 GROUP BY a.x')",
+        )
+        .unwrap();
+        assert_eq!(ops.as_deref(), Some("Project,Aggregate,Filter,Inner Join,Scan,Scan"));
+    }
+
+    #[pg_test(error = "function random() is not IMMUTABLE: a maintained view cannot use it")]
+    fn volatile_functions_are_refused() {
+        Spi::run("CREATE TABLE t (k int)").unwrap();
+        Spi::run("SELECT tide.create_view('bad', 'SELECT k, random() FROM t')").unwrap();
+    }
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,128 @@
+//! SQL text that pg_tide generates. Pure Rust: no pgrx, unit-tested with `cargo test`.
+//!
+//! Generated statements quote every identifier unconditionally (`ident`), which
+//! is always correct whatever the name (keywords, mixed case, quotes).
+
+/// A double-quoted SQL identifier.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A comma-separated list of quoted identifiers.
+pub fn ident_list<S: AsRef<str>>(names: &[S]) -> String {
+    names.iter().map(|n| ident(n.as_ref())).collect::<Vec<_>>().join(", ")
+}
+
+/// The internal view holding a pg_tide view's query, in schema `tide_state`.
+pub fn definition_name(id: i64) -> String {
+    format!("tide_state.{}", ident(&format!("query_{id}")))
+}
+
+/// A column of a view, as `tide.verify` compares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyColumn {
+    pub name: String,
+    /// The type has no equality operator (json, point, xml): compare the text form.
+    pub as_text: bool,
+}
+
+/// One statement returning (rows in the view but not the query, rows in the
+/// query but not the view, up to `sample` differing rows as text), comparing
+/// both as multisets with EXCEPT ALL in each direction.
+pub fn verify_statement(view: &str, definition: &str, columns: &[VerifyColumn], sample: usize) -> String {
+    let select_list = if columns.is_empty() {
+        // A view with no columns: compare row counts only.
+        "".to_string()
+    } else {
+        columns
+            .iter()
+            .map(|c| if c.as_text { format!("{}::text AS {}", ident(&c.name), ident(&c.name)) } else { ident(&c.name) })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "WITH v AS MATERIALIZED (SELECT {select_list} FROM {view}), \
+              q AS MATERIALIZED (SELECT {select_list} FROM {definition}), \
+              extra AS (SELECT * FROM v EXCEPT ALL SELECT * FROM q), \
+              missing AS (SELECT * FROM q EXCEPT ALL SELECT * FROM v) \
+         SELECT (SELECT count(*) FROM extra), (SELECT count(*) FROM missing), \
+                ARRAY(SELECT d FROM (SELECT 'in the view, not in the query: ' || e::text AS d FROM extra e \
+                                     UNION ALL \
+                                     SELECT 'in the query, not in the view: ' || m::text FROM missing m) s \
+                      LIMIT {sample})"
+    )
+}
+
+/// Replace the view's rows with the query's: used by the initial build and by full refresh.
+pub fn rebuild_statements(view: &str, definition: &str, columns: &[String], truncate_first: bool) -> Vec<String> {
+    let cols = ident_list(columns);
+    let mut out = Vec::new();
+    if truncate_first {
+        out.push(format!("DELETE FROM {view}"));
+    }
+    if columns.is_empty() {
+        out.push(format!("INSERT INTO {view} SELECT FROM {definition}"));
+    } else {
+        out.push(format!("INSERT INTO {view} ({cols}) SELECT {cols} FROM {definition}"));
+    }
+    out
+}
+
+/// "at character N of the view's query (line L):" with that line and a caret
+/// under the spot. `position` is 1-based and counts characters, as
+/// PostgreSQL's error cursor positions do.
+pub fn format_position(sql: &str, position: usize) -> String {
+    let chars: Vec<char> = sql.chars().collect();
+    let idx = position.saturating_sub(1).min(chars.len());
+    let line_start = chars[..idx].iter().rposition(|&c| c == '\n').map(|i| i + 1).unwrap_or(0);
+    let line_end = chars[idx..].iter().position(|&c| c == '\n').map(|i| idx + i).unwrap_or(chars.len());
+    let line_no = chars[..idx].iter().filter(|&&c| c == '\n').count() + 1;
+    let line: String = chars[line_start..line_end].iter().map(|&c| if c == '\t' { ' ' } else { c }).collect();
+    let caret = " ".repeat(idx - line_start) + "^";
+    format!("at character {position} of the view's query (line {line_no}):\n{line}\n{caret}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_always_quoted() {
+        assert_eq!(ident("a"), "\"a\"");
+        assert_eq!(ident("Order Items"), "\"Order Items\"");
+        assert_eq!(ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(ident_list(&["select", "x"]), "\"select\", \"x\"");
+        assert_eq!(definition_name(42), "tide_state.\"query_42\"");
+    }
+
+    #[test]
+    fn position_points_at_the_character() {
+        let s = format_position("SELECT a\nFORM t", 10);
+        assert_eq!(s, "at character 10 of the view's query (line 2):\nFORM t\n^");
+        let s = format_position("SELECT a FORM t", 10);
+        assert_eq!(s, "at character 10 of the view's query (line 1):\nSELECT a FORM t\n         ^");
+        // Past the end: the caret follows the last character.
+        let s = format_position("SELECT", 7);
+        assert!(s.ends_with("SELECT\n      ^"), "{s}");
+    }
+
+    #[test]
+    fn verify_compares_both_ways_and_casts_uncomparable_columns() {
+        let cols = vec![
+            VerifyColumn { name: "k".into(), as_text: false },
+            VerifyColumn { name: "doc".into(), as_text: true },
+        ];
+        let s = verify_statement("public.v", "tide_state.\"query_1\"", &cols, 10);
+        assert!(s.contains("SELECT \"k\", \"doc\"::text AS \"doc\" FROM public.v"));
+        assert!(s.contains("SELECT * FROM v EXCEPT ALL SELECT * FROM q"));
+        assert!(s.contains("SELECT * FROM q EXCEPT ALL SELECT * FROM v"));
+        assert!(s.ends_with("LIMIT 10)"));
+    }
+
+    #[test]
+    fn rebuild_lists_columns() {
+        let s = rebuild_statements("v", "d", &["a".into(), "B".into()], true);
+        assert_eq!(s, vec!["DELETE FROM v".to_string(), "INSERT INTO v (\"a\", \"B\") SELECT \"a\", \"B\" FROM d".to_string()]);
+        assert_eq!(rebuild_statements("v", "d", &[], false), vec!["INSERT INTO v SELECT FROM d".to_string()]);
+    }
+}
