@@ -2,6 +2,8 @@
 
 -- Internal objects made per view (the view's query as a PostgreSQL view,
 -- later its state tables) live in their own schema, never in the user's.
+GRANT USAGE ON SCHEMA tide TO PUBLIC;
+
 CREATE SCHEMA tide_state;
 GRANT USAGE ON SCHEMA tide_state TO PUBLIC;
 COMMENT ON SCHEMA tide_state IS 'pg_tide internal objects: each view''s query and bookkeeping state';

@@ -49,7 +49,7 @@ pub fn verify_statement(view: &str, definition: &str, columns: &[VerifyColumn], 
                 ARRAY(SELECT d FROM (SELECT 'in the view, not in the query: ' || e::text AS d FROM extra e \
                                      UNION ALL \
                                      SELECT 'in the query, not in the view: ' || m::text FROM missing m) s \
-                      LIMIT {sample})"
+                      ORDER BY d LIMIT {sample})"
     )
 }
 

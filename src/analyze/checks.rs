@@ -146,7 +146,9 @@ unsafe fn check_range_table_entry(rte: *mut pg_sys::RangeTblEntry, found: &mut F
     let relid = (*rte).relid;
     let name = pg::qualified_relation_name(relid);
     match (*rte).relkind as u8 {
-        b'r' | b'p' => {}
+        // 'v': after rewriting, a view used as a source is a sub-query; its
+        // own entry stays in the range table only for permission checks.
+        b'r' | b'p' | b'v' => {}
         b'm' => {
             found.problem = Some((
                 PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,

@@ -1,0 +1,40 @@
+# pg_tide: make test | make demo | make install | make bench
+# Everything a fresh Debian bookworm machine lacks is installed by scripts/install-deps.sh.
+SHELL := /bin/bash
+PG_MAJOR ?= 15
+PG_CONFIG ?= /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config
+PGRX_TEST_DIR ?= /tmp/pg_tide-pgrx-test
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: test deps unit pgtest regress install demo clean
+
+test: deps unit pgtest regress
+	@echo "make test: all suites passed"
+
+deps:
+	@scripts/install-deps.sh
+
+# Pure Rust: IR, explain, SQL generation (no PostgreSQL needed).
+unit: deps
+	cargo test --lib -- --skip tests::pg_
+
+# #[pg_test] functions, inside a temporary PostgreSQL started by cargo-pgrx
+# as a non-root user (initdb refuses root).
+pgtest: deps
+	mkdir -p $(PGRX_TEST_DIR) && chown $${PG_USER:-postgres} $(PGRX_TEST_DIR) 2>/dev/null || true
+	cargo pgrx test pg$(PG_MAJOR) --runas $${PG_USER:-postgres} --pgdata $(PGRX_TEST_DIR)/data
+
+# pg_regress suite against a throwaway cluster, with the extension installed (debug build).
+regress: deps
+	PROFILE=debug scripts/install.sh
+	scripts/regress.sh
+
+install:
+	scripts/install.sh
+
+demo:
+	scripts/demo.sh
+
+clean:
+	cargo clean
+	rm -rf $(PGRX_TEST_DIR) tests/pg_regress/results tests/pg_regress/regression.*

@@ -1,0 +1,87 @@
+-- Bad input: a clear error with a fitting SQLSTATE, and nothing left behind.
+CREATE TABLE t (id int, v int, ts timestamptz);
+CREATE SEQUENCE seq;
+CREATE MATERIALIZED VIEW mv AS SELECT 1 AS x;
+CREATE TEMP TABLE tmp (x int);
+CREATE FUNCTION debris() RETURNS text LANGUAGE sql AS $$
+  SELECT format('catalog=%s state=%s tables=%s triggers=%s',
+    (SELECT count(*) FROM tide.catalog),
+    (SELECT count(*) FROM pg_class WHERE relnamespace = 'tide_state'::regnamespace),
+    (SELECT count(*) FROM pg_class WHERE relname LIKE 'bad%'),
+    (SELECT count(*) FROM pg_trigger WHERE tgname = 'tide_guard')) $$;
+-- try(): run a statement, report SQLSTATE and message
+CREATE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE stmt;
+  RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+SELECT debris() AS before;
+
+SELECT stmt, try(stmt) FROM (VALUES
+  -- unknown table or column
+  ($$SELECT tide.create_view('bad1', 'SELECT * FROM nowhere')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT nope FROM t')$$),
+  -- a view name that exists
+  ($$SELECT tide.create_view('t', 'SELECT id FROM t')$$),
+  -- not a single SELECT
+  ($$SELECT tide.create_view('bad1', 'DELETE FROM t')$$),
+  ($$SELECT tide.create_view('bad1', 'INSERT INTO t VALUES (1)')$$),
+  ($$SELECT tide.create_view('bad1', 'CREATE TABLE x (a int)')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT 1; SELECT 2')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id INTO newtab FROM t')$$),
+  ($$SELECT tide.create_view('bad1', 'WITH d AS (DELETE FROM t RETURNING id) SELECT id FROM d')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id FROM t FOR UPDATE')$$),
+  -- functions that are not IMMUTABLE
+  ($$SELECT tide.create_view('bad1', 'SELECT id, random() FROM t')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE ts < now()')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE ts < current_timestamp')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id, current_date FROM t')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT nextval(''seq'') FROM t')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id, ts::text FROM t')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE id IN (SELECT (random() * 10)::int)')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id, clock_timestamp() FROM t')$$),
+  -- system columns
+  ($$SELECT tide.create_view('bad1', 'SELECT ctid, id FROM t')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE xmin::text <> ''''')$$),
+  -- sources whose changes cannot be seen
+  ($$SELECT tide.create_view('bad1', 'SELECT x FROM mv')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT x FROM tmp')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id FROM t TABLESAMPLE SYSTEM (10)')$$),
+  -- syntax errors
+  ($$SELECT tide.create_view('bad1', 'SELECT id FORM t')$$),
+  ($$SELECT tide.create_view('bad1', 'SELEC 1')$$),
+  -- NULL or empty arguments
+  ($$SELECT tide.create_view(NULL, 'SELECT 1')$$),
+  ($$SELECT tide.create_view('bad1', NULL)$$),
+  ($$SELECT tide.create_view('', 'SELECT 1')$$),
+  ($$SELECT tide.create_view('bad1', '   ')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT 1', NULL)$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT 1', 'sometimes')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT 1', 'deferred')$$),
+  -- bad names
+  ($$SELECT tide.create_view('a.b.c.d', 'SELECT 1')$$),
+  ($$SELECT tide.create_view('"unterminated', 'SELECT 1')$$),
+  ($$SELECT tide.create_view('no_schema.bad1', 'SELECT 1')$$),
+  -- duplicate output column names
+  ($$SELECT tide.create_view('bad1', 'SELECT id, id FROM t')$$),
+  -- other functions
+  ($$SELECT tide.refresh(NULL)$$),
+  ($$SELECT tide.refresh('t')$$),
+  ($$SELECT tide.verify('nowhere')$$),
+  ($$SELECT tide.drop_view('')$$),
+  ($$SELECT * FROM tide.explain(NULL)$$),
+  ($$SELECT * FROM tide.explain('SELECT * FROM nowhere')$$)
+) AS s(stmt);
+
+SELECT debris() AS after;
+
+-- PostgreSQL's own message, and the spot in the view's query
+SELECT tide.create_view('bad1', 'SELECT id
+  FROM t
+ WHERE v >> ');
+SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE nope = 1');
+-- the function is named, with a hint
+SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE ts < now()');
+SELECT debris() AS after;
