@@ -9,7 +9,6 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 .PHONY: test deps unit pgtest regress install demo clean
 
 test: deps unit pgtest regress
-	@echo "make test: all suites passed"
 
 deps:
 	@scripts/install-deps.sh

@@ -36,7 +36,7 @@ chunks=10 per=$(( ROWS / 10 ))
 t0=$(date +%s%N)
 for c in $(seq 1 $chunks); do
     lo=$(( (c - 1) * per + 1 )) hi=$(( c * per ))
-    sql -c "INSERT INTO sales SELECT i, 1 + (i * 7919) % 1000, (ARRAY['north','south','east','west'])[1 + i % 4],
+    sql -c "INSERT INTO sales SELECT i, 1 + (i::bigint * 7919) % 1000, (ARRAY['north','south','east','west'])[1 + i % 4],
                    ((i * 31) % 10000) / 100.0, date '2024-01-01' + (i % 365)
               FROM generate_series($lo, $hi) i"
     bar=$(printf '%*s' $c '' | tr ' ' '#')
@@ -53,7 +53,7 @@ create() {
 }
 create sales_by_region "SELECT region, count(*) AS orders, sum(amount) AS revenue, round(avg(amount), 2) AS avg_order FROM sales GROUP BY region"
 create category_revenue "SELECT p.category, count(*) AS orders, sum(s.amount) AS revenue FROM sales s JOIN products p ON p.id = s.product_id GROUP BY p.category"
-create big_days "SELECT sold_on, sum(amount) AS revenue FROM sales GROUP BY sold_on HAVING sum(amount) > 25000"
+create big_days "SELECT sold_on, sum(amount) AS revenue FROM sales GROUP BY sold_on HAVING sum(amount) > 68500"
 sql -c "SELECT name, mode, status, row_count, round(last_refresh_ms::numeric, 1) AS build_ms FROM tide.views ORDER BY name::text"
 
 echo "Before the change:"

@@ -9,4 +9,4 @@ PROFILE=${PROFILE:-release}
 step "Building and installing pg_tide ($PROFILE)"
 flags=""
 [ "$PROFILE" = release ] && flags="--release"
-cargo pgrx install $flags --pg-config "$PG_CONFIG" 2>&1 | grep -v "^\s*$" | sed 's/^/    /' | tail -n 5
+cargo pgrx install $flags --pg-config "$PG_CONFIG"

@@ -17,4 +17,7 @@ status=0
 if [ $status -ne 0 ] && [ -f tests/pg_regress/regression.diffs ]; then
     head -n 200 tests/pg_regress/regression.diffs
 fi
+if [ $status -eq 0 ]; then
+    echo "pg_regress: $(echo $tests | wc -w) passed, 0 failed"
+fi
 exit $status

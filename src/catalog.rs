@@ -14,8 +14,6 @@ pub struct ViewEntry {
     pub id: i64,
     pub view: pg_sys::Oid,
     pub definition: pg_sys::Oid,
-    pub mode: String,
-    pub status: String,
 }
 
 /// Run `f` as the bootstrap superuser, in a security-restricted operation,
@@ -77,7 +75,7 @@ pub fn record_refresh(id: i64, rows: i64, ms: f64) {
 pub fn lookup(view: pg_sys::Oid) -> Option<ViewEntry> {
     Spi::connect(|client| {
         let rows = client.select(
-            "SELECT id, definition::oid, mode, status FROM tide.catalog WHERE view = $1",
+            "SELECT id, definition::oid FROM tide.catalog WHERE view = $1",
             Some(1),
             &[view.into()],
         )?;
@@ -87,8 +85,6 @@ pub fn lookup(view: pg_sys::Oid) -> Option<ViewEntry> {
                 id: row.get::<i64>(1)?.unwrap_or_default(),
                 view,
                 definition: row.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::InvalidOid),
-                mode: row.get::<String>(3)?.unwrap_or_default(),
-                status: row.get::<String>(4)?.unwrap_or_default(),
             });
         }
         Ok::<_, pgrx::spi::Error>(out)

@@ -21,19 +21,6 @@ pub enum JoinKind {
     Anti,
 }
 
-impl JoinKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JoinKind::Inner => "inner",
-            JoinKind::Left => "left outer",
-            JoinKind::Right => "right outer",
-            JoinKind::Full => "full outer",
-            JoinKind::Cross => "cross",
-            JoinKind::Semi => "semi",
-            JoinKind::Anti => "anti",
-        }
-    }
-}
 
 /// A set operation between the branches of a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,15 +107,6 @@ pub enum SubqueryOrigin {
     View,
 }
 
-impl SubqueryOrigin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SubqueryOrigin::From => "subquery",
-            SubqueryOrigin::Cte => "CTE",
-            SubqueryOrigin::View => "view",
-        }
-    }
-}
 
 impl Node {
     /// The operator's name as `tide.explain` shows it.
@@ -231,6 +209,7 @@ impl Node {
     }
 
     /// Every base table the tree reads, in order of first appearance.
+    #[allow(dead_code)] // the engine installs capture on these
     pub fn base_relations(&self) -> Vec<u32> {
         let mut out = Vec::new();
         self.walk(&mut |n| {
