@@ -95,7 +95,7 @@ impl Builder<'_> {
 
     unsafe fn select(&mut self, q: *mut pg_sys::Query) -> Node {
         let jointree = (*q).jointree;
-        let mut node = self.from_list((*jointree).fromlist);
+        let mut node = self.join_tree_list((*jointree).fromlist);
         if !(*jointree).quals.is_null() {
             node = self.filter((*jointree).quals, node);
         }
@@ -155,27 +155,27 @@ impl Builder<'_> {
         Node::Filter { predicate: self.expr(quals), sublinks, input: Box::new(input) }
     }
 
-    unsafe fn from_list(&mut self, list: *mut pg_sys::List) -> Node {
+    unsafe fn join_tree_list(&mut self, list: *mut pg_sys::List) -> Node {
         let items: Vec<*mut pg_sys::Node> = pg::list(list);
         let mut iter = items.into_iter();
         let Some(first) = iter.next() else {
             return Node::Constant { alias: "(none)".into(), detail: "no FROM clause: one row".into() };
         };
-        let mut node = self.from_item(first);
+        let mut node = self.join_tree_item(first);
         for item in iter {
-            node = Node::Join { kind: JoinKind::Cross, condition: None, left: Box::new(node), right: Box::new(self.from_item(item)) };
+            node = Node::Join { kind: JoinKind::Cross, condition: None, left: Box::new(node), right: Box::new(self.join_tree_item(item)) };
         }
         node
     }
 
-    unsafe fn from_item(&mut self, item: *mut pg_sys::Node) -> Node {
+    unsafe fn join_tree_item(&mut self, item: *mut pg_sys::Node) -> Node {
         use pg_sys::NodeTag::*;
         match (*item).type_ {
             T_RangeTblRef => self.range_table_entry((*(item as *mut pg_sys::RangeTblRef)).rtindex),
             T_JoinExpr => {
                 let j = item as *mut pg_sys::JoinExpr;
-                let left = self.from_item((*j).larg);
-                let right = self.from_item((*j).rarg);
+                let left = self.join_tree_item((*j).larg);
+                let right = self.join_tree_item((*j).rarg);
                 let quals = (*j).quals;
                 let kind = match (*j).jointype {
                     pg_sys::JoinType::JOIN_INNER if quals.is_null() => JoinKind::Cross,
@@ -192,7 +192,7 @@ impl Builder<'_> {
             }
             T_FromExpr => {
                 let f = item as *mut pg_sys::FromExpr;
-                let node = self.from_list((*f).fromlist);
+                let node = self.join_tree_list((*f).fromlist);
                 if (*f).quals.is_null() {
                     node
                 } else {
