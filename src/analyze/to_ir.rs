@@ -121,10 +121,11 @@ impl Builder<'_> {
             }
         }
         if (*q).hasWindowFuncs {
-            let mut functions = Vec::new();
+            let mut found = Vec::new();
             for t in &targets {
-                self.collect_nodes((*(*t)).expr.cast(), pg_sys::NodeTag::T_WindowFunc, &mut functions);
+                collect((*(*t)).expr.cast(), pg_sys::NodeTag::T_WindowFunc, &mut found);
             }
+            let functions = found.into_iter().map(|f| self.expr_with_windows(q, f)).collect();
             node = Node::Window { functions, input: Box::new(node) };
         }
         let mut sublinks = Vec::new();
@@ -133,7 +134,7 @@ impl Builder<'_> {
             .filter(|t| !(*(**t)).resjunk)
             .map(|t| {
                 self.collect_sublinks((*(*t)).expr.cast(), &mut sublinks);
-                Column { name: pg::cstr((*(*t)).resname), sql: self.expr((*(*t)).expr.cast()) }
+                Column { name: pg::cstr((*(*t)).resname), sql: self.expr_with_windows(q, (*(*t)).expr.cast()) }
             })
             .collect();
         node = Node::Project { columns, sublinks, input: Box::new(node) };
@@ -265,8 +266,13 @@ impl Builder<'_> {
     }
 
     unsafe fn sort_keys(&self, q: *mut pg_sys::Query) -> Vec<String> {
-        let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*q).targetList);
-        pg::list::<pg_sys::SortGroupClause>((*q).sortClause)
+        self.sort_clause((*q).targetList, (*q).sortClause)
+    }
+
+    /// ORDER BY items (SortGroupClause list) as `expr [DESC] [NULLS FIRST|LAST]`.
+    unsafe fn sort_clause(&self, target_list: *mut pg_sys::List, clause: *mut pg_sys::List) -> Vec<String> {
+        let targets: Vec<*mut pg_sys::TargetEntry> = pg::list(target_list);
+        pg::list::<pg_sys::SortGroupClause>(clause)
             .into_iter()
             .filter_map(|s| {
                 let t = find_target(&targets, (*s).tleSortGroupRef)?;
@@ -282,6 +288,37 @@ impl Builder<'_> {
                 Some(key)
             })
             .collect()
+    }
+
+    /// Deparse an expression, writing out the window of each window function:
+    /// ruleutils prints `OVER (?)` when it deparses outside a whole query, so
+    /// each `(?)` is replaced, in order, by the window's PARTITION BY / ORDER BY.
+    unsafe fn expr_with_windows(&self, q: *mut pg_sys::Query, node: *mut pg_sys::Node) -> String {
+        let mut text = self.expr(node);
+        let mut functions = Vec::new();
+        collect(node, pg_sys::NodeTag::T_WindowFunc, &mut functions);
+        for f in functions {
+            let winref = (*(f as *mut pg_sys::WindowFunc)).winref;
+            let Some(clause) = pg::list::<pg_sys::WindowClause>((*q).windowClause).into_iter().find(|w| (**w).winref == winref)
+            else {
+                continue;
+            };
+            let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*q).targetList);
+            let mut spec = Vec::new();
+            let partition: Vec<String> = pg::list::<pg_sys::SortGroupClause>((*clause).partitionClause)
+                .into_iter()
+                .filter_map(|g| find_target(&targets, (*g).tleSortGroupRef).map(|t| self.expr((*t).expr.cast())))
+                .collect();
+            if !partition.is_empty() {
+                spec.push(format!("PARTITION BY {}", partition.join(", ")));
+            }
+            let order = self.sort_clause((*q).targetList, (*clause).orderClause);
+            if !order.is_empty() {
+                spec.push(format!("ORDER BY {}", order.join(", ")));
+            }
+            text = text.replacen("OVER (?)", &format!("OVER ({})", spec.join(" ")), 1);
+        }
+        text
     }
 
     unsafe fn collect_aggregates(&self, node: *mut pg_sys::Node, out: &mut Vec<AggCall>) {
@@ -304,12 +341,6 @@ impl Builder<'_> {
                 has_order_by: !(*a).aggorder.is_null(),
             });
         }
-    }
-
-    unsafe fn collect_nodes(&self, node: *mut pg_sys::Node, tag: pg_sys::NodeTag, out: &mut Vec<String>) {
-        let mut found = Vec::new();
-        collect(node, tag, &mut found);
-        out.extend(found.into_iter().map(|n| self.expr(n)));
     }
 
     unsafe fn collect_sublinks(&mut self, node: *mut pg_sys::Node, out: &mut Vec<SubLink>) {

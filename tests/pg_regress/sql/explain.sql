@@ -8,7 +8,7 @@ SELECT id, parent_id, operator, detail FROM tide.explain('SELECT DISTINCT g FROM
 SELECT id, parent_id, operator, detail FROM tide.explain('SELECT a.id, b.y FROM ea a LEFT JOIN eb b USING (id)');
 SELECT id, parent_id, operator, detail FROM tide.explain('WITH c AS (SELECT g, max(x) AS m FROM ea GROUP BY g) SELECT * FROM c WHERE m > 0');
 SELECT id, parent_id, operator, detail FROM tide.explain('SELECT id, x FROM ea ORDER BY x DESC NULLS LAST, id LIMIT 3');
-SELECT id, parent_id, operator, detail FROM tide.explain('SELECT id, rank() OVER (PARTITION BY g ORDER BY x) FROM ea');
+SELECT id, parent_id, operator, detail FROM tide.explain('SELECT id, rank() OVER (PARTITION BY g ORDER BY x), sum(x) OVER (ORDER BY id DESC) + 1 AS s FROM ea');
 SELECT id, parent_id, operator, detail FROM tide.explain('SELECT e1.id FROM ea e1, ea e2 WHERE e1.id = e2.g');
 -- ORDER BY without LIMIT: ignored, with a NOTICE
 SELECT operator FROM tide.explain('SELECT id FROM ea ORDER BY id');
