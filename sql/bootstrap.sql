@@ -80,3 +80,41 @@ $$;
 REVOKE ALL ON FUNCTION tide.on_sql_drop() FROM PUBLIC;
 
 CREATE EVENT TRIGGER tide_sql_drop ON sql_drop EXECUTE FUNCTION tide.on_sql_drop();
+
+-- ALTER TABLE on a view's table: the view must keep exactly its query's
+-- columns (so a changed column list is refused), and its query's view follows
+-- the table's owner (maintenance runs with the owner's rights). Renames,
+-- SET SCHEMA, indexes, storage settings are the user's to make.
+CREATE FUNCTION tide.on_ddl_command_end() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v record;
+BEGIN
+    FOR v IN
+        SELECT DISTINCT c.view, c.definition
+          FROM pg_event_trigger_ddl_commands() d
+          JOIN tide.catalog c ON c.view = d.objid
+         WHERE d.classid = 'pg_class'::regclass
+    LOOP
+        IF (SELECT array_agg(ROW(attname, atttypid, atttypmod, attcollation)::text ORDER BY attnum)
+              FROM pg_attribute WHERE attrelid = v.view AND attnum > 0 AND NOT attisdropped)
+           IS DISTINCT FROM
+           (SELECT array_agg(ROW(attname, atttypid, atttypmod, attcollation)::text ORDER BY attnum)
+              FROM pg_attribute WHERE attrelid = v.definition AND attnum > 0 AND NOT attisdropped)
+        THEN
+            RAISE EXCEPTION 'cannot change the columns of pg_tide view %', v.view::regclass
+                USING ERRCODE = 'wrong_object_type',
+                      DETAIL = 'A pg_tide view has exactly the columns of its query.',
+                      HINT = 'Create a new view with tide.create_view, or drop this one.';
+        END IF;
+        IF (SELECT relowner FROM pg_class WHERE oid = v.view) <> (SELECT relowner FROM pg_class WHERE oid = v.definition) THEN
+            EXECUTE format('ALTER VIEW %s OWNER TO %I', v.definition::regclass,
+                           (SELECT relowner::regrole::text FROM pg_class WHERE oid = v.view));
+        END IF;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION tide.on_ddl_command_end() FROM PUBLIC;
+
+CREATE EVENT TRIGGER tide_ddl_command_end ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION tide.on_ddl_command_end();

@@ -68,4 +68,16 @@ UPDATE by_region SET n = 0;
 DELETE FROM by_region;
 TRUNCATE by_region;
 COPY by_region FROM stdin;
+x	1	1
+\.
 SELECT * FROM by_region ORDER BY region NULLS FIRST;
+
+-- the view keeps exactly its query's columns
+ALTER TABLE by_region ADD COLUMN extra int;
+ALTER TABLE by_region DROP COLUMN total;
+ALTER TABLE by_region RENAME COLUMN n TO orders;
+ALTER TABLE by_region ALTER COLUMN n TYPE numeric;
+-- other ALTER TABLE forms are the user's to make
+ALTER TABLE by_region SET (fillfactor = 90);
+ALTER TABLE by_region ALTER COLUMN region SET STATISTICS 500;
+SELECT tide.verify('by_region');

@@ -25,6 +25,14 @@ SELECT * FROM alice.item_count;
 SELECT tide.refresh('alice.item_count');
 SELECT tide.drop_view('alice.item_count');
 RESET ROLE;
+-- a new owner of the view also owns its query, and may manage it
+ALTER TABLE alice.item_count OWNER TO tide_bob;
+SELECT c.relowner::regrole FROM tide.catalog t JOIN pg_class c ON c.oid = t.definition WHERE t.view = 'alice.item_count'::regclass;
+GRANT SELECT ON alice.items TO tide_bob;
+SET ROLE tide_bob;
+SELECT tide.refresh('alice.item_count');
+RESET ROLE;
+ALTER TABLE alice.item_count OWNER TO tide_alice;
 SET ROLE tide_alice;
 SELECT tide.drop_view('alice.item_count');
 RESET ROLE;
