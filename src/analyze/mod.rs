@@ -119,6 +119,7 @@ unsafe fn parse_single_select(sql: &str) -> *mut pg_sys::Query {
                     Some(d) => format!("{d}\n{spot}"),
                     None => spot,
                 };
+                // Pop the callback before raising anew, so it does not see the new error.
                 pg_sys::error_context_stack = saved;
                 let mut r = pgrx::pg_sys::panic::ErrorReport::new(report.sql_error_code(), report.message().to_string(), function_name!())
                     .set_detail(detail);
@@ -133,7 +134,6 @@ unsafe fn parse_single_select(sql: &str) -> *mut pg_sys::Query {
     })
     .finally(|| pg_sys::error_context_stack = saved)
     .execute();
-    pg_sys::error_context_stack = saved;
     result
 }
 
