@@ -22,7 +22,8 @@ CREATE TABLE tide.catalog (
     created_at      timestamptz NOT NULL DEFAULT now(),
     last_refresh_at timestamptz,
     last_refresh_ms double precision,
-    last_error      text
+    last_error      text,
+    base_tables     regclass[] NOT NULL DEFAULT '{}'
 );
 ALTER SEQUENCE tide.catalog_id_seq OWNED BY tide.catalog.id;
 COMMENT ON TABLE tide.catalog IS 'pg_tide views; read it through tide.views';
@@ -34,6 +35,17 @@ SELECT pg_catalog.pg_extension_config_dump('tide.catalog_id_seq', '');
 
 REVOKE ALL ON tide.catalog FROM PUBLIC;
 GRANT SELECT ON tide.catalog TO PUBLIC;
+
+-- One row per view whose writers must take turns (views joining inputs):
+-- maintenance UPDATEs its row first, so a second writer waits for the first
+-- to commit and then, at READ COMMITTED, sees its changes; at REPEATABLE
+-- READ and SERIALIZABLE the update fails with a serialization error (40001)
+-- instead of maintaining from a snapshot that misses the first writer.
+CREATE TABLE tide.view_locks (
+    view_id bigint PRIMARY KEY REFERENCES tide.catalog (id) ON DELETE CASCADE,
+    version bigint NOT NULL DEFAULT 0
+);
+REVOKE ALL ON tide.view_locks FROM PUBLIC;
 
 CREATE VIEW tide.views AS
 SELECT c.view            AS name,
@@ -65,8 +77,12 @@ BEGIN
          WHERE d.classid = 'pg_class'::regclass
            AND d.objsubid = 0
            AND (d.objid = c.view OR d.objid = c.definition)
-        RETURNING c.view, c.definition
+        RETURNING c.view, c.definition, c.base_tables
     LOOP
+        -- Capture triggers stay only on tables some view still reads.
+        PERFORM tide.drop_capture(t)
+           FROM unnest(gone.base_tables) t
+          WHERE NOT EXISTS (SELECT 1 FROM tide.catalog o WHERE t = ANY (o.base_tables));
         -- The query's view may already be gone (dropped by the same command).
         IF EXISTS (SELECT 1 FROM pg_class WHERE oid = gone.definition) THEN
             EXECUTE format('DROP VIEW %s', gone.definition::regclass);
@@ -78,6 +94,45 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION tide.on_sql_drop() FROM PUBLIC;
+
+-- Capture: statement-level triggers with transition tables on a base table.
+-- The BEFORE trigger counts the statements whose AFTER triggers are still to
+-- come, so that a statement changing several inputs of a view is recognized.
+CREATE FUNCTION tide.install_capture(t regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = t AND tgname = 'tide_capture_before') THEN
+        RETURN;
+    END IF;
+    EXECUTE format('CREATE TRIGGER tide_capture_before BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s
+                    FOR EACH STATEMENT EXECUTE FUNCTION tide.capture_before()', t);
+    EXECUTE format('CREATE TRIGGER tide_capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS tide_new
+                    FOR EACH STATEMENT EXECUTE FUNCTION tide.capture_after()', t);
+    EXECUTE format('CREATE TRIGGER tide_capture_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS tide_old NEW TABLE AS tide_new
+                    FOR EACH STATEMENT EXECUTE FUNCTION tide.capture_after()', t);
+    EXECUTE format('CREATE TRIGGER tide_capture_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS tide_old
+                    FOR EACH STATEMENT EXECUTE FUNCTION tide.capture_after()', t);
+    EXECUTE format('CREATE TRIGGER tide_capture_truncate AFTER TRUNCATE ON %s
+                    FOR EACH STATEMENT EXECUTE FUNCTION tide.capture_after()', t);
+END
+$$;
+REVOKE ALL ON FUNCTION tide.install_capture(regclass) FROM PUBLIC;
+
+CREATE FUNCTION tide.drop_capture(t regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = t) THEN
+        RETURN;
+    END IF;
+    FOREACH n IN ARRAY ARRAY['tide_capture_before', 'tide_capture_insert', 'tide_capture_update',
+                             'tide_capture_delete', 'tide_capture_truncate'] LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', n, t);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION tide.drop_capture(regclass) FROM PUBLIC;
 
 CREATE EVENT TRIGGER tide_sql_drop ON sql_drop EXECUTE FUNCTION tide.on_sql_drop();
 

@@ -3,7 +3,8 @@
 
 use crate::analyze;
 use crate::apply;
-use crate::catalog::{self, ViewEntry};
+use crate::catalog;
+use crate::delta;
 use crate::explain;
 use crate::pg::{self, raise};
 use crate::sql::{self, ident, VerifyColumn};
@@ -118,6 +119,14 @@ fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&s
     for n in &analyzed.notices {
         notice!("{n}");
     }
+    if let Some((operator, reason)) = delta::first_unmaintained(&analyzed.tree) {
+        raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("the view's query cannot be maintained incrementally: {reason}"),
+            Some(format!("The {operator} operator is not maintained by this version of pg_tide.")),
+            Some("tide.explain(query) shows how each operator of the query is maintained."),
+        );
+    }
 
     // The query, as a PostgreSQL view in tide_state: PostgreSQL then records
     // what the view depends on (tables, columns, functions, types), refuses
@@ -141,22 +150,67 @@ fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&s
          FOR EACH STATEMENT EXECUTE FUNCTION tide.guard_view_write()"
     ));
     // SAFETY: both relations exist (created above in this transaction).
-    unsafe { record_dependency(view_oid, definition_oid) };
+    unsafe { record_dependency(view_oid, definition_oid, pg_sys::DependencyType::DEPENDENCY_NORMAL) };
 
-    let columns: Vec<String> = view_columns(definition_oid).into_iter().map(|c| c.name).collect();
     let start = Instant::now();
-    let rows = apply::rebuild(&view, &definition, &columns, false);
-    catalog::insert(id, view_oid, definition_oid, query, mode, rows, elapsed_ms(start));
+    let view_ref = apply::ViewRef { id, view: view_oid, definition: definition_oid, owner: current_user_oid() };
+    let compiled = apply::compiled(&view_ref);
+    let base_tables: Vec<pg_sys::Oid> = compiled.plan.base_tables().into_iter().map(pg_sys::Oid::from).collect();
+
+    // Grouped views keep per-group state beside the view: its table is made
+    // (without data) by pg_tide, then owned and filled by the view's owner,
+    // whose rights the backfill runs with.
+    if let Some(g) = compiled.grouped() {
+        catalog::as_superuser(|| {
+            run(&format!("CREATE TABLE {} AS {} WITH NO DATA", g.state, g.backfill_query()));
+            for ddl in g.state_ddl() {
+                run(&ddl);
+            }
+            run(&format!("ALTER TABLE {} OWNER TO {}", g.state, ident(&owner)));
+        });
+        // SAFETY: both relations exist (created above in this transaction).
+        unsafe { record_dependency(relid_of(g.state), view_oid, pg_sys::DependencyType::DEPENDENCY_AUTO) };
+    }
+    let rows = apply::as_owner(view_ref.owner, || {
+        Spi::connect_mut(|client| {
+            for stmt in compiled.rebuild_sql() {
+                client.update(stmt.as_str(), None, &[])?;
+            }
+            Ok::<_, pgrx::spi::Error>(())
+        })
+        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not build the view's state: {e}"), None, None));
+        let columns = apply::view_column_names(definition_oid);
+        apply::rebuild(&view, &definition, &columns, false)
+    });
+    // The index maintenance finds the view's rows by.
+    let index = compiled.grouped().and_then(|g| g.view_key_index()).or_else(|| compiled.bag().and_then(|b| b.view_index()));
+    if let Some(index) = index {
+        run(&index);
+    }
+    catalog::insert(id, view_oid, definition_oid, query, mode, rows, elapsed_ms(start), &base_tables);
+    catalog::as_superuser(|| {
+        for t in &base_tables {
+            Spi::run_with_args("SELECT tide.install_capture($1::regclass)", &[(*t).into()])
+                .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not install capture: {e}"), None, None));
+        }
+    });
     rows
 }
 
-/// The view's table depends on its query's view, so that dropping a base
-/// table with CASCADE drops the pg_tide view too.
-unsafe fn record_dependency(view: pg_sys::Oid, definition: pg_sys::Oid) {
-    let depender = pg_sys::ObjectAddress { classId: pg_sys::RelationRelationId, objectId: view, objectSubId: 0 };
-    let referenced = pg_sys::ObjectAddress { classId: pg_sys::RelationRelationId, objectId: definition, objectSubId: 0 };
-    pg_sys::recordDependencyOn(&depender, &referenced, pg_sys::DependencyType::DEPENDENCY_NORMAL);
+/// Record that relation `depender` depends on relation `referenced`: the
+/// view's table on its query's view (NORMAL: dropping a base table with
+/// CASCADE drops the pg_tide view too), the state on the view's table (AUTO:
+/// dropped with it).
+unsafe fn record_dependency(depender: pg_sys::Oid, referenced: pg_sys::Oid, kind: pg_sys::DependencyType::Type) {
+    let depender = pg_sys::ObjectAddress { classId: pg_sys::RelationRelationId, objectId: depender, objectSubId: 0 };
+    let referenced = pg_sys::ObjectAddress { classId: pg_sys::RelationRelationId, objectId: referenced, objectSubId: 0 };
+    pg_sys::recordDependencyOn(&depender, &referenced, kind);
     pg_sys::CommandCounterIncrement();
+}
+
+fn current_user_oid() -> pg_sys::Oid {
+    // SAFETY: reads the backend's current user id.
+    unsafe { pg_sys::GetUserId() }
 }
 
 /// Bring the view up to date and return its number of rows. Every refresh is
@@ -164,23 +218,29 @@ unsafe fn record_dependency(view: pg_sys::Oid, definition: pg_sys::Oid) {
 #[pg_extern(volatile, parallel_unsafe)]
 fn refresh(name: Option<&str>, full: default!(Option<bool>, false)) -> i64 {
     let name = required(name, "view name");
-    let _full = full.unwrap_or(false);
     let entry = catalog::resolve(name);
     catalog::check_owner(&entry, "refresh");
-    full_rebuild(&entry)
-}
-
-fn full_rebuild(entry: &ViewEntry) -> i64 {
     let view = pg::qualified_relation_name(entry.view);
-    let definition = pg::qualified_relation_name(entry.definition);
-    // One refresh at a time per view; readers are not blocked. Under READ
-    // COMMITTED the statements below run with a snapshot taken after the lock.
+    if !full.unwrap_or(false) {
+        // An immediate view is current after every statement.
+        return Spi::get_one::<i64>(&format!("SELECT count(*) FROM {view}")).ok().flatten().unwrap_or(0);
+    }
+    // One refresh at a time per view, and no writer maintaining it meanwhile;
+    // readers are not blocked. Under READ COMMITTED the statements below run
+    // with a snapshot taken after the lock.
     run(&format!("LOCK TABLE {view} IN EXCLUSIVE MODE"));
-    let columns: Vec<String> = view_columns(entry.definition).into_iter().map(|c| c.name).collect();
     let start = Instant::now();
-    let rows = apply::rebuild(&view, &definition, &columns, true);
+    let view_ref = apply::ViewRef { id: entry.id, view: entry.view, definition: entry.definition, owner: view_owner(entry.view) };
+    let rows = apply::rebuild_view(&view_ref);
     catalog::record_refresh(entry.id, rows, elapsed_ms(start));
     rows
+}
+
+fn view_owner(relid: pg_sys::Oid) -> pg_sys::Oid {
+    Spi::get_one_with_args::<pg_sys::Oid>("SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1", &[relid.into()])
+        .ok()
+        .flatten()
+        .unwrap_or(pg_sys::InvalidOid)
 }
 
 /// Drop the view and everything pg_tide made for it.
@@ -241,6 +301,7 @@ fn explain(
         name!(incremental, bool),
         name!(rule, String),
         name!(reason, Option<String>),
+        name!(lock, Option<String>),
     ),
 > {
     let query = required(query, "query");
@@ -250,7 +311,7 @@ fn explain(
     }
     let rows = explain::explain_rows(&analyzed.tree)
         .into_iter()
-        .map(|r| (r.id, r.parent, r.depth, r.operator, r.detail, r.incremental, r.rule, r.reason))
+        .map(|r| (r.id, r.parent, r.depth, r.operator, r.detail, r.incremental, r.rule, r.reason, r.lock))
         .collect::<Vec<_>>();
     TableIterator::new(rows)
 }

@@ -4,7 +4,15 @@
 use crate::pg::{self, raise};
 use crate::sql;
 use pgrx::prelude::*;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use crate::delta::aggregate::Grouped;
+use crate::delta::bag::Bag;
+use crate::delta::join::Event;
+use crate::delta::plan::{Shape, ViewPlan};
+use pgrx::pg_sys;
+use pgrx::spi::OwnedPreparedStatement;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 thread_local! {
     /// Set while pg_tide itself writes a view's table. A backend-local flag,
@@ -57,4 +65,337 @@ pub fn rebuild(view: &str, definition: &str, columns: &[String], delete_first: b
         .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not build the view: {e}"), None, None));
         rows
     })
+}
+
+// ---------------------------------------------------------------------------
+// Incremental maintenance: compiled statements per view, run as the view's
+// owner with a pinned search_path.
+
+
+/// A maintained view, as the trigger finds it in the catalog.
+#[derive(Debug, Clone)]
+pub struct ViewRef {
+    pub id: i64,
+    pub view: pg_sys::Oid,
+    pub definition: pg_sys::Oid,
+    pub owner: pg_sys::Oid,
+}
+
+/// A view's plan and its statements, prepared once per backend.
+pub struct Compiled {
+    pub plan: ViewPlan,
+    view: String,
+    definition: String,
+    /// `tide_state."state_<id>"` for grouped views.
+    state: Option<String>,
+    comparable: Vec<bool>,
+    view_id: i64,
+    statements: RefCell<HashMap<(u32, Event), Rc<Vec<OwnedPreparedStatement>>>>,
+}
+
+thread_local! {
+    static COMPILED: RefCell<HashMap<i64, Rc<Compiled>>> = RefCell::new(HashMap::new());
+    /// Set by the relcache callback: names or definitions may have changed.
+    static STALE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Register the relcache callback that marks compiled views stale. Called
+/// from _PG_init. Plans are not freed in the callback (it may run while one
+/// executes), only dropped at the next use.
+pub fn init() {
+    // SAFETY: registering a static callback with PostgreSQL at library load.
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0)) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    STALE.with(|s| s.set(true));
+}
+
+/// The state table of view `id`.
+pub fn state_table(id: i64) -> String {
+    format!("tide_state.{}", sql::ident(&format!("state_{id}")))
+}
+
+/// Immediate views reading `relid`.
+pub fn views_reading(relid: pg_sys::Oid) -> Vec<ViewRef> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT c.id, c.view::oid, c.definition::oid, cl.relowner FROM tide.catalog c \
+               JOIN pg_catalog.pg_class cl ON cl.oid = c.view \
+              WHERE $1::regclass = ANY (c.base_tables) AND c.mode = 'immediate' ORDER BY c.id",
+            None,
+            &[relid.into()],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(ViewRef {
+                id: row.get(1)?.unwrap_or_default(),
+                view: row.get(2)?.unwrap_or(pg_sys::InvalidOid),
+                definition: row.get(3)?.unwrap_or(pg_sys::InvalidOid),
+                owner: row.get(4)?.unwrap_or(pg_sys::InvalidOid),
+            });
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not read the catalog: {e}"), None, None))
+}
+
+/// The compiled view, from the cache or compiled now (as its owner, with
+/// the pinned search_path, so that deparsed names mean the same at run time).
+pub fn compiled(view: &ViewRef) -> Rc<Compiled> {
+    if STALE.with(|s| s.replace(false)) {
+        COMPILED.with(|c| c.borrow_mut().clear());
+    }
+    if let Some(c) = COMPILED.with(|c| c.borrow().get(&view.id).cloned()) {
+        return c;
+    }
+    let c = Rc::new(as_owner(view.owner, || {
+        // SAFETY: the definition view exists (the catalog row references it
+        // and dropping it removes the row); it is opened and closed here.
+        let plan = unsafe {
+            let rel = pg_sys::relation_open(view.definition, pg_sys::AccessShareLock as i32);
+            let q = pg_sys::copyObjectImpl(pg_sys::get_view_query(rel).cast()) as *mut pg_sys::Query;
+            pg_sys::relation_close(rel, pg_sys::AccessShareLock as i32);
+            crate::analyze::plan::view_plan(q)
+        };
+        compile(view.id, view.view, view.definition, plan)
+    }));
+    COMPILED.with(|m| m.borrow_mut().insert(view.id, c.clone()));
+    c
+}
+
+pub fn compile(id: i64, view: pg_sys::Oid, definition: pg_sys::Oid, plan: ViewPlan) -> Compiled {
+    let comparable = match &plan.shape {
+        Shape::Bag { .. } => column_types(definition).into_iter().map(|t| unsafe { crate::analyze::plan::has_equality(t) }).collect(),
+        Shape::Grouped { .. } => Vec::new(),
+    };
+    let state = matches!(plan.shape, Shape::Grouped { .. }).then(|| state_table(id));
+    Compiled {
+        plan,
+        view: pg::qualified_relation_name(view),
+        definition: pg::qualified_relation_name(definition),
+        state,
+        comparable,
+        view_id: id,
+        statements: RefCell::new(HashMap::new()),
+    }
+}
+
+fn column_types(relid: pg_sys::Oid) -> Vec<pg_sys::Oid> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT atttypid FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            None,
+            &[relid.into()],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid));
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_default()
+}
+
+impl Compiled {
+    pub fn grouped(&self) -> Option<Grouped<'_>> {
+        match &self.plan.shape {
+            Shape::Grouped { keys, aggs, columns, having } => Some(Grouped {
+                spj: &self.plan.spj,
+                keys,
+                aggs,
+                columns,
+                having: having.as_deref(),
+                state: self.state.as_deref().unwrap_or_default(),
+                view: &self.view,
+            }),
+            Shape::Bag { .. } => None,
+        }
+    }
+
+    pub fn bag(&self) -> Option<Bag<'_>> {
+        match &self.plan.shape {
+            Shape::Bag { columns } => {
+                Some(Bag { spj: &self.plan.spj, columns, comparable: &self.comparable, view: &self.view, view_id: self.view_id })
+            }
+            Shape::Grouped { .. } => None,
+        }
+    }
+
+    /// The SQL of the statements that apply a change of `relid`.
+    pub fn statement_sql(&self, relid: u32, event: Event) -> Vec<String> {
+        let changed = self.plan.positions_of(relid);
+        if let Some(g) = self.grouped() {
+            let mut v = vec![g.upsert(&changed, event)];
+            v.extend(g.recompute());
+            v.push(g.publish());
+            v
+        } else {
+            let b = self.bag().expect("a bag when not grouped");
+            let mut v: Vec<String> = b.lock_rows(&changed, event).into_iter().collect();
+            v.push(b.apply(&changed, event));
+            v
+        }
+    }
+
+    /// Statements to rebuild the view's state in full (the view's rows are
+    /// rebuilt from its query by `rebuild`).
+    pub fn rebuild_sql(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(g) = self.grouped() {
+            v.push(format!("DELETE FROM {}", g.state));
+            v.push(format!("INSERT INTO {} SELECT b.*, false, false FROM ({}) b", g.state, g.backfill_query()));
+        }
+        v
+    }
+}
+
+/// Run `f` as the view's owner in a security-restricted operation with
+/// search_path pinned to pg_catalog, restoring both afterwards.
+pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    struct Restore(pg_sys::Oid, i32, i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores what was saved below, on the backend thread.
+            unsafe {
+                pg_sys::AtEOXact_GUC(true, self.2);
+                pg_sys::SetUserIdAndSecContext(self.0, self.1);
+            }
+        }
+    }
+    let mut user = pg_sys::InvalidOid;
+    let mut context = 0;
+    // SAFETY: the same calls PostgreSQL makes around security-restricted
+    // operations (e.g. REFRESH MATERIALIZED VIEW).
+    let restore = unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+        let nest = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        Restore(user, context, nest)
+    };
+    let r = f();
+    drop(restore);
+    r
+}
+
+/// Apply one statement's change of `relid` to the view.
+pub fn maintain(view: &ViewRef, compiled: &Compiled, relid: u32, event: Event, trigdata: *mut pg_sys::TriggerData) {
+    as_owner(view.owner, || {
+        writing(|| {
+            Spi::connect_mut(|client| {
+                // SAFETY: registers the transition tables of the trigger
+                // invocation we are inside, for this SPI connection only.
+                unsafe { pg_sys::SPI_register_trigger_data(trigdata) };
+                if compiled.plan.needs_view_lock() {
+                    lock_view(client, view.id)?;
+                }
+                let prepared = {
+                    let existing = compiled.statements.borrow().get(&(relid, event)).cloned();
+                    match existing {
+                        Some(p) => p,
+                        None => {
+                            let mut v = Vec::new();
+                            for sql in compiled.statement_sql(relid, event) {
+                                v.push(client.prepare_mut(sql.as_str(), &[])?.keep());
+                            }
+                            let p = Rc::new(v);
+                            compiled.statements.borrow_mut().insert((relid, event), p.clone());
+                            p
+                        }
+                    }
+                };
+                for stmt in prepared.iter() {
+                    client.update(stmt, None, &[])?;
+                }
+                Ok::<_, pgrx::spi::Error>(())
+            })
+            .unwrap_or_else(|e| {
+                raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not maintain view {}: {e}", compiled.view), None, None)
+            })
+        })
+    })
+}
+
+/// Take the view's turn: writers of a join view's inputs go one at a time.
+fn lock_view(client: &mut pgrx::spi::SpiClient<'_>, id: i64) -> Result<(), pgrx::spi::Error> {
+    crate::catalog::as_superuser(|| {
+        client.update("UPDATE tide.view_locks SET version = version + 1 WHERE view_id = $1", None, &[id.into()]).map(|_| ())
+    })
+}
+
+/// Rebuild view `id` (and its state) in full from its query.
+pub fn rebuild_view_by_id(id: i64) {
+    let Some(view) = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT c.view::oid, c.definition::oid, cl.relowner FROM tide.catalog c \
+               JOIN pg_catalog.pg_class cl ON cl.oid = c.view WHERE c.id = $1",
+            None,
+            &[id.into()],
+        )?;
+        let mut out = None;
+        for row in rows {
+            out = Some(ViewRef {
+                id,
+                view: row.get(1)?.unwrap_or(pg_sys::InvalidOid),
+                definition: row.get(2)?.unwrap_or(pg_sys::InvalidOid),
+                owner: row.get(3)?.unwrap_or(pg_sys::InvalidOid),
+            });
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .ok()
+    .flatten() else {
+        return;
+    };
+    rebuild_view(&view);
+}
+
+/// Rebuild a view (and its state) in full; returns its row count.
+pub fn rebuild_view(view: &ViewRef) -> i64 {
+    let compiled = compiled(view);
+    as_owner(view.owner, || {
+        Spi::connect_mut(|client| {
+            if compiled.plan.needs_view_lock() {
+                lock_view(client, view.id)?;
+            }
+            for sql in compiled.rebuild_sql() {
+                client.update(sql.as_str(), None, &[])?;
+            }
+            Ok::<_, pgrx::spi::Error>(())
+        })
+        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not rebuild view {}: {e}", compiled.view), None, None));
+        let columns: Vec<String> = view_column_names(view.definition);
+        rebuild(&compiled.view, &compiled.definition, &columns, true)
+    })
+}
+
+/// The column names of a relation, in order.
+pub fn view_column_names(relid: pg_sys::Oid) -> Vec<String> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            None,
+            &[relid.into()],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.get::<String>(1)?.unwrap_or_default());
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_default()
 }

@@ -49,13 +49,15 @@ pub fn next_id() -> i64 {
         .expect("nextval returns a value")
 }
 
-pub fn insert(id: i64, view: pg_sys::Oid, definition: pg_sys::Oid, query: &str, mode: &str, rows: i64, ms: f64) {
+#[allow(clippy::too_many_arguments)]
+pub fn insert(id: i64, view: pg_sys::Oid, definition: pg_sys::Oid, query: &str, mode: &str, rows: i64, ms: f64, base_tables: &[pg_sys::Oid]) {
     as_superuser(|| {
         Spi::run_with_args(
-            "INSERT INTO tide.catalog (id, view, definition, query, mode, status, row_count, last_refresh_at, last_refresh_ms) \
-             VALUES ($1, $2, $3, $4, $5, 'ready', $6, now(), $7)",
-            &[id.into(), view.into(), definition.into(), query.into(), mode.into(), rows.into(), ms.into()],
-        )
+            "INSERT INTO tide.catalog (id, view, definition, query, mode, status, row_count, last_refresh_at, last_refresh_ms, base_tables) \
+             VALUES ($1, $2, $3, $4, $5, 'ready', $6, now(), $7, $8::oid[]::regclass[])",
+            &[id.into(), view.into(), definition.into(), query.into(), mode.into(), rows.into(), ms.into(), base_tables.to_vec().into()],
+        )?;
+        Spi::run_with_args("INSERT INTO tide.view_locks (view_id) VALUES ($1)", &[id.into()])
     })
     .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not register the view: {e}"), None, None));
 }

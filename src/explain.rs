@@ -14,18 +14,23 @@ pub struct ExplainRow {
     pub incremental: bool,
     pub rule: String,
     pub reason: Option<String>,
+    /// The locks maintenance takes (root row only).
+    pub lock: Option<String>,
 }
 
 /// Pre-order rows, ids from 1, each with its parent's id.
 pub fn explain_rows(root: &Node) -> Vec<ExplainRow> {
     let mut rows = Vec::new();
-    push(root, None, 0, &mut rows);
+    push(root, None, None, 0, &mut rows);
+    if let Some(first) = rows.first_mut() {
+        first.lock = Some(delta::lock_description(root));
+    }
     rows
 }
 
-fn push(node: &Node, parent: Option<i32>, depth: i32, rows: &mut Vec<ExplainRow>) {
+fn push(node: &Node, parent_node: Option<&Node>, parent: Option<i32>, depth: i32, rows: &mut Vec<ExplainRow>) {
     let id = rows.len() as i32 + 1;
-    let m = delta::maintenance(node);
+    let m = delta::maintenance(node, parent_node);
     rows.push(ExplainRow {
         id,
         parent,
@@ -35,9 +40,10 @@ fn push(node: &Node, parent: Option<i32>, depth: i32, rows: &mut Vec<ExplainRow>
         incremental: m.incremental,
         rule: m.rule,
         reason: m.reason,
+        lock: None,
     });
     for child in node.children() {
-        push(child, Some(id), depth + 1, rows);
+        push(child, Some(node), Some(id), depth + 1, rows);
     }
 }
 

@@ -209,7 +209,7 @@ impl Node {
     }
 
     /// Every base table the tree reads, in order of first appearance.
-    #[allow(dead_code)] // the engine installs capture on these
+    #[cfg(test)]
     pub fn base_relations(&self) -> Vec<u32> {
         let mut out = Vec::new();
         self.walk(&mut |n| {

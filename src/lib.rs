@@ -31,6 +31,7 @@ use pgrx::prelude::*;
 mod analyze;
 mod api;
 mod apply;
+mod capture;
 mod catalog;
 mod delta;
 mod explain;
@@ -41,6 +42,13 @@ mod sql;
 pgrx::pg_module_magic!();
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+
+/// Library load: register the callbacks that keep per-backend state exact.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    capture::init();
+    apply::init();
+}
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]

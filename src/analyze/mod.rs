@@ -4,6 +4,7 @@
 //! then the checks that make a query maintainable at all, then `to_ir`.
 
 mod checks;
+pub mod plan;
 mod to_ir;
 
 use crate::ir::Node;

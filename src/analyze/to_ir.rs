@@ -31,21 +31,8 @@ pub unsafe fn query_to_ir(q: *mut pg_sys::Query, notices: &mut Vec<String>) -> N
 
 impl Builder<'_> {
     unsafe fn push_level(&mut self, q: *mut pg_sys::Query) {
-        let rtable = (*q).rtable;
-        let n = pg_sys::list_length(rtable);
-        let mut rels: *mut pg_sys::Bitmapset = std::ptr::null_mut();
-        if n > 0 {
-            rels = pg_sys::bms_add_range(rels, 1, n);
-        }
-        let names_list = pg_sys::select_rtable_names_for_explain(rtable, rels);
-        let names = pg::list::<std::ffi::c_char>(names_list).into_iter().map(|p| pg::cstr(p)).collect();
-        let stmt = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlannedStmt>()) as *mut pg_sys::PlannedStmt;
-        (*stmt).type_ = pg_sys::NodeTag::T_PlannedStmt;
-        (*stmt).rtable = rtable;
-        let mut namespaces = pg_sys::deparse_context_for_plan_tree(stmt, names_list);
-        if let Some(outer) = self.levels.last() {
-            namespaces = pg_sys::list_concat(namespaces, outer.namespaces);
-        }
+        let outer = self.levels.last().map(|l| l.namespaces).unwrap_or(std::ptr::null_mut());
+        let (names, namespaces) = deparse_context(q, outer);
         self.levels.push(Level { query: q, names, namespaces });
     }
 
@@ -56,8 +43,7 @@ impl Builder<'_> {
     /// Deparse an expression of the current level.
     unsafe fn expr(&self, node: *mut pg_sys::Node) -> String {
         let level = self.level();
-        let flat = flatten_join_aliases(level.query, node);
-        pg::cstr(pg_sys::deparse_expression(flat, level.namespaces, true, false))
+        deparse(level.query, level.namespaces, node, false)
     }
 
     unsafe fn query(&mut self, q: *mut pg_sys::Query, top: bool) -> Node {
@@ -366,11 +352,40 @@ impl Builder<'_> {
     }
 }
 
-unsafe fn find_target(targets: &[*mut pg_sys::TargetEntry], sortgroupref: pg_sys::Index) -> Option<*mut pg_sys::TargetEntry> {
+/// The unique names ruleutils gives a query's range table entries, and its
+/// deparse namespace stack (this level first, then `outer`).
+pub(super) unsafe fn deparse_context(q: *mut pg_sys::Query, outer: *mut pg_sys::List) -> (Vec<String>, *mut pg_sys::List) {
+    let rtable = (*q).rtable;
+    let n = pg_sys::list_length(rtable);
+    let mut rels: *mut pg_sys::Bitmapset = std::ptr::null_mut();
+    if n > 0 {
+        rels = pg_sys::bms_add_range(rels, 1, n);
+    }
+    let names_list = pg_sys::select_rtable_names_for_explain(rtable, rels);
+    let names = pg::list::<std::ffi::c_char>(names_list).into_iter().map(|p| pg::cstr(p)).collect();
+    // EXPLAIN's deparse context needs only the range table of a PlannedStmt.
+    let stmt = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlannedStmt>()) as *mut pg_sys::PlannedStmt;
+    (*stmt).type_ = pg_sys::NodeTag::T_PlannedStmt;
+    (*stmt).rtable = rtable;
+    let mut namespaces = pg_sys::deparse_context_for_plan_tree(stmt, names_list);
+    if !outer.is_null() {
+        namespaces = pg_sys::list_concat(namespaces, outer);
+    }
+    (names, namespaces)
+}
+
+/// Deparse an expression of query `q`, join alias variables flattened so
+/// that every column is written `alias.column` of a base FROM item.
+pub(super) unsafe fn deparse(q: *mut pg_sys::Query, namespaces: *mut pg_sys::List, node: *mut pg_sys::Node, show_implicit_casts: bool) -> String {
+    let flat = flatten_join_aliases(q, node);
+    pg::cstr(pg_sys::deparse_expression(flat, namespaces, true, show_implicit_casts))
+}
+
+pub(super) unsafe fn find_target(targets: &[*mut pg_sys::TargetEntry], sortgroupref: pg_sys::Index) -> Option<*mut pg_sys::TargetEntry> {
     targets.iter().copied().find(|t| (**t).ressortgroupref == sortgroupref)
 }
 
-unsafe fn flatten_join_aliases(q: *mut pg_sys::Query, node: *mut pg_sys::Node) -> *mut pg_sys::Node {
+pub(super) unsafe fn flatten_join_aliases(q: *mut pg_sys::Query, node: *mut pg_sys::Node) -> *mut pg_sys::Node {
     #[cfg(feature = "pg15")]
     {
         pg_sys::flatten_join_alias_vars(q, node)
@@ -388,7 +403,7 @@ struct Collect {
 
 /// Nodes of one tag in an expression, not descending into sub-queries
 /// (theirs belong to their own level) nor into a found node.
-unsafe fn collect(node: *mut pg_sys::Node, tag: pg_sys::NodeTag, out: &mut Vec<*mut pg_sys::Node>) {
+pub(super) unsafe fn collect(node: *mut pg_sys::Node, tag: pg_sys::NodeTag, out: &mut Vec<*mut pg_sys::Node>) {
     let mut c = Collect { tag, out: Vec::new() };
     collect_walker(node, (&mut c as *mut Collect).cast());
     out.extend(c.out);

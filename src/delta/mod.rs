@@ -1,19 +1,26 @@
 //! Delta rules: for each IR operator, how a change of its inputs becomes a
-//! change of its output.
+//! change of its output, and the SQL that applies it.
 //!
-//! The engine issues fill this module, one file per operator family (linear
-//! operators, joins, aggregates, ...). Until an operator has a rule here it is
-//! maintained by the fallback, a full rebuild of the view on `tide.refresh`,
-//! and `tide.explain` says so: a view is never silently wrong, at worst stale
-//! until refreshed.
+//! - `plan`: the maintainable shape of a query (join block + bag or groups).
+//! - `join`: filter, project and inner joins (linear and bilinear rules).
+//! - `aggregate`: GROUP BY / DISTINCT with count, sum, avg, min, max.
+//! - `bag`: applying a bag's change to the view's rows.
+//!
+//! `maintenance` judges each operator; `tide.explain` prints the judgement and
+//! `tide.create_view` refuses a query with an operator that is not
+//! maintained, naming it: a view is never silently wrong.
 
-use crate::ir::Node;
+pub mod aggregate;
+pub mod bag;
+pub mod join;
+pub mod plan;
+
+use crate::ir::{JoinKind, Node};
 
 /// How one operator is kept up to date.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Maintenance {
-    /// Whether a change is applied from the change alone (true) or the view is
-    /// rebuilt (false).
+    /// Whether a change is applied from the change alone (true).
     pub incremental: bool,
     /// The rule used, as `tide.explain` shows it.
     pub rule: String,
@@ -21,12 +28,131 @@ pub struct Maintenance {
     pub reason: Option<String>,
 }
 
-/// The rule for one operator, judged on its own (its inputs are judged separately).
-pub fn maintenance(node: &Node) -> Maintenance {
-    let _ = node;
-    Maintenance {
-        incremental: false,
-        rule: "full rebuild".into(),
-        reason: Some("incremental maintenance is not implemented yet: tide.refresh rebuilds the view".into()),
+fn yes(rule: &str) -> Maintenance {
+    Maintenance { incremental: true, rule: rule.into(), reason: None }
+}
+
+fn no(what: impl Into<String>) -> Maintenance {
+    Maintenance { incremental: false, rule: "not maintained".into(), reason: Some(what.into()) }
+}
+
+/// Aggregates maintained from running state.
+pub const MAINTAINED_AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max"];
+
+/// The rule for one operator, given its parent (None at the root).
+pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
+    match node {
+        Node::Scan { .. } => yes("changes from statement transition tables"),
+        Node::Join { kind: JoinKind::Inner | JoinKind::Cross, .. } => {
+            yes("bilinear: Δ(A⋈B) = ΔA⋈B + A⋈ΔB − ΔA⋈ΔB over new states")
+        }
+        Node::Join { kind, .. } => no(format!("{} joins are not maintained yet", kind_name(*kind))),
+        Node::Filter { sublinks, .. } if !sublinks.is_empty() => {
+            no(format!("{} subqueries in expressions are not maintained yet", sublinks[0].kind))
+        }
+        Node::Filter { input, .. } if matches!(input.as_ref(), Node::Aggregate { .. }) => {
+            yes("HAVING: evaluated on each touched group's new state")
+        }
+        Node::Filter { .. } => yes("linear: σ(Δ)"),
+        Node::Aggregate { grouping_sets: true, .. } => no("GROUPING SETS, ROLLUP and CUBE are not maintained yet"),
+        Node::Aggregate { aggregates, .. } => {
+            for a in aggregates {
+                if !MAINTAINED_AGGREGATES.contains(&a.function.as_str()) {
+                    return no(format!("aggregate {}() is not maintained yet", a.function));
+                }
+                if a.distinct {
+                    return no(format!("{}(DISTINCT ...) is not maintained yet", a.function));
+                }
+                if a.has_order_by {
+                    return no(format!("{}(... ORDER BY ...) is not maintained yet", a.function));
+                }
+            }
+            yes("per-group state (count, non-NULL counts, sums) with relative updates; min/max recompute a group that lost its extreme")
+        }
+        Node::Project { sublinks, .. } if !sublinks.is_empty() => {
+            no(format!("{} subqueries in the select list are not maintained yet", sublinks[0].kind))
+        }
+        Node::Project { input, columns, .. } => {
+            if let Some(keys) = group_keys(input) {
+                for k in keys {
+                    if !columns.iter().any(|c| &c.sql == k) {
+                        return no(format!("GROUP BY key {k} must be a column of the view to be maintained"));
+                    }
+                }
+                yes("output of each touched group, written by its group key")
+            } else if matches!(parent, Some(Node::Distinct { .. })) {
+                yes("linear: π(Δ)")
+            } else {
+                yes("linear: π(Δ); the bag's copies inserted or deleted")
+            }
+        }
+        Node::Distinct { on: None, input } if matches!(input.as_ref(), Node::Project { input, .. } if group_keys(input).is_some()) => {
+            no("DISTINCT over GROUP BY is not maintained yet")
+        }
+        Node::Distinct { on: None, .. } => yes("a count per distinct row; a row appears or goes when its count crosses 0"),
+        Node::Distinct { on: Some(_), .. } => no("DISTINCT ON is not maintained yet"),
+        Node::Window { .. } => no("window functions are not maintained yet"),
+        Node::SetOp { op, .. } => no(format!("{} is not maintained yet", op.as_str())),
+        Node::Sort { .. } => no("ORDER BY ... LIMIT/OFFSET is not maintained yet"),
+        Node::Subquery { .. } => no("subqueries in FROM, CTEs and views as sources are not maintained yet"),
+        Node::RecursiveCte { .. } | Node::WorkTable { .. } => no("WITH RECURSIVE is not maintained yet"),
+        Node::Constant { .. } => no("VALUES, functions in FROM and queries without FROM are not maintained yet"),
     }
+}
+
+/// The GROUP BY keys under a Project (through a HAVING filter), if grouped.
+fn group_keys(node: &Node) -> Option<&Vec<String>> {
+    match node {
+        Node::Aggregate { group_by, .. } => Some(group_by),
+        Node::Filter { input, .. } => match input.as_ref() {
+            Node::Aggregate { group_by, .. } => Some(group_by),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn kind_name(kind: JoinKind) -> &'static str {
+    match kind {
+        JoinKind::Left => "LEFT OUTER",
+        JoinKind::Right => "RIGHT OUTER",
+        JoinKind::Full => "FULL OUTER",
+        JoinKind::Semi => "semi",
+        JoinKind::Anti => "anti",
+        JoinKind::Inner => "inner",
+        JoinKind::Cross => "cross",
+    }
+}
+
+/// The locks maintenance takes, as `tide.explain` shows them.
+pub fn lock_description(root: &Node) -> String {
+    let mut joins = false;
+    let mut grouped = false;
+    root.walk(&mut |n| match n {
+        Node::Join { .. } => joins = true,
+        Node::Aggregate { .. } | Node::Distinct { .. } => grouped = true,
+        _ => {}
+    });
+    let mut parts = Vec::new();
+    if joins {
+        parts.push("a row lock on the view's entry in tide_state.view_locks: writers of its inputs run their maintenance one after another");
+    }
+    if grouped {
+        parts.push("row locks on the touched groups' state, in key order");
+    } else {
+        parts.push("advisory locks on the distinct rows a change deletes, in hash order");
+    }
+    parts.join("; ")
+}
+
+/// The first operator of the tree that is not maintained, with its reason.
+pub fn first_unmaintained(root: &Node) -> Option<(String, String)> {
+    fn visit(node: &Node, parent: Option<&Node>) -> Option<(String, String)> {
+        let m = maintenance(node, parent);
+        if !m.incremental {
+            return Some((node.operator(), m.reason.unwrap_or_default()));
+        }
+        node.children().into_iter().find_map(|c| visit(c, Some(node)))
+    }
+    visit(root, None)
 }

@@ -1,0 +1,317 @@
+//! GROUP BY, DISTINCT and aggregates, maintained from per-group state.
+//!
+//! State lives in `tide_state.state_<id>`: one row per group with the group
+//! key (`k1..kn`, or a constant `__tide_one` for a query without GROUP BY),
+//! `__tide_count` (rows in the group), and per aggregate what it needs: a
+//! non-NULL count `a<i>_n`, a sum `a<i>_s`, an extreme `a<i>_m`.
+//!
+//! A change is applied in three statements, each prepared once per backend:
+//! 1. `upsert`: consolidate Δ per group and add it to the state with
+//!    `INSERT ... ON CONFLICT DO UPDATE` and relative updates, in key order
+//!    (so concurrent writers lock groups in the same order). Touched groups
+//!    are marked `__tide_dirty`; groups whose min/max lost its current
+//!    extreme are marked `__tide_recompute`.
+//! 2. `recompute`: in a new statement (whose snapshot sees every writer that
+//!    held the group's row lock before us), recompute min/max of the marked
+//!    groups from the base tables, the group key pushed into the scan.
+//! 3. `publish`: write the touched groups' output rows into the view (upsert
+//!    on the view's group-key index, delete for emptied groups or groups
+//!    HAVING rejects) and drop emptied state rows.
+
+use super::join::{self, Event, WEIGHT};
+use super::plan::{substitute_params, Agg, AggKind, OutputColumn, Spj};
+use crate::sql::ident;
+
+/// Everything the grouped statements need.
+pub struct Grouped<'a> {
+    pub spj: &'a Spj,
+    pub keys: &'a [String],
+    pub aggs: &'a [Agg],
+    pub columns: &'a [OutputColumn],
+    pub having: Option<&'a str>,
+    /// `tide_state."state_<id>"`
+    pub state: &'a str,
+    /// The view's table, qualified.
+    pub view: &'a str,
+}
+
+fn key_col(j: usize) -> String {
+    format!("k{}", j + 1)
+}
+
+fn filtered(agg: &Agg, value: &str) -> String {
+    match &agg.filter {
+        Some(f) => format!("CASE WHEN {f} THEN {value} END"),
+        None => value.to_string(),
+    }
+}
+
+fn is_extreme(kind: AggKind) -> bool {
+    matches!(kind, AggKind::Min | AggKind::Max)
+}
+
+fn extreme_fn(kind: AggKind) -> &'static str {
+    if kind == AggKind::Min {
+        "min"
+    } else {
+        "max"
+    }
+}
+
+impl Grouped<'_> {
+    fn global(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn key_cols(&self) -> Vec<String> {
+        if self.global() {
+            vec!["__tide_one".into()]
+        } else {
+            (0..self.keys.len()).map(key_col).collect()
+        }
+    }
+
+    /// The query that builds the state in full (the backfill), also the
+    /// column list and types of the state table.
+    pub fn backfill_query(&self) -> String {
+        let mut list: Vec<String> = if self.global() {
+            vec!["true AS __tide_one".into()]
+        } else {
+            self.keys.iter().enumerate().map(|(j, k)| format!("{k} AS {}", key_col(j))).collect()
+        };
+        list.push("count(*) AS __tide_count".into());
+        for (i, a) in self.aggs.iter().enumerate() {
+            let i = i + 1;
+            let filter = a.filter.as_ref().map(|f| format!(" FILTER (WHERE {f})")).unwrap_or_default();
+            match a.kind {
+                AggKind::CountStar => {
+                    if a.filter.is_some() {
+                        list.push(format!("count(*){filter} AS a{i}_n"));
+                    }
+                }
+                AggKind::Count => list.push(format!("count({}){filter} AS a{i}_n", arg(a))),
+                AggKind::Sum => {
+                    list.push(format!("sum({}){filter} AS a{i}_s", arg(a)));
+                    list.push(format!("count({}){filter} AS a{i}_n", arg(a)));
+                }
+                AggKind::Avg => {
+                    list.push(format!("sum(({})::{}){filter} AS a{i}_s", arg(a), a.result_type));
+                    list.push(format!("count({}){filter} AS a{i}_n", arg(a)));
+                }
+                AggKind::Min | AggKind::Max => {
+                    list.push(format!("{}({}){filter} AS a{i}_m", extreme_fn(a.kind), arg(a)));
+                    list.push(format!("count({}){filter} AS a{i}_n", arg(a)));
+                    // The extreme among a change's deleted values, kept only during an upsert.
+                    list.push(format!("NULL::{} AS a{i}_gone", a.result_type));
+                }
+            }
+        }
+        let from = self.spj.inputs.iter().map(|i| format!("{} AS {}", i.relation, i.alias)).collect::<Vec<_>>().join(", ");
+        let mut q = format!("SELECT {} FROM {from}", list.join(", "));
+        if let Some(p) = &self.spj.predicate {
+            q.push_str(&format!(" WHERE {p}"));
+        }
+        if !self.global() {
+            q.push_str(&format!(" GROUP BY {}", self.keys.join(", ")));
+        }
+        q
+    }
+
+    /// DDL that completes the state table after `CREATE TABLE state AS backfill`.
+    pub fn state_ddl(&self) -> Vec<String> {
+        let keys = self.key_cols().join(", ");
+        vec![
+            format!(
+                "ALTER TABLE {} ADD COLUMN __tide_dirty boolean NOT NULL DEFAULT false, \
+                 ADD COLUMN __tide_recompute boolean NOT NULL DEFAULT false",
+                self.state
+            ),
+            format!("CREATE UNIQUE INDEX ON {} ({keys}) NULLS NOT DISTINCT", self.state),
+            format!("CREATE INDEX ON {} (__tide_dirty) WHERE __tide_dirty", self.state),
+        ]
+    }
+
+    /// Statement 1: consolidate Δ per group and add it to the state.
+    pub fn upsert(&self, changed: &[usize], event: Event) -> String {
+        let nk = self.keys.len();
+        // Per-row values: keys, then one value per aggregate.
+        let mut select: Vec<String> = self.keys.to_vec();
+        for a in self.aggs {
+            select.push(match a.kind {
+                AggKind::CountStar => filtered(a, "1"),
+                _ => filtered(a, &arg(a)),
+            });
+        }
+        let rows = join::delta_rows(self.spj, changed, event, &select);
+        let c = |j: usize| format!("c{}", j + 1);
+        let mut cons: Vec<String> = (0..nk).map(|j| format!("{} AS {}", c(j), key_col(j))).collect();
+        if self.global() {
+            cons.push("true AS __tide_one".into());
+        }
+        cons.push(format!("sum({WEIGHT})::bigint AS __tide_count"));
+        let mut set = vec!["__tide_count = s.__tide_count + excluded.__tide_count".to_string()];
+        let mut recompute = Vec::new();
+        for (i, a) in self.aggs.iter().enumerate() {
+            let v = c(nk + i);
+            let i = i + 1;
+            let nonnull = format!("coalesce(sum({WEIGHT}) FILTER (WHERE {v} IS NOT NULL), 0)::bigint AS a{i}_n");
+            match a.kind {
+                AggKind::CountStar if a.filter.is_none() => continue,
+                AggKind::CountStar | AggKind::Count => cons.push(nonnull),
+                AggKind::Sum | AggKind::Avg => {
+                    // The state's sum has the type of the aggregate's result
+                    // (sum's own type for sum; avg sums in its result type).
+                    cons.push(format!("sum({WEIGHT} * ({v})::{}) AS a{i}_s", a.result_type));
+                    cons.push(nonnull);
+                    set.push(format!(
+                        "a{i}_s = CASE WHEN excluded.a{i}_s IS NULL THEN s.a{i}_s WHEN s.a{i}_s IS NULL THEN excluded.a{i}_s \
+                         ELSE s.a{i}_s + excluded.a{i}_s END"
+                    ));
+                }
+                AggKind::Min | AggKind::Max => {
+                    let f = extreme_fn(a.kind);
+                    cons.push(format!("{f}({v}) FILTER (WHERE {WEIGHT} > 0) AS a{i}_m"));
+                    cons.push(format!("{f}({v}) FILTER (WHERE {WEIGHT} < 0) AS a{i}_gone"));
+                    cons.push(nonnull);
+                    let least = if a.kind == AggKind::Min { "LEAST" } else { "GREATEST" };
+                    let lost = if a.kind == AggKind::Min { "<=" } else { ">=" };
+                    set.push(format!("a{i}_m = {least}(s.a{i}_m, excluded.a{i}_m)"));
+                    set.push(format!("a{i}_gone = NULL"));
+                    recompute.push(format!("(excluded.a{i}_gone IS NOT NULL AND excluded.a{i}_gone {lost} s.a{i}_m)"));
+                }
+            }
+            if a.kind != AggKind::CountStar || a.filter.is_some() {
+                set.push(format!("a{i}_n = s.a{i}_n + excluded.a{i}_n"));
+            }
+        }
+        let insert_cols: Vec<String> = cons
+            .iter()
+            .map(|e| e.rsplit(" AS ").next().unwrap_or_default().to_string())
+            .collect();
+        set.push("__tide_dirty = true".into());
+        if !recompute.is_empty() {
+            set.push(format!("__tide_recompute = s.__tide_recompute OR {}", recompute.join(" OR ")));
+        }
+        let group = if nk == 0 { String::new() } else { format!(" GROUP BY {}", (0..nk).map(c).collect::<Vec<_>>().join(", ")) };
+        let order = self.key_cols().join(", ");
+        let insert_list = insert_cols.join(", ");
+        format!(
+            "INSERT INTO {state} AS s ({insert_list}, __tide_dirty) \
+             SELECT {insert_list}, true FROM (SELECT {cons} FROM ({rows}) d{group}) g ORDER BY {order} \
+             ON CONFLICT ({order}) DO UPDATE SET {set}",
+            state = self.state,
+            cons = cons.join(", "),
+            set = set.join(", "),
+        )
+    }
+
+    /// Statement 2: recompute min/max of the groups that lost their extreme,
+    /// or None when the view has no min/max.
+    pub fn recompute(&self) -> Option<String> {
+        let mut sets = Vec::new();
+        for (i, a) in self.aggs.iter().enumerate() {
+            if !is_extreme(a.kind) {
+                continue;
+            }
+            let i = i + 1;
+            let from = self.spj.inputs.iter().map(|x| format!("{} AS {}", x.relation, x.alias)).collect::<Vec<_>>().join(", ");
+            let mut conds: Vec<String> = self.spj.predicate.iter().cloned().collect();
+            for (j, k) in self.keys.iter().enumerate() {
+                let sk = format!("s.{}", key_col(j));
+                conds.push(format!("(({k}) = {sk} OR (({k}) IS NULL AND {sk} IS NULL))"));
+            }
+            if let Some(f) = &a.filter {
+                conds.push(f.clone());
+            }
+            let wher = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+            sets.push(format!("a{i}_m = (SELECT {}({}) FROM {from}{wher})", extreme_fn(a.kind), arg(a)));
+        }
+        if sets.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "UPDATE {} s SET {}, __tide_recompute = false WHERE s.__tide_dirty AND s.__tide_recompute",
+            self.state,
+            sets.join(", ")
+        ))
+    }
+
+    /// The output value of column `col` over a state row aliased `l`.
+    fn output_expr(&self, sql: &str) -> String {
+        let nagg = self.aggs.len();
+        substitute_params(sql, &|n| {
+            if n >= 1 && n <= nagg {
+                let a = &self.aggs[n - 1];
+                match a.kind {
+                    AggKind::CountStar if a.filter.is_none() => "l.__tide_count".into(),
+                    AggKind::CountStar | AggKind::Count => format!("l.a{n}_n"),
+                    AggKind::Sum => format!("(CASE WHEN l.a{n}_n > 0 THEN l.a{n}_s END)::{}", a.result_type),
+                    AggKind::Avg => {
+                        let div = if a.result_type == "interval" { "double precision".to_string() } else { a.result_type.clone() };
+                        format!("(CASE WHEN l.a{n}_n > 0 THEN l.a{n}_s / (l.a{n}_n)::{div} END)::{}", a.result_type)
+                    }
+                    AggKind::Min | AggKind::Max => format!("l.a{n}_m"),
+                }
+            } else {
+                format!("l.{}", key_col(n - nagg - 1))
+            }
+        })
+    }
+
+    /// Statement 3: write the touched groups into the view, drop emptied state rows.
+    pub fn publish(&self) -> String {
+        let cols: Vec<String> = self.columns.iter().map(|c| ident(&c.name)).collect();
+        let values: Vec<String> = self.columns.iter().map(|c| format!("{} AS {}", self.output_expr(&c.sql), ident(&c.name))).collect();
+        let having = self.having.map(|h| self.output_expr(h)).unwrap_or_else(|| "true".into());
+        let state = self.state;
+        let view = self.view;
+        if self.global() {
+            return format!(
+                "WITH l AS (UPDATE {state} SET __tide_dirty = false WHERE __tide_dirty RETURNING *), \
+                 gone AS (DELETE FROM {view} WHERE EXISTS (SELECT FROM l)) \
+                 INSERT INTO {view} ({}) SELECT {} FROM l WHERE {having}",
+                cols.join(", "),
+                values.join(", ")
+            );
+        }
+        // The view's rows are found by its group-key columns.
+        let key_cols: Vec<(usize, String)> =
+            self.columns.iter().filter_map(|c| c.key.map(|k| (k, ident(&c.name)))).collect();
+        let conflict = key_cols.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>().join(", ");
+        let match_gone = key_cols
+            .iter()
+            .map(|(k, c)| format!("(v.{c} = g.{kc} OR (v.{c} IS NULL AND g.{kc} IS NULL))", kc = key_col(*k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let updates: Vec<String> =
+            self.columns.iter().filter(|c| c.key.is_none()).map(|c| format!("{n} = excluded.{n}", n = ident(&c.name))).collect();
+        let on_conflict = if updates.is_empty() {
+            format!("ON CONFLICT ({conflict}) DO NOTHING")
+        } else {
+            format!("ON CONFLICT ({conflict}) DO UPDATE SET {}", updates.join(", "))
+        };
+        let keys = self.key_cols().join(", ");
+        format!(
+            "WITH emptied AS (DELETE FROM {state} WHERE __tide_dirty AND __tide_count = 0 RETURNING {keys}), \
+             l AS (UPDATE {state} SET __tide_dirty = false WHERE __tide_dirty AND __tide_count <> 0 RETURNING *), \
+             g AS (SELECT {keys} FROM emptied UNION ALL SELECT {keys} FROM l WHERE NOT coalesce({having}, false)), \
+             gone AS (DELETE FROM {view} v USING g WHERE {match_gone}) \
+             INSERT INTO {view} AS v ({}) SELECT {} FROM l WHERE {having} ORDER BY {keys} {on_conflict}",
+            cols.join(", "),
+            values.join(", ")
+        )
+    }
+
+    /// Index on the view that `publish` finds rows by.
+    pub fn view_key_index(&self) -> Option<String> {
+        if self.global() {
+            return None;
+        }
+        let cols: Vec<String> = self.columns.iter().filter(|c| c.key.is_some()).map(|c| ident(&c.name)).collect();
+        Some(format!("CREATE UNIQUE INDEX ON {} ({}) NULLS NOT DISTINCT", self.view, cols.join(", ")))
+    }
+}
+
+fn arg(a: &Agg) -> String {
+    a.arg.clone().unwrap_or_else(|| "*".into())
+}

@@ -1,0 +1,121 @@
+//! Views without GROUP BY or DISTINCT: the join block's rows, projected, as
+//! a bag. ΔV is consolidated per distinct output row; a positive weight
+//! inserts that many copies, a negative one deletes that many.
+//!
+//! Identical rows race: two writers deleting "one copy" could pick the same
+//! physical row. So before deleting, a writer takes a transaction advisory
+//! lock per distinct deleted row (in hash order, so two writers never wait
+//! on each other in opposite orders), and the delete runs in a new statement
+//! whose snapshot sees every writer that held such a lock before.
+
+use super::join::{self, Event, WEIGHT};
+use super::plan::{OutputColumn, Spj};
+use crate::sql::ident;
+
+pub struct Bag<'a> {
+    pub spj: &'a Spj,
+    pub columns: &'a [OutputColumn],
+    /// Per output column: whether its type has an equality operator (else it
+    /// is grouped and matched through its text form).
+    pub comparable: &'a [bool],
+    pub view: &'a str,
+    /// The view's id, the first half of its advisory lock keys.
+    pub view_id: i64,
+}
+
+impl Bag<'_> {
+    /// ΔV consolidated: c1..cn and a non-zero weight.
+    fn delta(&self, changed: &[usize], event: Event) -> String {
+        let select: Vec<String> = self.columns.iter().map(|c| c.sql.clone()).collect();
+        let rows = join::delta_rows(self.spj, changed, event, &select);
+        let mut group = Vec::new();
+        let mut list = Vec::new();
+        for (i, ok) in self.comparable.iter().enumerate() {
+            let c = format!("c{}", i + 1);
+            if *ok {
+                group.push(c.clone());
+                list.push(c);
+            } else {
+                group.push(format!("{c}::text"));
+                list.push(format!("(array_agg({c}))[1] AS {c}"));
+            }
+        }
+        list.push(format!("sum({WEIGHT})::bigint AS {WEIGHT}"));
+        let group_by = if group.is_empty() { String::new() } else { format!(" GROUP BY {}", group.join(", ")) };
+        format!("SELECT {} FROM ({rows}) d{group_by} HAVING sum({WEIGHT}) <> 0", list.join(", "))
+    }
+
+    fn match_row(&self, v: &str, d: &str) -> String {
+        let conds: Vec<String> = self
+            .columns
+            .iter()
+            .zip(self.comparable)
+            .enumerate()
+            .map(|(i, (c, ok))| {
+                let vc = format!("{v}.{}", ident(&c.name));
+                let dc = format!("{d}.c{}", i + 1);
+                if *ok {
+                    format!("({vc} = {dc} OR ({vc} IS NULL AND {dc} IS NULL))")
+                } else {
+                    format!("{vc}::text IS NOT DISTINCT FROM {dc}::text")
+                }
+            })
+            .collect();
+        if conds.is_empty() {
+            "true".into()
+        } else {
+            conds.join(" AND ")
+        }
+    }
+
+    fn row_hash(&self, d: &str) -> String {
+        let parts: Vec<String> = (1..=self.columns.len()).map(|i| format!("{d}.c{i}::text")).collect();
+        if parts.is_empty() {
+            "0".into()
+        } else {
+            format!("hashtext(concat_ws(',', {}))", parts.iter().map(|p| format!("quote_nullable({p})")).collect::<Vec<_>>().join(", "))
+        }
+    }
+
+    /// Statement 1 (only for changes that delete): lock the rows to delete.
+    pub fn lock_rows(&self, changed: &[usize], event: Event) -> Option<String> {
+        if event == Event::Insert {
+            return None;
+        }
+        Some(format!(
+            "SELECT count(pg_advisory_xact_lock({id}::int, h)) FROM \
+             (SELECT DISTINCT {hash} AS h FROM ({delta}) d WHERE d.{WEIGHT} < 0 ORDER BY 1) l",
+            id = self.view_id,
+            hash = self.row_hash("d"),
+            delta = self.delta(changed, event)
+        ))
+    }
+
+    /// Statement 2: apply ΔV to the view.
+    pub fn apply(&self, changed: &[usize], event: Event) -> String {
+        let cols: Vec<String> = self.columns.iter().map(|c| ident(&c.name)).collect();
+        let ds: Vec<String> = (1..=self.columns.len()).map(|i| format!("d.c{i}")).collect();
+        let view = self.view;
+        format!(
+            "WITH d AS MATERIALIZED ({delta}), \
+             gone AS (DELETE FROM {view} WHERE ctid = ANY (ARRAY( \
+                 SELECT x.ctid FROM d, LATERAL (SELECT v.ctid FROM {view} v WHERE {m} LIMIT -d.{WEIGHT}) x \
+                  WHERE d.{WEIGHT} < 0))) \
+             INSERT INTO {view} ({cols}) SELECT {ds} FROM d, generate_series(1, d.{WEIGHT}) WHERE d.{WEIGHT} > 0",
+            delta = self.delta(changed, event),
+            m = self.match_row("v", "d"),
+            cols = cols.join(", "),
+            ds = ds.join(", "),
+        )
+    }
+
+    /// An index the deletes find rows through: the comparable columns (up to 32).
+    pub fn view_index(&self) -> Option<String> {
+        let cols: Vec<String> =
+            self.columns.iter().zip(self.comparable).filter(|(_, ok)| **ok).take(32).map(|(c, _)| ident(&c.name)).collect();
+        if cols.is_empty() {
+            return None;
+        }
+        Some(format!("CREATE INDEX ON {} ({})", self.view, cols.join(", ")))
+    }
+}

@@ -1,0 +1,132 @@
+//! The select-project-join block under a change: ΔQ as a Z-set (rows with a
+//! weight column), by the bilinear expansion of the join.
+//!
+//! With only new states visible, for the set C of input positions reading the
+//! changed table, ΔQ = Σ over non-empty S ⊆ C of (−1)^(|S|+1) · Q with the
+//! inputs in S replaced by Δ and the others by their new state. One changed
+//! input is the single term ΔA ⋈ (others); a self-join has the ΔA ⋈ ΔA term.
+
+use super::plan::{Input, Spj};
+use crate::sql::ident;
+
+/// Name of the weight column carried by every delta relation.
+pub const WEIGHT: &str = "__tide_w";
+
+/// Which transition tables a statement left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    Insert,
+    Delete,
+    Update,
+}
+
+/// The transition tables, as registered from the trigger's REFERENCING clause.
+pub const NEW_TABLE: &str = "tide_new";
+pub const OLD_TABLE: &str = "tide_old";
+
+/// Δ of one input: its read columns with a weight, +1 for new rows and −1
+/// for old ones; for an UPDATE, consolidated so that rows whose read columns
+/// did not change cancel out before any join.
+pub fn delta_relation(input: &Input, event: Event) -> String {
+    let cols = input.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
+    let lead = if cols.is_empty() { String::new() } else { format!("{cols}, ") };
+    let new = format!("SELECT {lead}1 AS {WEIGHT} FROM {NEW_TABLE}");
+    let old = format!("SELECT {lead}-1 AS {WEIGHT} FROM {OLD_TABLE}");
+    match event {
+        Event::Insert => new,
+        Event::Delete => old,
+        Event::Update if input.consolidate => {
+            let group = if cols.is_empty() { String::new() } else { format!(" GROUP BY {cols}") };
+            format!(
+                "SELECT {lead}sum({WEIGHT})::int AS {WEIGHT} FROM ({new} UNION ALL {old}) d{group} HAVING sum({WEIGHT}) <> 0"
+            )
+        }
+        Event::Update => format!("{new} UNION ALL {old}"),
+    }
+}
+
+/// ΔQ for a change of the table read at `changed` positions: the union of
+/// the expansion's terms, each `SELECT <select>, <weight> AS __tide_w FROM ... WHERE ...`.
+/// `select` are expressions over the inputs' aliases.
+pub fn delta_rows(spj: &Spj, changed: &[usize], event: Event, select: &[String]) -> String {
+    let mut terms = Vec::new();
+    let n = changed.len();
+    for mask in 1u32..(1u32 << n) {
+        let subset: Vec<usize> = (0..n).filter(|b| mask & (1 << b) != 0).map(|b| changed[b]).collect();
+        let sign = if subset.len() % 2 == 1 { "" } else { "-" };
+        let from = spj
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(p, input)| {
+                if subset.contains(&p) {
+                    format!("({}) AS {}", delta_relation(input, event), input.alias)
+                } else {
+                    format!("{} AS {}", input.relation, input.alias)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let weight = subset
+            .iter()
+            .map(|p| format!("{}.{WEIGHT}", spj.inputs[*p].alias))
+            .collect::<Vec<_>>()
+            .join(" * ");
+        let mut list: Vec<String> = select.iter().enumerate().map(|(i, e)| format!("{e} AS c{}", i + 1)).collect();
+        list.push(format!("{sign}({weight}) AS {WEIGHT}"));
+        let mut term = format!("SELECT {} FROM {from}", list.join(", "));
+        if let Some(p) = &spj.predicate {
+            term.push_str(&format!(" WHERE {p}"));
+        }
+        terms.push(term);
+    }
+    terms.join(" UNION ALL ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(alias: &str, relid: u32, cols: &[&str]) -> Input {
+        Input {
+            alias: alias.into(),
+            relid,
+            relation: format!("public.t{relid}"),
+            columns: cols.iter().map(|c| c.to_string()).collect(),
+            consolidate: true,
+        }
+    }
+
+    #[test]
+    fn one_changed_input_is_one_term() {
+        let spj = Spj { inputs: vec![input("a", 1, &["id", "x"]), input("b", 2, &["id"])], predicate: Some("(a.id = b.id)".into()) };
+        let sql = delta_rows(&spj, &[0], Event::Insert, &["a.x".into()]);
+        assert_eq!(
+            sql,
+            "SELECT a.x AS c1, (a.__tide_w) AS __tide_w FROM (SELECT \"id\", \"x\", 1 AS __tide_w FROM tide_new) AS a, public.t2 AS b WHERE (a.id = b.id)"
+        );
+    }
+
+    #[test]
+    fn self_join_has_three_terms_with_signs() {
+        let spj = Spj { inputs: vec![input("a", 1, &["id"]), input("b", 1, &["id"])], predicate: None };
+        let sql = delta_rows(&spj, &[0, 1], Event::Delete, &["a.id".into()]);
+        let terms: Vec<&str> = sql.split(" UNION ALL ").collect();
+        assert_eq!(terms.len(), 3);
+        assert!(terms[0].contains("(a.__tide_w) AS __tide_w") && terms[0].contains("public.t1 AS b"));
+        assert!(terms[1].contains("(b.__tide_w) AS __tide_w") && terms[1].contains("public.t1 AS a"));
+        assert!(terms[2].contains("-(a.__tide_w * b.__tide_w) AS __tide_w"));
+    }
+
+    #[test]
+    fn updates_consolidate_read_columns() {
+        let sql = delta_relation(&input("a", 1, &["k"]), Event::Update);
+        assert_eq!(
+            sql,
+            "SELECT \"k\", sum(__tide_w)::int AS __tide_w FROM (SELECT \"k\", 1 AS __tide_w FROM tide_new UNION ALL SELECT \"k\", -1 AS __tide_w FROM tide_old) d GROUP BY \"k\" HAVING sum(__tide_w) <> 0"
+        );
+        // No column read (count(*)): the weights still add up.
+        let sql = delta_relation(&input("a", 1, &[]), Event::Update);
+        assert!(sql.starts_with("SELECT sum(__tide_w)::int AS __tide_w FROM (SELECT 1 AS"), "{sql}");
+    }
+}

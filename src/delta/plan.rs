@@ -1,0 +1,162 @@
+//! The maintainable shape of a view's query, as the delta rules need it.
+//!
+//! A maintained query is a select-project-join block (base tables joined by
+//! inner or cross joins, a WHERE predicate), and on top of it either a bag of
+//! output rows, or groups (GROUP BY / DISTINCT) with aggregates and HAVING.
+//! `analyze` builds a `ViewPlan` from PostgreSQL's analyzed Query; the SQL of
+//! every expression is ruleutils' deparse, written over the FROM items'
+//! aliases.
+
+/// One FROM item of the join block: a base table under an alias.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub alias: String,
+    pub relid: u32,
+    /// Schema-qualified, quoted.
+    pub relation: String,
+    /// Columns of the table the query reads (unquoted names), in attnum order.
+    pub columns: Vec<String>,
+    /// Every read column has an equality operator, so a change can be
+    /// consolidated (an UPDATE of columns the view does not read cancels).
+    pub consolidate: bool,
+}
+
+/// The select-project-join block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spj {
+    pub inputs: Vec<Input>,
+    /// The conjunction of join conditions and WHERE, if any.
+    pub predicate: Option<String>,
+}
+
+/// An aggregate the engine maintains from running state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggKind {
+    CountStar,
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agg {
+    pub kind: AggKind,
+    /// The argument expression (None for count(*)).
+    pub arg: Option<String>,
+    /// FILTER (WHERE ...) predicate.
+    pub filter: Option<String>,
+    /// The type of the aggregate's result, as SQL (for casts of state to output).
+    pub result_type: String,
+}
+
+/// An output column of the view: its name and, for grouped views, its value
+/// as SQL over placeholders `$1..$m` (aggregates, in order) and
+/// `$(m+1)..$(m+k)` (group keys, in order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputColumn {
+    pub name: String,
+    pub sql: String,
+    /// For grouped views: the index of the group key this column is exactly, if any.
+    pub key: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// The join block's rows, projected: a bag (duplicates kept).
+    Bag { columns: Vec<OutputColumn> },
+    /// GROUP BY keys (or DISTINCT over all columns), aggregates, HAVING.
+    Grouped {
+        keys: Vec<String>,
+        aggs: Vec<Agg>,
+        columns: Vec<OutputColumn>,
+        /// HAVING over the same placeholders as the columns.
+        having: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewPlan {
+    pub spj: Spj,
+    pub shape: Shape,
+}
+
+impl ViewPlan {
+    /// Input positions reading the given table (several for a self-join).
+    pub fn positions_of(&self, relid: u32) -> Vec<usize> {
+        self.spj.inputs.iter().enumerate().filter(|(_, i)| i.relid == relid).map(|(p, _)| p).collect()
+    }
+
+    /// Distinct base tables, in order of first appearance.
+    pub fn base_tables(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for i in &self.spj.inputs {
+            if !out.contains(&i.relid) {
+                out.push(i.relid);
+            }
+        }
+        out
+    }
+
+    /// Whether writers of different inputs must be serialized: any view
+    /// joining two or more inputs (a self-join included) has the ΔA⋈ΔB term.
+    pub fn needs_view_lock(&self) -> bool {
+        self.spj.inputs.len() > 1
+    }
+}
+
+/// Replace placeholders `$n` (outside quoted literals and identifiers) with `f(n)`.
+pub fn substitute_params(sql: &str, f: &dyn Fn(usize) -> String) -> String {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' || c == '"' {
+            // Copy the quoted span, with doubled quotes inside it.
+            out.push(c);
+            i += 1;
+            while i < chars.len() {
+                out.push(chars[i]);
+                if chars[i] == c {
+                    if i + 1 < chars.len() && chars[i + 1] == c {
+                        out.push(c);
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                i += 1;
+            }
+            continue;
+        }
+        if c == '$' && i + 1 < chars.len() && chars[i + 1].is_ascii_digit() {
+            let mut j = i + 1;
+            while j < chars.len() && chars[j].is_ascii_digit() {
+                j += 1;
+            }
+            let n: usize = chars[i + 1..j].iter().collect::<String>().parse().unwrap_or(0);
+            out.push_str(&f(n));
+            i = j;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_outside_quotes_are_replaced() {
+        let s = substitute_params("($1 / $2) + length('$1') + \"$2\"", &|n| format!("s.a{n}"));
+        assert_eq!(s, "(s.a1 / s.a2) + length('$1') + \"$2\"");
+        let s = substitute_params("$10 || 'it''s $1' || $1", &|n| format!("<{n}>"));
+        assert_eq!(s, "<10> || 'it''s $1' || <1>");
+    }
+}
