@@ -192,7 +192,12 @@ impl Grouped<'_> {
         if !recompute.is_empty() {
             set.push(format!("__tide_recompute = s.__tide_recompute OR {}", recompute.join(" OR ")));
         }
-        let group = if nk == 0 { String::new() } else { format!(" GROUP BY {}", (0..nk).map(c).collect::<Vec<_>>().join(", ")) };
+        // Without GROUP BY, an empty change still aggregates to one row: skip it.
+        let group = if nk == 0 {
+            " HAVING count(*) > 0".to_string()
+        } else {
+            format!(" GROUP BY {}", (0..nk).map(c).collect::<Vec<_>>().join(", "))
+        };
         let order = self.key_cols().join(", ");
         let insert_list = insert_cols.join(", ");
         format!(

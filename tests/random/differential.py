@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Randomized differential test for immediate mode.
+
+For each seed: create base tables with small value domains (so groups collide,
+duplicates appear and rows move between groups), define one view per
+construct, then run random mixed DML (inserts, updates that move rows between
+groups, deletes, NULLs, multi-table statements, TRUNCATE, rollbacks and
+savepoints) and check every view with tide.verify after every step.
+
+A failure prints the seed, the step, the failing views and every statement
+run so far, so that it reproduces with `differential.py --seed N`.
+
+usage: differential.py --host DIR --port PORT [--seeds N] [--steps N] [--seed S]
+"""
+import argparse
+import random
+import subprocess
+import sys
+
+VIEWS = {
+    "v_filter": "SELECT k, v, s FROM r WHERE v > 1",
+    "v_bag_json": "SELECT g, s, j FROM r",
+    "v_group": "SELECT g, count(*) AS c, count(v) AS cv, sum(v) AS sv, sum(n) AS sn, avg(n) AS an, "
+               "avg(v) AS av, min(v) AS mn, max(s) AS mx, max(n) AS mxn FROM r GROUP BY g",
+    "v_global": "SELECT count(*) AS c, sum(v) AS s, avg(v) AS a, min(n) AS mn, max(n) AS mx FROM r",
+    "v_having": "SELECT g, s, sum(v) AS sv, sum(v) * 2 + count(*) AS e FROM r GROUP BY g, s HAVING count(*) > 1",
+    "v_distinct": "SELECT DISTINCT g, s FROM r",
+    "v_filter_agg": "SELECT g, count(*) FILTER (WHERE v > 2) AS c2, sum(v) FILTER (WHERE s = 'a') AS sa, "
+                    "min(v) FILTER (WHERE s <> 'b') AS m FROM r GROUP BY g",
+    "v_join": "SELECT r.k, q.t, r.v FROM r JOIN q ON r.k = q.k",
+    "v_join_agg": "SELECT q.t, count(*) AS c, sum(r.v) AS s, min(r.v) AS mn, max(q.w) AS mw FROM r JOIN q ON r.k = q.k GROUP BY q.t",
+    "v_self": "SELECT a.k, b.g, a.s FROM r a JOIN r b ON a.k = b.g",
+    "v_three": "SELECT r.g, q.t, count(*) AS c FROM r JOIN q ON r.k = q.k JOIN q q2 ON q2.w = r.g GROUP BY r.g, q.t",
+    "v_nonequi": "SELECT r.k, q.w FROM r, q WHERE r.v < q.w AND q.t = 'b'",
+    "v_using": "SELECT k, r.v, q.w FROM r JOIN q USING (k)",
+}
+
+SETUP = """
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS pg_tide CASCADE;
+DROP TABLE IF EXISTS r, q CASCADE;
+CREATE EXTENSION pg_tide;
+CREATE TABLE r (id serial PRIMARY KEY, k int, g int, v int, n numeric, s text, j json);
+CREATE TABLE q (id serial PRIMARY KEY, k int, w int, t text);
+"""
+
+
+def val(rng, choices, null=0.15):
+    return "NULL" if rng.random() < null else str(rng.choice(choices))
+
+
+def r_row(rng):
+    return "({k}, {g}, {v}, {n}, {s}, {j})".format(
+        k=val(rng, range(0, 6)), g=val(rng, range(0, 4)), v=val(rng, range(-3, 7)),
+        n=val(rng, ["1.5", "2", "0.25", "-3.125", "10"]),
+        s=val(rng, ["'a'", "'b'", "'c'"]), j=val(rng, ["'{\"a\": 1}'", "'[1, 2]'", "'\"x\"'"]))
+
+
+def q_row(rng):
+    return "({k}, {w}, {t})".format(k=val(rng, range(0, 6)), w=val(rng, range(0, 6)), t=val(rng, ["'a'", "'b'", "'c'"]))
+
+
+def pred(rng, table):
+    col = rng.choice(["k", "g", "v"] if table == "r" else ["k", "w"])
+    op = rng.choice(["=", "<", ">", "IS NULL"])
+    if op == "IS NULL":
+        return f"{col} IS NULL"
+    return f"{col} {op} {rng.randint(-1, 5)}"
+
+
+def statement(rng):
+    kind = rng.choices(
+        ["ins_r", "ins_q", "upd_r", "upd_q", "del_r", "del_q", "cte", "truncate", "rollback", "savepoint", "upd_noop"],
+        weights=[18, 8, 18, 6, 10, 5, 4, 1, 4, 4, 4])[0]
+    if kind == "ins_r":
+        rows = ", ".join(r_row(rng) for _ in range(rng.randint(1, 6)))
+        return f"INSERT INTO r (k, g, v, n, s, j) VALUES {rows};"
+    if kind == "ins_q":
+        rows = ", ".join(q_row(rng) for _ in range(rng.randint(1, 3)))
+        return f"INSERT INTO q (k, w, t) VALUES {rows};"
+    if kind == "upd_r":
+        col, value = rng.choice([("k", lambda: val(rng, range(0, 6))), ("g", lambda: val(rng, range(0, 4))),
+                                 ("v", lambda: val(rng, range(-3, 7))), ("s", lambda: val(rng, ["'a'", "'b'", "'c'"])),
+                                 ("n", lambda: val(rng, ["1.5", "2", "-3.125"]))])
+        return f"UPDATE r SET {col} = {value()} WHERE {pred(rng, 'r')};"
+    if kind == "upd_noop":
+        # An update of a column no view reads.
+        return f"UPDATE r SET id = id WHERE {pred(rng, 'r')};"
+    if kind == "upd_q":
+        return f"UPDATE q SET w = {val(rng, range(0, 6))}, k = coalesce(k, 0) + 1 WHERE {pred(rng, 'q')};"
+    if kind == "del_r":
+        return f"DELETE FROM r WHERE {pred(rng, 'r')};"
+    if kind == "del_q":
+        return f"DELETE FROM q WHERE {pred(rng, 'q')};"
+    if kind == "cte":
+        # One statement changing two inputs of the join views.
+        return (f"WITH d AS (DELETE FROM q WHERE {pred(rng, 'q')} RETURNING k, w) "
+                f"INSERT INTO r (k, g, v, s) SELECT k, w % 4, w, 'c' FROM d;")
+    if kind == "truncate":
+        return "TRUNCATE q;"
+    if kind == "rollback":
+        return f"BEGIN; INSERT INTO r (k, g, v, n, s, j) VALUES {r_row(rng)}; DELETE FROM q WHERE {pred(rng, 'q')}; ROLLBACK;"
+    # savepoint: part of a transaction rolled back, the rest committed
+    return (f"BEGIN; INSERT INTO r (k, g, v) VALUES ({rng.randint(0, 5)}, {rng.randint(0, 3)}, {rng.randint(0, 5)}); "
+            f"SAVEPOINT s; DELETE FROM r WHERE {pred(rng, 'r')}; UPDATE q SET w = 1; ROLLBACK TO SAVEPOINT s; "
+            f"UPDATE r SET v = coalesce(v, 0) + 1 WHERE {pred(rng, 'r')}; COMMIT;")
+
+
+CHECK = ("SELECT 'CHECK {step} ' || coalesce(string_agg(name::text, ',' ORDER BY name::text), 'ok') "
+         "FROM tide.views WHERE NOT tide.verify(name::text);")
+
+
+def run_seed(args, seed):
+    rng = random.Random(seed)
+    script = [SETUP]
+    for i in range(rng.randint(5, 15)):
+        script.append(f"INSERT INTO r (k, g, v, n, s, j) VALUES {r_row(rng)};")
+    for i in range(rng.randint(3, 8)):
+        script.append(f"INSERT INTO q (k, w, t) VALUES {q_row(rng)};")
+    for name, query in VIEWS.items():
+        script.append(f"SELECT tide.create_view('{name}', $q${query}$q$) IS NOT NULL AS created \\gset")
+    script.append(CHECK.format(step=0))
+    steps = []
+    for step in range(1, args.steps + 1):
+        stmt = statement(rng)
+        steps.append(stmt)
+        script.append(stmt)
+        script.append(CHECK.format(step=step))
+    proc = subprocess.run(
+        ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", args.host, "-p", str(args.port), "-U", "postgres",
+         "-d", args.dbname],
+        input="\n".join(script), capture_output=True, text=True)
+    checks = [l for l in proc.stdout.splitlines() if l.startswith("CHECK ")]
+    failed = [l for l in checks if not l.endswith(" ok")]
+    if proc.returncode != 0 or failed or len(checks) != args.steps + 1:
+        print(f"FAILED seed {seed}")
+        if failed:
+            print("first failing check:", failed[0])
+        if proc.returncode != 0 or len(checks) != args.steps + 1:
+            print("psql stopped after", len(checks), "checks:", proc.stderr.strip()[-2000:])
+        last = int(failed[0].split()[1]) if failed else len(checks)
+        print("statements (reproduce with --seed %d):" % seed)
+        for i, s in enumerate(steps[:last], 1):
+            print(f"  {i:3d}  {s}")
+        return False
+    return True
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--dbname", default="postgres")
+    p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--seed", type=int, default=None, help="run only this seed")
+    p.add_argument("--first-seed", type=int, default=None)
+    args = p.parse_args()
+    first = args.first_seed if args.first_seed is not None else random.SystemRandom().randint(1, 10**6)
+    seeds = [args.seed] if args.seed is not None else list(range(first, first + args.seeds))
+    passed = failed = 0
+    for seed in seeds:
+        if run_seed(args, seed):
+            passed += 1
+        else:
+            failed += 1
+    print(f"differential ({len(VIEWS)} views, {args.steps} steps per seed, seeds {seeds[0]}..{seeds[-1]}): {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
