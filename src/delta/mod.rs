@@ -92,7 +92,7 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
         Node::Distinct { on: None, .. } => yes("a count per distinct row; a row appears or goes when its count crosses 0"),
         Node::Distinct { on: Some(_), .. } => no("DISTINCT ON is not maintained yet"),
         Node::Window { .. } => no("window functions are not maintained yet"),
-        Node::SetOp { op, .. } => no(format!("{} is not maintained yet", op.as_str())),
+        Node::SetOp { .. } => no(format!("{} is not maintained yet", node.operator())),
         Node::Sort { .. } => no("ORDER BY ... LIMIT/OFFSET is not maintained yet"),
         Node::Subquery { .. } => no("subqueries in FROM, CTEs and views as sources are not maintained yet"),
         Node::RecursiveCte { .. } | Node::WorkTable { .. } => no("WITH RECURSIVE is not maintained yet"),

@@ -22,11 +22,11 @@ SELECT count(*) FROM d3;
 -- a used column cannot be dropped or retyped
 ALTER TABLE d DROP COLUMN v;
 ALTER TABLE d ALTER COLUMN v TYPE bigint;
--- a rename is followed
+-- a rename is followed, also by maintenance
 ALTER TABLE d RENAME COLUMN v TO value;
 INSERT INTO d VALUES (3, 3);
-SELECT tide.refresh('d3');
 SELECT tide.verify('d3');
+SELECT * FROM d3 ORDER BY k;
 SELECT definition FROM tide.views WHERE name = 'd3'::regclass;
 -- so is a rename of the view itself
 ALTER TABLE d3 RENAME TO d3_renamed;
@@ -48,9 +48,24 @@ SELECT catalog_rows = :before_catalog_rows AS catalog_clean, state_objects = :be
 CREATE TABLE base (x int);
 SELECT tide.create_view('inner_v', 'SELECT x FROM base');
 SELECT tide.create_view('outer_v', 'SELECT count(*) FROM inner_v');
+-- changes cascade through the inner view to the outer one
+INSERT INTO base VALUES (1), (2);
+SELECT * FROM outer_v;
+SELECT tide.verify('inner_v'), tide.verify('outer_v');
 SELECT tide.drop_view('inner_v');
 DROP TABLE inner_v CASCADE;
 SELECT catalog_rows = :before_catalog_rows AS catalog_clean, state_objects = :before_state_objects AS state_clean FROM tide_objects();
+
+-- capture triggers are removed with the last view over a table
+CREATE TABLE cap (x int);
+SELECT tide.create_view('cap1', 'SELECT x FROM cap');
+SELECT tide.create_view('cap2', 'SELECT count(*) FROM cap');
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'cap'::regclass ORDER BY 1;
+SELECT tide.drop_view('cap1');
+SELECT count(*) FROM pg_trigger WHERE tgrelid = 'cap'::regclass;
+DROP TABLE cap2;
+SELECT count(*) FROM pg_trigger WHERE tgrelid = 'cap'::regclass;
+INSERT INTO cap VALUES (1);
 
 -- drop_view of something that is not a pg_tide view
 SELECT tide.drop_view('base');

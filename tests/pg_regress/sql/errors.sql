@@ -63,7 +63,22 @@ SELECT stmt, try(stmt) FROM (VALUES
   -- bad names
   ($$SELECT tide.create_view('a.b.c.d', 'SELECT 1')$$),
   ($$SELECT tide.create_view('"unterminated', 'SELECT 1')$$),
-  ($$SELECT tide.create_view('no_schema.bad1', 'SELECT 1')$$),
+  ($$SELECT tide.create_view('no_schema.bad1', 'SELECT id FROM t')$$),
+  -- constructs this version does not maintain
+  ($$SELECT tide.create_view('bad1', 'SELECT id FROM t UNION ALL SELECT v FROM t')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT a.id FROM t a LEFT JOIN t b ON a.id = b.v')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE EXISTS (SELECT 1 FROM t t2 WHERE t2.v = t.id)')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id, (SELECT max(v) FROM t) FROM t')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id, row_number() OVER (ORDER BY id) FROM t')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id FROM t ORDER BY id LIMIT 5')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT DISTINCT ON (v) id FROM t')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT v, string_agg(id::text, '','') FROM t GROUP BY v')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT v, count(DISTINCT id) FROM t GROUP BY v')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT sum(id) FROM t GROUP BY v')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT v, count(*) FROM t GROUP BY ROLLUP (v)')$$),
+  ($$SELECT tide.create_view('bad1', 'WITH c AS (SELECT id FROM t) SELECT id FROM c')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT 1 AS one')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT DISTINCT v, count(*) FROM t GROUP BY v')$$),
   -- duplicate output column names
   ($$SELECT tide.create_view('bad1', 'SELECT id, id FROM t')$$),
   -- other functions
@@ -84,4 +99,6 @@ SELECT tide.create_view('bad1', 'SELECT id
 SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE nope = 1');
 -- the function is named, with a hint
 SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE ts < now()');
+-- what is not maintained is named, with the operator
+SELECT tide.create_view('bad1', 'SELECT a.id FROM t a LEFT JOIN t b ON a.id = b.v');
 SELECT debris() AS after;

@@ -19,6 +19,18 @@ RESET ROLE;
 SELECT relowner::regrole FROM pg_class WHERE oid = 'alice.item_count'::regclass;
 SELECT c.relowner::regrole FROM tide.catalog t JOIN pg_class c ON c.oid = t.definition WHERE t.view = 'alice.item_count'::regclass;
 GRANT USAGE ON SCHEMA alice TO tide_bob;
+-- a writer with no rights on the view or on pg_tide's state: maintenance
+-- runs with the view owner's rights
+GRANT SELECT, INSERT, UPDATE, DELETE ON alice.items TO tide_bob;
+SET ROLE tide_bob;
+INSERT INTO alice.items VALUES (3), (4);
+DELETE FROM alice.items WHERE x = 1;
+UPDATE alice.items SET x = x + 10 WHERE x = 2;
+-- bob may not read the view
+SELECT * FROM alice.item_count;
+RESET ROLE;
+SELECT * FROM alice.item_count;
+SELECT tide.verify('alice.item_count');
 GRANT SELECT ON alice.item_count TO tide_bob;
 SET ROLE tide_bob;
 SELECT * FROM alice.item_count;

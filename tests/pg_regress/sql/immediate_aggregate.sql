@@ -1,0 +1,69 @@
+-- Immediate maintenance of GROUP BY, aggregates, HAVING and DISTINCT.
+CREATE SCHEMA immediate_aggregate;
+SET search_path = immediate_aggregate, public;
+CREATE TABLE sales (id int, region text, qty int, price numeric, discount float8, day date);
+INSERT INTO sales SELECT i, (ARRAY['n','s','e'])[1 + i % 3], i % 7, (i % 11) * 1.25, (i % 4) / 10.0, date '2024-01-01' + i % 5
+  FROM generate_series(1, 300) i;
+SELECT tide.create_view('by_region',
+  'SELECT region, count(*) AS n, count(qty) AS nq, sum(qty) AS q, sum(price) AS revenue, avg(price) AS mean,
+          avg(qty) AS mean_qty, min(price) AS lo, max(price) AS hi, min(day) AS first_day, max(region) AS r
+     FROM sales GROUP BY region');
+SELECT * FROM by_region ORDER BY region;
+-- rows move between groups; a new group appears; a group empties
+UPDATE sales SET region = 'w' WHERE id % 10 = 0;
+SELECT tide.verify('by_region');
+DELETE FROM sales WHERE region = 'e';
+SELECT region, n FROM by_region ORDER BY region;
+SELECT tide.verify('by_region');
+-- min and max after deleting the extreme: recomputed for that group only
+SELECT region, lo, hi FROM by_region WHERE region = 'n';
+DELETE FROM sales WHERE region = 'n' AND price = (SELECT max(price) FROM sales WHERE region = 'n');
+SELECT region, lo, hi FROM by_region WHERE region = 'n';
+SELECT tide.verify('by_region');
+-- NULL group keys and NULL values; sum over only NULLs is NULL
+INSERT INTO sales VALUES (1001, NULL, NULL, NULL, NULL, NULL), (1002, NULL, NULL, NULL, NULL, NULL);
+SELECT * FROM by_region WHERE region IS NULL;
+SELECT tide.verify('by_region');
+UPDATE sales SET price = 2 WHERE id = 1001;
+SELECT region, revenue, mean, lo, hi FROM by_region WHERE region IS NULL;
+DELETE FROM sales WHERE id = 1001;
+SELECT region, revenue, mean, lo, hi FROM by_region WHERE region IS NULL;
+SELECT tide.verify('by_region');
+
+-- expressions over aggregates, HAVING, FILTER
+SELECT tide.create_view('busy_days',
+  'SELECT day, sum(price * qty) / nullif(sum(qty), 0) AS avg_price, count(*) FILTER (WHERE qty > 3) AS big,
+          sum(price) FILTER (WHERE region = ''n'') AS north
+     FROM sales GROUP BY day HAVING count(*) > 55');
+SELECT * FROM busy_days ORDER BY day;
+DELETE FROM sales WHERE day = '2024-01-02' AND id % 2 = 0;
+SELECT day FROM busy_days ORDER BY day;
+INSERT INTO sales SELECT 2000 + i, 'n', 5, 3, 0, '2024-01-02' FROM generate_series(1, 40) i;
+SELECT day FROM busy_days ORDER BY day;
+SELECT tide.verify('busy_days');
+
+-- aggregates without GROUP BY: one row, also over an empty table
+SELECT tide.create_view('overall', 'SELECT count(*) AS n, sum(qty) AS q, avg(price) AS mean, min(day) AS first FROM sales');
+DELETE FROM sales;
+SELECT * FROM overall;
+SELECT tide.verify('overall');
+INSERT INTO sales VALUES (1, 'n', 2, 1.5, 0, '2024-02-01');
+SELECT * FROM overall;
+SELECT tide.verify('overall'), tide.verify('by_region'), tide.verify('busy_days');
+
+-- exact numeric and integer results: avg of integers is the same numeric PostgreSQL computes
+INSERT INTO sales SELECT i, 's', i, i / 3.0, 0, '2024-02-02' FROM generate_series(1, 10) i;
+SELECT mean_qty, mean FROM by_region WHERE region = 's';
+SELECT avg(qty), avg(price) FROM sales WHERE region = 's';
+
+-- DISTINCT keeps a count per row; a row goes when its last copy goes
+SELECT tide.create_view('regions', 'SELECT DISTINCT region, day FROM sales');
+SELECT * FROM regions ORDER BY 1, 2;
+DELETE FROM sales WHERE region = 's' AND qty < 10;
+SELECT * FROM regions ORDER BY 1, 2;
+DELETE FROM sales WHERE region = 's';
+SELECT * FROM regions ORDER BY 1, 2;
+SELECT tide.verify('regions');
+
+-- a GROUP BY key that is not a column of the view is refused, naming it
+SELECT tide.create_view('no_key', 'SELECT sum(qty) FROM sales GROUP BY region');
