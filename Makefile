@@ -6,9 +6,9 @@ PG_CONFIG ?= /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config
 PGRX_TEST_DIR ?= /tmp/pg_tide-pgrx-test
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: test deps unit pgtest regress install demo clean
+.PHONY: test deps unit pgtest regress isolation random install demo clean
 
-test: deps unit pgtest regress
+test: deps unit pgtest regress isolation random
 
 deps:
 	@scripts/install-deps.sh
@@ -27,6 +27,14 @@ pgtest: deps
 regress: deps
 	PROFILE=debug scripts/install.sh
 	scripts/regress.sh
+
+# Concurrency: isolation specs (pg_isolation_regress) against the installed build.
+isolation: regress
+	scripts/isolation.sh
+
+# Seeded randomized differential test: random DML, tide.verify after every step.
+random: regress
+	scripts/random.sh
 
 install:
 	scripts/install.sh
