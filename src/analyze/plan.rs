@@ -138,7 +138,10 @@ unsafe fn aggregate(a: *mut pg_sys::Aggref, ex: &dyn Fn(*mut pg_sys::Node) -> St
         ("sum", _) => AggKind::Sum,
         ("avg", _) => AggKind::Avg,
         ("min", _) => AggKind::Min,
-        _ => AggKind::Max,
+        ("max", _) => AggKind::Max,
+        ("bool_and" | "every", _) => AggKind::BoolAnd,
+        ("bool_or", _) => AggKind::BoolOr,
+        (other, _) => unreachable!("aggregate {other} passed delta::maintenance"),
     };
     Agg {
         kind,

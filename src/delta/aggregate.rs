@@ -98,6 +98,11 @@ impl Grouped<'_> {
                     list.push(format!("sum(({})::{}){filter} AS a{i}_s", arg(a), a.result_type));
                     list.push(format!("count({}){filter} AS a{i}_n", arg(a)));
                 }
+                AggKind::BoolAnd | AggKind::BoolOr => {
+                    list.push(format!("count({}){filter} AS a{i}_n", arg(a)));
+                    let f = a.filter.as_ref().map(|f| format!(" AND {f}")).unwrap_or_default();
+                    list.push(format!("count(*) FILTER (WHERE ({}) = {}{f}) AS a{i}_c", arg(a), bool_counted(a.kind)));
+                }
                 AggKind::Min | AggKind::Max => {
                     list.push(format!("{}({}){filter} AS a{i}_m", extreme_fn(a.kind), arg(a)));
                     list.push(format!("count({}){filter} AS a{i}_n", arg(a)));
@@ -167,6 +172,14 @@ impl Grouped<'_> {
                         "a{i}_s = CASE WHEN excluded.a{i}_s IS NULL THEN s.a{i}_s WHEN s.a{i}_s IS NULL THEN excluded.a{i}_s \
                          ELSE s.a{i}_s + excluded.a{i}_s END"
                     ));
+                }
+                AggKind::BoolAnd | AggKind::BoolOr => {
+                    cons.push(nonnull);
+                    cons.push(format!(
+                        "coalesce(sum({WEIGHT}) FILTER (WHERE {v} = {}), 0)::bigint AS a{i}_c",
+                        bool_counted(a.kind)
+                    ));
+                    set.push(format!("a{i}_c = s.a{i}_c + excluded.a{i}_c"));
                 }
                 AggKind::Min | AggKind::Max => {
                     let f = extreme_fn(a.kind);
@@ -256,6 +269,8 @@ impl Grouped<'_> {
                         format!("(CASE WHEN l.a{n}_n > 0 THEN l.a{n}_s / (l.a{n}_n)::{div} END)::{}", a.result_type)
                     }
                     AggKind::Min | AggKind::Max => format!("l.a{n}_m"),
+                    AggKind::BoolAnd => format!("(CASE WHEN l.a{n}_n > 0 THEN l.a{n}_c = 0 END)"),
+                    AggKind::BoolOr => format!("(CASE WHEN l.a{n}_n > 0 THEN l.a{n}_c > 0 END)"),
                 }
             } else {
                 format!("l.{}", key_col(n - nagg - 1))
@@ -314,6 +329,15 @@ impl Grouped<'_> {
         }
         let cols: Vec<String> = self.columns.iter().filter(|c| c.key.is_some()).map(|c| ident(&c.name)).collect();
         Some(format!("CREATE UNIQUE INDEX ON {} ({}) NULLS NOT DISTINCT", self.view, cols.join(", ")))
+    }
+}
+
+/// The value a bool_and counts (false) or a bool_or counts (true).
+fn bool_counted(kind: AggKind) -> &'static str {
+    if kind == AggKind::BoolAnd {
+        "false"
+    } else {
+        "true"
     }
 }
 

@@ -37,7 +37,7 @@ fn no(what: impl Into<String>) -> Maintenance {
 }
 
 /// Aggregates maintained from running state.
-pub const MAINTAINED_AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max"];
+pub const MAINTAINED_AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max", "bool_and", "bool_or", "every"];
 
 /// The rule for one operator, given its parent (None at the root).
 pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {

@@ -38,6 +38,10 @@ pub enum AggKind {
     Avg,
     Min,
     Max,
+    /// bool_and / every: true when no non-NULL input is false.
+    BoolAnd,
+    /// bool_or: true when some non-NULL input is true.
+    BoolOr,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

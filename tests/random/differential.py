@@ -33,6 +33,8 @@ VIEWS = {
     "v_three": "SELECT r.g, q.t, count(*) AS c FROM r JOIN q ON r.k = q.k JOIN q q2 ON q2.w = r.g GROUP BY r.g, q.t",
     "v_nonequi": "SELECT r.k, q.w FROM r, q WHERE r.v < q.w AND q.t = 'b'",
     "v_using": "SELECT k, r.v, q.w FROM r JOIN q USING (k)",
+    "v_bool": "SELECT s, bool_and(v > 0) AS all_pos, bool_or(v > 4) AS any_big, every(n > 0) AS e, "
+              "bool_or(g = 1) FILTER (WHERE k > 2) AS f FROM r GROUP BY s",
 }
 
 SETUP = """

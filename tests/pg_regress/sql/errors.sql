@@ -17,7 +17,7 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
   RETURN SQLSTATE || ': ' || SQLERRM;
 END $$;
-SELECT debris() AS before;
+SELECT debris() AS before \gset
 
 SELECT stmt, try(stmt) FROM (VALUES
   -- unknown table or column
@@ -90,7 +90,7 @@ SELECT stmt, try(stmt) FROM (VALUES
   ($$SELECT * FROM tide.explain('SELECT * FROM nowhere')$$)
 ) AS s(stmt);
 
-SELECT debris() AS after;
+SELECT debris() = :'before' AS nothing_left;
 
 -- PostgreSQL's own message, and the spot in the view's query
 SELECT tide.create_view('bad1', 'SELECT id
@@ -101,4 +101,4 @@ SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE nope = 1');
 SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE ts < now()');
 -- what is not maintained is named, with the operator
 SELECT tide.create_view('bad1', 'SELECT a.id FROM t a LEFT JOIN t b ON a.id = b.v');
-SELECT debris() AS after;
+SELECT debris() = :'before' AS nothing_left;

@@ -65,5 +65,16 @@ DELETE FROM sales WHERE region = 's';
 SELECT * FROM regions ORDER BY 1, 2;
 SELECT tide.verify('regions');
 
+-- bool_and, bool_or, every
+SELECT tide.create_view('flags', 'SELECT region, bool_and(qty > 0) AS all_pos, bool_or(qty > 8) AS any_big, every(price < 100) AS cheap FROM sales GROUP BY region');
+SELECT * FROM flags ORDER BY region;
+INSERT INTO sales VALUES (3001, 'n', 9, 1, 0, '2024-03-01'), (3002, 'n', NULL, NULL, NULL, NULL);
+SELECT * FROM flags ORDER BY region;
+UPDATE sales SET qty = 0 WHERE id = 3001;
+SELECT * FROM flags ORDER BY region;
+DELETE FROM sales WHERE id = 3001;
+SELECT * FROM flags ORDER BY region;
+SELECT tide.verify('flags');
+
 -- a GROUP BY key that is not a column of the view is refused, naming it
 SELECT tide.create_view('no_key', 'SELECT sum(qty) FROM sales GROUP BY region');

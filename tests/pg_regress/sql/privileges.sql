@@ -52,9 +52,13 @@ DROP SCHEMA alice CASCADE;
 DROP ROLE tide_alice;
 DROP ROLE tide_bob;
 -- dropping the extension with views in place needs CASCADE
-SELECT count(tide.drop_view(name::text)) FROM tide.views;
+SELECT count(tide.drop_view(name::text)) > 0 AS dropped FROM tide.views;
 CREATE TABLE last_base (x int);
 SELECT tide.create_view('last_view', 'SELECT x FROM last_base');
+\set VERBOSITY terse
 DROP EXTENSION pg_tide;
+SET client_min_messages = warning;
 DROP EXTENSION pg_tide CASCADE;
+RESET client_min_messages;
+\set VERBOSITY default
 SELECT to_regclass('last_view') IS NULL AS view_gone, to_regnamespace('tide_state') IS NULL AS state_gone;
