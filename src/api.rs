@@ -4,10 +4,11 @@
 use crate::analyze;
 use crate::apply;
 use crate::catalog;
+use crate::compare;
 use crate::delta;
 use crate::explain;
 use crate::pg::{self, raise};
-use crate::sql::{self, ident, VerifyColumn};
+use crate::sql::{self, ident, Compare, VerifyColumn};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::time::Instant;
@@ -65,12 +66,16 @@ fn view_columns(relid: pg_sys::Oid) -> Vec<VerifyColumn> {
         for row in rows {
             let name: String = row.get(1)?.unwrap_or_default();
             let typid: pg_sys::Oid = row.get(2)?.unwrap_or(pg_sys::InvalidOid);
-            // SAFETY: a typcache lookup by type OID; the entry lives for the backend.
-            let has_eq = unsafe {
-                let entry = pg_sys::lookup_type_cache(typid, pg_sys::TYPECACHE_EQ_OPR as i32);
-                (*entry).eq_opr != pg_sys::InvalidOid
+            // SAFETY: a typcache lookup by type OID.
+            let has_eq = unsafe { crate::analyze::plan::has_equality(typid) };
+            let compare = if typid == pg_sys::FLOAT4OID || typid == pg_sys::FLOAT8OID {
+                Compare::Float
+            } else if has_eq {
+                Compare::Equal
+            } else {
+                Compare::Text
             };
-            out.push(VerifyColumn { name, as_text: !has_eq });
+            out.push(VerifyColumn { name, compare });
         }
         Ok::<_, pgrx::spi::Error>(out)
     })
@@ -277,12 +282,46 @@ fn verify(name: Option<&str>) -> bool {
     if extra == 0 && missing == 0 {
         return true;
     }
+    let (extra, missing, sample) = if columns.iter().any(|c| c.compare == Compare::Float) {
+        // Rounding to 10 digits can split two close values: match them within the tolerance.
+        let view_rows = fetch_rows(&sql::verify_rows_statement(&pg::qualified_relation_name(entry.view), &columns));
+        let query_rows = fetch_rows(&sql::verify_rows_statement(&pg::qualified_relation_name(entry.definition), &columns));
+        let (extra, missing) = compare::difference(view_rows, query_rows);
+        if extra.is_empty() && missing.is_empty() {
+            return true;
+        }
+        let show = |side: &str, r: &compare::Row| format!("{side}: {:?} {:?}", r.exact, r.floats);
+        let sample: Vec<String> = extra
+            .iter()
+            .map(|r| show("in the view, not in the query", r))
+            .chain(missing.iter().map(|r| show("in the query, not in the view", r)))
+            .take(10)
+            .collect();
+        (extra.len() as i64, missing.len() as i64, sample)
+    } else {
+        (extra, missing, sample)
+    };
     notice!(
         "view {} differs from its query: {extra} row(s) in the view but not in the query, {missing} in the query but not in the view\n{}",
         pg::qualified_relation_name(entry.view),
         sample.join("\n")
     );
     false
+}
+
+/// Rows of `verify_rows_statement`.
+fn fetch_rows(stmt: &str) -> Vec<compare::Row> {
+    Spi::connect(|client| {
+        let mut out = Vec::new();
+        for row in client.select(stmt, None, &[])? {
+            out.push(compare::Row {
+                exact: row.get::<Vec<Option<String>>>(1)?.unwrap_or_default(),
+                floats: row.get::<Vec<Option<f64>>>(2)?.unwrap_or_default(),
+            });
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not verify the view: {e}"), None, None))
 }
 
 /// The relational plan pg_tide derives from a query, one operator a row.

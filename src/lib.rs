@@ -33,6 +33,7 @@ mod api;
 mod apply;
 mod capture;
 mod catalog;
+mod compare;
 mod delta;
 mod explain;
 mod ir;

@@ -18,12 +18,37 @@ pub fn definition_name(id: i64) -> String {
     format!("tide_state.{}", ident(&format!("query_{id}")))
 }
 
+/// How `tide.verify` compares a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// By the type's equality operator.
+    Equal,
+    /// The type has no equality operator (json, point, xml): by its text form.
+    Text,
+    /// float4 / float8: to 10 significant digits, the error bound of
+    /// incrementally maintained float sums (see the README).
+    Float,
+}
+
 /// A column of a view, as `tide.verify` compares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyColumn {
     pub name: String,
-    /// The type has no equality operator (json, point, xml): compare the text form.
-    pub as_text: bool,
+    pub compare: Compare,
+}
+
+/// The value `tide.verify` compares for a column.
+fn compared(c: &VerifyColumn) -> String {
+    let n = ident(&c.name);
+    match c.compare {
+        Compare::Equal => n,
+        Compare::Text => format!("{n}::text AS {n}"),
+        Compare::Float => format!(
+            "CASE WHEN {n} IS NULL THEN NULL WHEN {n} = 0 THEN '0' \
+                  WHEN {n}::text IN ('NaN', 'Infinity', '-Infinity') THEN {n}::text \
+                  ELSE to_char({n}::float8, '9.999999999EEEE') END AS {n}"
+        ),
+    }
 }
 
 /// One statement returning (rows in the view but not the query, rows in the
@@ -36,7 +61,7 @@ pub fn verify_statement(view: &str, definition: &str, columns: &[VerifyColumn], 
     } else {
         columns
             .iter()
-            .map(|c| if c.as_text { format!("{}::text AS {}", ident(&c.name), ident(&c.name)) } else { ident(&c.name) })
+            .map(compared)
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -51,6 +76,16 @@ pub fn verify_statement(view: &str, definition: &str, columns: &[VerifyColumn], 
                                      SELECT 'in the query, not in the view: ' || m::text FROM missing m) s \
                       ORDER BY d LIMIT {sample})"
     )
+}
+
+/// For the float-tolerant comparison: every row of `relation` as an array of
+/// its other columns' text and an array of its float columns.
+pub fn verify_rows_statement(relation: &str, columns: &[VerifyColumn]) -> String {
+    let exact: Vec<String> =
+        columns.iter().filter(|c| c.compare != Compare::Float).map(|c| format!("{}::text", ident(&c.name))).collect();
+    let floats: Vec<String> =
+        columns.iter().filter(|c| c.compare == Compare::Float).map(|c| format!("{}::float8", ident(&c.name))).collect();
+    format!("SELECT ARRAY[{}]::text[], ARRAY[{}]::float8[] FROM {relation}", exact.join(", "), floats.join(", "))
 }
 
 /// Replace the view's rows with the query's: used by the initial build and by full refresh.
@@ -109,11 +144,13 @@ mod tests {
     #[test]
     fn verify_compares_both_ways_and_casts_uncomparable_columns() {
         let cols = vec![
-            VerifyColumn { name: "k".into(), as_text: false },
-            VerifyColumn { name: "doc".into(), as_text: true },
+            VerifyColumn { name: "k".into(), compare: Compare::Equal },
+            VerifyColumn { name: "doc".into(), compare: Compare::Text },
+            VerifyColumn { name: "f".into(), compare: Compare::Float },
         ];
         let s = verify_statement("public.v", "tide_state.\"query_1\"", &cols, 10);
-        assert!(s.contains("SELECT \"k\", \"doc\"::text AS \"doc\" FROM public.v"));
+        assert!(s.contains("SELECT \"k\", \"doc\"::text AS \"doc\", CASE WHEN \"f\" IS NULL"), "{s}");
+        assert!(s.contains("to_char(\"f\"::float8, '9.999999999EEEE') END AS \"f\" FROM public.v"), "{s}");
         assert!(s.contains("SELECT * FROM v EXCEPT ALL SELECT * FROM q"));
         assert!(s.contains("SELECT * FROM q EXCEPT ALL SELECT * FROM v"));
         assert!(s.ends_with("LIMIT 10)"));

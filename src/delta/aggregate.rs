@@ -90,12 +90,8 @@ impl Grouped<'_> {
                     }
                 }
                 AggKind::Count => list.push(format!("count({}){filter} AS a{i}_n", arg(a))),
-                AggKind::Sum => {
-                    list.push(format!("sum({}){filter} AS a{i}_s", arg(a)));
-                    list.push(format!("count({}){filter} AS a{i}_n", arg(a)));
-                }
-                AggKind::Avg => {
-                    list.push(format!("sum(({})::{}){filter} AS a{i}_s", arg(a), a.result_type));
+                AggKind::Sum | AggKind::Avg => {
+                    list.push(format!("sum(({})::{}){filter} AS a{i}_s", arg(a), sum_state_type(a)));
                     list.push(format!("count({}){filter} AS a{i}_n", arg(a)));
                 }
                 AggKind::BoolAnd | AggKind::BoolOr => {
@@ -164,9 +160,7 @@ impl Grouped<'_> {
                 AggKind::CountStar if a.filter.is_none() => continue,
                 AggKind::CountStar | AggKind::Count => cons.push(nonnull),
                 AggKind::Sum | AggKind::Avg => {
-                    // The state's sum has the type of the aggregate's result
-                    // (sum's own type for sum; avg sums in its result type).
-                    cons.push(format!("sum({WEIGHT} * ({v})::{}) AS a{i}_s", a.result_type));
+                    cons.push(format!("sum({WEIGHT} * ({v})::{}) AS a{i}_s", sum_state_type(a)));
                     cons.push(nonnull);
                     set.push(format!(
                         "a{i}_s = CASE WHEN excluded.a{i}_s IS NULL THEN s.a{i}_s WHEN s.a{i}_s IS NULL THEN excluded.a{i}_s \
@@ -265,7 +259,8 @@ impl Grouped<'_> {
                     AggKind::CountStar | AggKind::Count => format!("l.a{n}_n"),
                     AggKind::Sum => format!("(CASE WHEN l.a{n}_n > 0 THEN l.a{n}_s END)::{}", a.result_type),
                     AggKind::Avg => {
-                        let div = if a.result_type == "interval" { "double precision".to_string() } else { a.result_type.clone() };
+                        let state = sum_state_type(a);
+                        let div = if state == "interval" { "double precision".to_string() } else { state };
                         format!("(CASE WHEN l.a{n}_n > 0 THEN l.a{n}_s / (l.a{n}_n)::{div} END)::{}", a.result_type)
                     }
                     AggKind::Min | AggKind::Max => format!("l.a{n}_m"),
@@ -329,6 +324,17 @@ impl Grouped<'_> {
         }
         let cols: Vec<String> = self.columns.iter().filter(|c| c.key.is_some()).map(|c| ident(&c.name)).collect();
         Some(format!("CREATE UNIQUE INDEX ON {} ({}) NULLS NOT DISTINCT", self.view, cols.join(", ")))
+    }
+}
+
+/// The type a sum or avg keeps its running sum in: the aggregate's result
+/// type, except for floats, summed exactly as numeric so that the error of
+/// the maintained value does not grow with the history of changes (a value
+/// added and later removed cancels exactly).
+fn sum_state_type(a: &Agg) -> String {
+    match a.result_type.as_str() {
+        "double precision" | "real" => "numeric".into(),
+        other => other.into(),
     }
 }
 

@@ -33,6 +33,7 @@ VIEWS = {
     "v_three": "SELECT r.g, q.t, count(*) AS c FROM r JOIN q ON r.k = q.k JOIN q q2 ON q2.w = r.g GROUP BY r.g, q.t",
     "v_nonequi": "SELECT r.k, q.w FROM r, q WHERE r.v < q.w AND q.t = 'b'",
     "v_using": "SELECT k, r.v, q.w FROM r JOIN q USING (k)",
+    "v_float": "SELECT g, sum(f) AS sf, avg(f) AS af, count(f) AS cf, min(f) AS mf FROM r GROUP BY g",
     "v_bool": "SELECT s, bool_and(v > 0) AS all_pos, bool_or(v > 4) AS any_big, every(n > 0) AS e, "
               "bool_or(g = 1) FILTER (WHERE k > 2) AS f FROM r GROUP BY s",
 }
@@ -42,7 +43,7 @@ SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS pg_tide CASCADE;
 DROP TABLE IF EXISTS r, q CASCADE;
 CREATE EXTENSION pg_tide;
-CREATE TABLE r (id serial PRIMARY KEY, k int, g int, v int, n numeric, s text, j json);
+CREATE TABLE r (id serial PRIMARY KEY, k int, g int, v int, n numeric, s text, j json, f float8);
 CREATE TABLE q (id serial PRIMARY KEY, k int, w int, t text);
 """
 
@@ -52,10 +53,11 @@ def val(rng, choices, null=0.15):
 
 
 def r_row(rng):
-    return "({k}, {g}, {v}, {n}, {s}, {j})".format(
+    return "({k}, {g}, {v}, {n}, {s}, {j}, {f})".format(
         k=val(rng, range(0, 6)), g=val(rng, range(0, 4)), v=val(rng, range(-3, 7)),
         n=val(rng, ["1.5", "2", "0.25", "-3.125", "10"]),
-        s=val(rng, ["'a'", "'b'", "'c'"]), j=val(rng, ["'{\"a\": 1}'", "'[1, 2]'", "'\"x\"'"]))
+        s=val(rng, ["'a'", "'b'", "'c'"]), j=val(rng, ["'{\"a\": 1}'", "'[1, 2]'", "'\"x\"'"]),
+        f=val(rng, ["0.1", "1e10", "-2.5", "1.0/3", "3.3e-5"]))
 
 
 def q_row(rng):
@@ -76,7 +78,7 @@ def statement(rng):
         weights=[18, 8, 18, 6, 10, 5, 4, 1, 4, 4, 4])[0]
     if kind == "ins_r":
         rows = ", ".join(r_row(rng) for _ in range(rng.randint(1, 6)))
-        return f"INSERT INTO r (k, g, v, n, s, j) VALUES {rows};"
+        return f"INSERT INTO r (k, g, v, n, s, j, f) VALUES {rows};"
     if kind == "ins_q":
         rows = ", ".join(q_row(rng) for _ in range(rng.randint(1, 3)))
         return f"INSERT INTO q (k, w, t) VALUES {rows};"
@@ -101,7 +103,7 @@ def statement(rng):
     if kind == "truncate":
         return "TRUNCATE q;"
     if kind == "rollback":
-        return f"BEGIN; INSERT INTO r (k, g, v, n, s, j) VALUES {r_row(rng)}; DELETE FROM q WHERE {pred(rng, 'q')}; ROLLBACK;"
+        return f"BEGIN; INSERT INTO r (k, g, v, n, s, j, f) VALUES {r_row(rng)}; DELETE FROM q WHERE {pred(rng, 'q')}; ROLLBACK;"
     # savepoint: part of a transaction rolled back, the rest committed
     return (f"BEGIN; INSERT INTO r (k, g, v) VALUES ({rng.randint(0, 5)}, {rng.randint(0, 3)}, {rng.randint(0, 5)}); "
             f"SAVEPOINT s; DELETE FROM r WHERE {pred(rng, 'r')}; UPDATE q SET w = 1; ROLLBACK TO SAVEPOINT s; "
@@ -116,7 +118,7 @@ def run_seed(args, seed):
     rng = random.Random(seed)
     script = [SETUP]
     for i in range(rng.randint(5, 15)):
-        script.append(f"INSERT INTO r (k, g, v, n, s, j) VALUES {r_row(rng)};")
+        script.append(f"INSERT INTO r (k, g, v, n, s, j, f) VALUES {r_row(rng)};")
     for i in range(rng.randint(3, 8)):
         script.append(f"INSERT INTO q (k, w, t) VALUES {q_row(rng)};")
     for name, query in VIEWS.items():
