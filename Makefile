@@ -6,7 +6,7 @@ PG_CONFIG ?= /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config
 PGRX_TEST_DIR ?= /tmp/pg_tide-pgrx-test
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: test deps unit pgtest regress isolation random install demo clean
+.PHONY: test deps unit pgtest regress isolation random bench-pgbench install demo clean
 
 test: deps unit pgtest regress isolation random
 
@@ -35,6 +35,11 @@ isolation: regress
 # Seeded randomized differential test: random DML, tide.verify after every step.
 random: regress
 	scripts/random.sh
+
+# Immediate mode's cost on writers, on pgbench data (report in benches/results/).
+bench-pgbench:
+	scripts/install.sh
+	benches/pgbench.sh
 
 install:
 	scripts/install.sh

@@ -90,7 +90,17 @@ pub struct Compiled {
     state: Option<String>,
     comparable: Vec<bool>,
     view_id: i64,
-    statements: RefCell<HashMap<(u32, Event), Rc<Vec<OwnedPreparedStatement>>>>,
+    statements: RefCell<HashMap<(u32, Event), Rc<Prepared>>>,
+}
+
+/// The prepared statements that apply one kind of change.
+struct Prepared {
+    /// Run in order. For a grouped view, the last returns (groups emptied,
+    /// groups to recompute).
+    main: Vec<OwnedPreparedStatement>,
+    /// Grouped views: run when groups lost their min/max, then when groups emptied.
+    recompute: Option<OwnedPreparedStatement>,
+    purge: Option<OwnedPreparedStatement>,
 }
 
 thread_local! {
@@ -223,19 +233,23 @@ impl Compiled {
         }
     }
 
-    /// The SQL of the statements that apply a change of `relid`.
-    pub fn statement_sql(&self, relid: u32, event: Event) -> Vec<String> {
+    /// Prepare the statements that apply a change of `relid`.
+    fn prepare(&self, client: &pgrx::spi::SpiClient<'_>, relid: u32, event: Event) -> Result<Prepared, pgrx::spi::Error> {
         let changed = self.plan.positions_of(relid);
+        let keep = |sql: String| client.prepare_mut(sql.as_str(), &[]).map(|p| p.keep());
         if let Some(g) = self.grouped() {
-            let mut v = vec![g.upsert(&changed, event)];
-            v.extend(g.recompute());
-            v.push(g.publish());
-            v
+            Ok(Prepared {
+                main: vec![keep(g.apply(&changed, event))?],
+                recompute: g.recompute().map(keep).transpose()?,
+                purge: Some(keep(g.purge())?),
+            })
         } else {
             let b = self.bag().expect("a bag when not grouped");
-            let mut v: Vec<String> = b.lock_rows(&changed, event).into_iter().collect();
-            v.push(b.apply(&changed, event));
-            v
+            let mut main = Vec::new();
+            for sql in b.lock_rows(&changed, event).into_iter().chain([b.apply(&changed, event)]) {
+                main.push(keep(sql)?);
+            }
+            Ok(Prepared { main, recompute: None, purge: None })
         }
     }
 
@@ -303,22 +317,28 @@ pub fn maintain(view: &ViewRef, compiled: &Compiled, relid: u32, event: Event, t
                 if compiled.plan.needs_view_lock() {
                     lock_view(client, view.id)?;
                 }
-                let prepared = {
-                    let existing = compiled.statements.borrow().get(&(relid, event)).cloned();
-                    match existing {
-                        Some(p) => p,
-                        None => {
-                            let mut v = Vec::new();
-                            for sql in compiled.statement_sql(relid, event) {
-                                v.push(client.prepare_mut(sql.as_str(), &[])?.keep());
-                            }
-                            let p = Rc::new(v);
-                            compiled.statements.borrow_mut().insert((relid, event), p.clone());
-                            p
-                        }
+                let existing = compiled.statements.borrow().get(&(relid, event)).cloned();
+                let prepared = match existing {
+                    Some(p) => p,
+                    None => {
+                        let p = Rc::new(compiled.prepare(client, relid, event)?);
+                        compiled.statements.borrow_mut().insert((relid, event), p.clone());
+                        p
                     }
                 };
-                for stmt in prepared.iter() {
+                let mut counts = (0i64, 0i64);
+                for stmt in prepared.main.iter() {
+                    let result = client.update(stmt, None, &[])?;
+                    if compiled.state.is_some() {
+                        let (emptied, recompute) = result.first().get_two::<i64, i64>()?;
+                        counts = (emptied.unwrap_or(0), recompute.unwrap_or(0));
+                    }
+                }
+                // Groups that lost their min/max first (they may also have emptied).
+                if let (Some(stmt), true) = (&prepared.recompute, counts.1 > 0) {
+                    client.update(stmt, None, &[])?;
+                }
+                if let (Some(stmt), true) = (&prepared.purge, counts.0 > 0) {
                     client.update(stmt, None, &[])?;
                 }
                 Ok::<_, pgrx::spi::Error>(())

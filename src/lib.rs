@@ -57,15 +57,22 @@ mod tests {
     use pgrx::prelude::*;
 
     #[pg_test]
-    fn create_verify_refresh_roundtrip() {
+    fn create_maintain_verify_refresh_roundtrip() {
         Spi::run("CREATE TABLE t (k int, v numeric)").unwrap();
         Spi::run("INSERT INTO t SELECT i % 3, i FROM generate_series(1, 10) i").unwrap();
         let rows = Spi::get_one::<i64>("SELECT tide.create_view('s', 'SELECT k, sum(v) AS total FROM t GROUP BY k')").unwrap();
         assert_eq!(rows, Some(3));
         assert_eq!(Spi::get_one::<bool>("SELECT tide.verify('s')").unwrap(), Some(true));
+        // Maintained in the writing transaction.
         Spi::run("INSERT INTO t VALUES (7, 1)").unwrap();
+        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM s").unwrap(), Some(4));
+        assert_eq!(Spi::get_one::<bool>("SELECT tide.verify('s')").unwrap(), Some(true));
+        // A change pg_tide cannot see is found by verify and repaired by a full refresh.
+        Spi::run("SET LOCAL session_replication_role = replica").unwrap();
+        Spi::run("INSERT INTO t VALUES (8, 1)").unwrap();
+        Spi::run("SET LOCAL session_replication_role = origin").unwrap();
         assert_eq!(Spi::get_one::<bool>("SELECT tide.verify('s')").unwrap(), Some(false));
-        assert_eq!(Spi::get_one::<i64>("SELECT tide.refresh('s')").unwrap(), Some(4));
+        assert_eq!(Spi::get_one::<i64>("SELECT tide.refresh('s', full => true)").unwrap(), Some(5));
         assert_eq!(Spi::get_one::<bool>("SELECT tide.verify('s')").unwrap(), Some(true));
     }
 

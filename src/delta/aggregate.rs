@@ -5,18 +5,24 @@
 //! `__tide_count` (rows in the group), and per aggregate what it needs: a
 //! non-NULL count `a<i>_n`, a sum `a<i>_s`, an extreme `a<i>_m`.
 //!
-//! A change is applied in three statements, each prepared once per backend:
-//! 1. `upsert`: consolidate Δ per group and add it to the state with
+//! A change is applied by one statement, prepared once per backend, and two
+//! more only when needed:
+//! 1. `apply`: consolidate Δ per group, add it to the state with
 //!    `INSERT ... ON CONFLICT DO UPDATE` and relative updates, in key order
-//!    (so concurrent writers lock groups in the same order). Touched groups
-//!    are marked `__tide_dirty`; groups whose min/max lost its current
-//!    extreme are marked `__tide_recompute`.
-//! 2. `recompute`: in a new statement (whose snapshot sees every writer that
-//!    held the group's row lock before us), recompute min/max of the marked
-//!    groups from the base tables, the group key pushed into the scan.
-//! 3. `publish`: write the touched groups' output rows into the view (upsert
-//!    on the view's group-key index, delete for emptied groups or groups
-//!    HAVING rejects) and drop emptied state rows.
+//!    (concurrent writers lock groups in the same order), and from the
+//!    returned new state write the touched groups' rows into the view (upsert
+//!    on the view's group-key index; delete for emptied groups and groups
+//!    HAVING rejects). It returns how many groups emptied and how many lost
+//!    their min/max.
+//! 2. `recompute` (groups that lost their min/max): in a new statement, whose
+//!    snapshot sees every writer that held the group's row lock before us,
+//!    recompute the extreme from the base tables, the group key pushed into
+//!    the scan, and write those groups into the view.
+//! 3. `purge` (groups that emptied): drop their state rows.
+//!
+//! The flags `__tide_recompute` and `__tide_emptied` change value only in
+//! those rare cases, so the ordinary update of a group's state row stays a
+//! HOT update (their partial indexes do not block it).
 
 use super::join::{self, Event, WEIGHT};
 use super::plan::{substitute_params, Agg, AggKind, OutputColumn, Spj};
@@ -123,17 +129,19 @@ impl Grouped<'_> {
         let keys = self.key_cols().join(", ");
         vec![
             format!(
-                "ALTER TABLE {} ADD COLUMN __tide_dirty boolean NOT NULL DEFAULT false, \
+                "ALTER TABLE {} ADD COLUMN __tide_emptied boolean NOT NULL DEFAULT false, \
                  ADD COLUMN __tide_recompute boolean NOT NULL DEFAULT false",
                 self.state
             ),
             format!("CREATE UNIQUE INDEX ON {} ({keys}) NULLS NOT DISTINCT", self.state),
-            format!("CREATE INDEX ON {} (__tide_dirty) WHERE __tide_dirty", self.state),
+            format!("CREATE INDEX ON {} (__tide_emptied) WHERE __tide_emptied", self.state),
+            format!("CREATE INDEX ON {} (__tide_recompute) WHERE __tide_recompute", self.state),
         ]
     }
 
-    /// Statement 1: consolidate Δ per group and add it to the state.
-    pub fn upsert(&self, changed: &[usize], event: Event) -> String {
+    /// Statement 1: consolidate Δ per group, add it to the state, write the
+    /// touched groups into the view; returns (groups emptied, groups to recompute).
+    pub fn apply(&self, changed: &[usize], event: Event) -> String {
         let nk = self.keys.len();
         // Per-row values: keys, then one value per aggregate.
         let mut select: Vec<String> = self.keys.to_vec();
@@ -195,7 +203,9 @@ impl Grouped<'_> {
             .iter()
             .map(|e| e.rsplit(" AS ").next().unwrap_or_default().to_string())
             .collect();
-        set.push("__tide_dirty = true".into());
+        if !self.global() {
+            set.push("__tide_emptied = (s.__tide_count + excluded.__tide_count = 0)".into());
+        }
         if !recompute.is_empty() {
             set.push(format!("__tide_recompute = s.__tide_recompute OR {}", recompute.join(" OR ")));
         }
@@ -207,18 +217,66 @@ impl Grouped<'_> {
         };
         let order = self.key_cols().join(", ");
         let insert_list = insert_cols.join(", ");
-        format!(
-            "INSERT INTO {state} AS s ({insert_list}, __tide_dirty) \
-             SELECT {insert_list}, true FROM (SELECT {cons} FROM ({rows}) d{group}) g ORDER BY {order} \
-             ON CONFLICT ({order}) DO UPDATE SET {set}",
+        let upsert = format!(
+            "INSERT INTO {state} AS s ({insert_list}) \
+             SELECT {insert_list} FROM (SELECT {cons} FROM ({rows}) d{group}) g ORDER BY {order} \
+             ON CONFLICT ({order}) DO UPDATE SET {set} RETURNING *",
             state = self.state,
             cons = cons.join(", "),
             set = set.join(", "),
+        );
+        format!(
+            "WITH l AS ({upsert}), {} \
+             SELECT count(*) FILTER (WHERE l.__tide_count = 0), count(*) FILTER (WHERE l.__tide_recompute) FROM l",
+            self.write_view("l", "NOT l.__tide_recompute")
         )
     }
 
-    /// Statement 2: recompute min/max of the groups that lost their extreme,
-    /// or None when the view has no min/max.
+    /// CTEs `gone` and `put` that write the groups of CTE `l` (new state
+    /// rows) satisfying `which` into the view.
+    fn write_view(&self, l: &str, which: &str) -> String {
+        let cols: Vec<String> = self.columns.iter().map(|c| ident(&c.name)).collect();
+        let values: Vec<String> =
+            self.columns.iter().map(|c| format!("{} AS {}", self.output_expr(&c.sql), ident(&c.name))).collect();
+        let having = self.having.map(|h| self.output_expr(h)).unwrap_or_else(|| "true".into());
+        let view = self.view;
+        let keep = format!("{l}.__tide_count <> 0 AND coalesce({having}, false)");
+        if self.global() {
+            // One row, always present (count 0 and NULL sums over nothing), unless HAVING rejects it.
+            return format!(
+                "gone AS (DELETE FROM {view} WHERE EXISTS (SELECT FROM {l} WHERE {which})), \
+                 put AS (INSERT INTO {view} ({}) SELECT {} FROM {l} WHERE {which} AND coalesce({having}, false))",
+                cols.join(", "),
+                values.join(", ")
+            );
+        }
+        let key_cols: Vec<(usize, String)> =
+            self.columns.iter().filter_map(|c| c.key.map(|k| (k, ident(&c.name)))).collect();
+        let conflict = key_cols.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>().join(", ");
+        let matches = key_cols
+            .iter()
+            .map(|(k, c)| format!("(v.{c} = {l}.{kc} OR (v.{c} IS NULL AND {l}.{kc} IS NULL))", kc = key_col(*k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let updates: Vec<String> =
+            self.columns.iter().filter(|c| c.key.is_none()).map(|c| format!("{n} = excluded.{n}", n = ident(&c.name))).collect();
+        let on_conflict = if updates.is_empty() {
+            format!("ON CONFLICT ({conflict}) DO NOTHING")
+        } else {
+            format!("ON CONFLICT ({conflict}) DO UPDATE SET {}", updates.join(", "))
+        };
+        format!(
+            "gone AS (DELETE FROM {view} v USING {l} WHERE {which} AND NOT ({keep}) AND {matches}), \
+             put AS (INSERT INTO {view} AS v ({}) SELECT {} FROM {l} WHERE {which} AND {keep} \
+                     ORDER BY {} {on_conflict})",
+            cols.join(", "),
+            values.join(", "),
+            self.key_cols().iter().map(|k| format!("{l}.{k}")).collect::<Vec<_>>().join(", ")
+        )
+    }
+
+    /// Statement 2: recompute min/max of the groups that lost their extreme
+    /// and write them into the view; None when the view has no min/max.
     pub fn recompute(&self) -> Option<String> {
         let mut sets = Vec::new();
         for (i, a) in self.aggs.iter().enumerate() {
@@ -242,10 +300,17 @@ impl Grouped<'_> {
             return None;
         }
         Some(format!(
-            "UPDATE {} s SET {}, __tide_recompute = false WHERE s.__tide_dirty AND s.__tide_recompute",
+            "WITH l AS (UPDATE {} s SET {}, __tide_recompute = false WHERE s.__tide_recompute RETURNING *), {} \
+             SELECT count(*) FROM l",
             self.state,
-            sets.join(", ")
+            sets.join(", "),
+            self.write_view("l", "true")
         ))
+    }
+
+    /// Statement 3: drop the state of groups that emptied.
+    pub fn purge(&self) -> String {
+        format!("DELETE FROM {} WHERE __tide_emptied AND __tide_count = 0", self.state)
     }
 
     /// The output value of column `col` over a state row aliased `l`.
@@ -273,51 +338,7 @@ impl Grouped<'_> {
         })
     }
 
-    /// Statement 3: write the touched groups into the view, drop emptied state rows.
-    pub fn publish(&self) -> String {
-        let cols: Vec<String> = self.columns.iter().map(|c| ident(&c.name)).collect();
-        let values: Vec<String> = self.columns.iter().map(|c| format!("{} AS {}", self.output_expr(&c.sql), ident(&c.name))).collect();
-        let having = self.having.map(|h| self.output_expr(h)).unwrap_or_else(|| "true".into());
-        let state = self.state;
-        let view = self.view;
-        if self.global() {
-            return format!(
-                "WITH l AS (UPDATE {state} SET __tide_dirty = false WHERE __tide_dirty RETURNING *), \
-                 gone AS (DELETE FROM {view} WHERE EXISTS (SELECT FROM l)) \
-                 INSERT INTO {view} ({}) SELECT {} FROM l WHERE {having}",
-                cols.join(", "),
-                values.join(", ")
-            );
-        }
-        // The view's rows are found by its group-key columns.
-        let key_cols: Vec<(usize, String)> =
-            self.columns.iter().filter_map(|c| c.key.map(|k| (k, ident(&c.name)))).collect();
-        let conflict = key_cols.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>().join(", ");
-        let match_gone = key_cols
-            .iter()
-            .map(|(k, c)| format!("(v.{c} = g.{kc} OR (v.{c} IS NULL AND g.{kc} IS NULL))", kc = key_col(*k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let updates: Vec<String> =
-            self.columns.iter().filter(|c| c.key.is_none()).map(|c| format!("{n} = excluded.{n}", n = ident(&c.name))).collect();
-        let on_conflict = if updates.is_empty() {
-            format!("ON CONFLICT ({conflict}) DO NOTHING")
-        } else {
-            format!("ON CONFLICT ({conflict}) DO UPDATE SET {}", updates.join(", "))
-        };
-        let keys = self.key_cols().join(", ");
-        format!(
-            "WITH emptied AS (DELETE FROM {state} WHERE __tide_dirty AND __tide_count = 0 RETURNING {keys}), \
-             l AS (UPDATE {state} SET __tide_dirty = false WHERE __tide_dirty AND __tide_count <> 0 RETURNING *), \
-             g AS (SELECT {keys} FROM emptied UNION ALL SELECT {keys} FROM l WHERE NOT coalesce({having}, false)), \
-             gone AS (DELETE FROM {view} v USING g WHERE {match_gone}) \
-             INSERT INTO {view} AS v ({}) SELECT {} FROM l WHERE {having} ORDER BY {keys} {on_conflict}",
-            cols.join(", "),
-            values.join(", ")
-        )
-    }
-
-    /// Index on the view that `publish` finds rows by.
+    /// Index on the view that maintenance finds rows by.
     pub fn view_key_index(&self) -> Option<String> {
         if self.global() {
             return None;
