@@ -12,7 +12,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 PORT=${PORT:-54340}
 DIR=$(mktemp -d /tmp/pg_tide-bench.XXXXXX)
 OUT=${OUT:-benches/results/pgbench.md}
-SETTINGS="-c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=30min -c synchronous_commit=off"
+SETTINGS=${SETTINGS:-"-c fsync=on -c synchronous_commit=on -c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=30min"}
 trap 'scripts/cluster.sh stop "$DIR"' EXIT
 scripts/cluster.sh start "$DIR" "$PORT" $SETTINGS
 sql() { psql -X -q -At -h "$DIR" -p "$PORT" -U postgres -d postgres "$@"; }

@@ -119,6 +119,17 @@ fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&s
             Some("The mode is 'immediate' or 'deferred'."),
         ),
     }
+    // SAFETY: reads the backend's transaction isolation level.
+    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        // The build must see every write committed before capture starts,
+        // which a transaction snapshot taken earlier may not.
+        raise(
+            PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            "tide.create_view cannot run in a REPEATABLE READ or SERIALIZABLE transaction",
+            None,
+            Some("Create the view in a READ COMMITTED transaction."),
+        );
+    }
     let (schema, rel) = split_view_name(name);
     let analyzed = analyze::analyze(query);
     for n in &analyzed.notices {
@@ -161,6 +172,11 @@ fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&s
     let view_ref = apply::ViewRef { id, view: view_oid, definition: definition_oid, owner: current_user_oid() };
     let compiled = apply::compiled(&view_ref);
     let base_tables: Vec<pg_sys::Oid> = compiled.plan.base_tables().into_iter().map(pg_sys::Oid::from).collect();
+    // No write to a base table may fall between the build and the capture:
+    // wait for writers in flight, and hold new ones until this commits.
+    for t in &base_tables {
+        run(&format!("LOCK TABLE {} IN SHARE MODE", pg::qualified_relation_name(*t)));
+    }
 
     // Grouped views keep per-group state beside the view: its table is made
     // (without data) by pg_tide, then owned and filled by the view's owner,
@@ -185,7 +201,7 @@ fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&s
         })
         .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not build the view's state: {e}"), None, None));
         let columns = apply::view_column_names(definition_oid);
-        apply::rebuild(&view, &definition, &columns, false)
+        apply::rebuild_rows(&view, &definition, &columns, false)
     });
     // The index maintenance finds the view's rows by.
     let index = compiled.grouped().and_then(|g| g.view_key_index()).or_else(|| compiled.bag().and_then(|b| b.view_index()));
@@ -197,6 +213,9 @@ fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&s
         for t in &base_tables {
             Spi::run_with_args("SELECT tide.install_capture($1::regclass)", &[(*t).into()])
                 .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not install capture: {e}"), None, None));
+            // Other backends re-read which views a table has.
+            // SAFETY: queues a relcache invalidation, sent at commit.
+            unsafe { pg_sys::CacheInvalidateRelcacheByRelid(*t) };
         }
     });
     rows

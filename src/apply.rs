@@ -1,16 +1,17 @@
-//! Writing a view's rows: the full build, and the guard that keeps everyone
-//! else from writing them.
+//! Running it: each view's delta statements, compiled and prepared once per
+//! backend and executed as the view's owner; full builds; and the guard that
+//! keeps everyone else from writing a view's rows.
 
-use crate::pg::{self, raise};
-use crate::sql;
-use pgrx::prelude::*;
-use std::cell::{Cell, RefCell};
 use crate::delta::aggregate::Grouped;
 use crate::delta::bag::Bag;
 use crate::delta::join::Event;
 use crate::delta::plan::{Shape, ViewPlan};
+use crate::pg::{self, raise};
+use crate::sql;
 use pgrx::pg_sys;
+use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -52,7 +53,7 @@ fn guard_view_write<'a>(
 }
 
 /// Replace the view's rows with its query's result; returns the row count.
-pub fn rebuild(view: &str, definition: &str, columns: &[String], delete_first: bool) -> i64 {
+pub fn rebuild_rows(view: &str, definition: &str, columns: &[String], delete_first: bool) -> i64 {
     writing(|| {
         let mut rows = 0;
         Spi::connect_mut(|client| {
@@ -68,9 +69,7 @@ pub fn rebuild(view: &str, definition: &str, columns: &[String], delete_first: b
 }
 
 // ---------------------------------------------------------------------------
-// Incremental maintenance: compiled statements per view, run as the view's
-// owner with a pinned search_path.
-
+// Incremental maintenance.
 
 /// A maintained view, as the trigger finds it in the catalog.
 #[derive(Debug, Clone)]
@@ -127,36 +126,90 @@ pub fn state_table(id: i64) -> String {
     format!("tide_state.{}", sql::ident(&format!("state_{id}")))
 }
 
-/// Immediate views reading `relid`.
-pub fn views_reading(relid: pg_sys::Oid) -> Vec<ViewRef> {
-    Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT c.id, c.view::oid, c.definition::oid, cl.relowner FROM tide.catalog c \
-               JOIN pg_catalog.pg_class cl ON cl.oid = c.view \
-              WHERE $1::regclass = ANY (c.base_tables) AND c.mode = 'immediate' ORDER BY c.id",
-            None,
-            &[relid.into()],
-        )?;
+thread_local! {
+    /// Immediate views reading each base table, as last read from the catalog.
+    static READERS: RefCell<HashMap<pg_sys::Oid, Rc<Vec<ViewRef>>>> = RefCell::new(HashMap::new());
+    /// The kept plan of the catalog lookup.
+    static READERS_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Drop what the relcache callback made stale: compiled views and the
+/// lists of views per table. (Creating or dropping a view creates or drops
+/// relations, whose invalidations reach every backend.)
+fn forget_if_stale() {
+    if STALE.with(|s| s.replace(false)) {
+        COMPILED.with(|c| c.borrow_mut().clear());
+        READERS.with(|r| r.borrow_mut().clear());
+    }
+}
+
+/// Immediate views reading `relid`, from a per-backend cache.
+///
+/// The catalog is read with the latest snapshot, not the transaction's: a
+/// REPEATABLE READ transaction that began before a view was created must
+/// still maintain it when it writes the view's base table afterwards.
+/// (create_view holds a SHARE lock on the base tables until it commits, so
+/// no write can fall between the view's build and its capture.)
+pub fn views_reading(relid: pg_sys::Oid) -> Rc<Vec<ViewRef>> {
+    forget_if_stale();
+    if let Some(v) = READERS.with(|r| r.borrow().get(&relid).cloned()) {
+        return v;
+    }
+    let views = Rc::new(read_views(relid));
+    READERS.with(|r| r.borrow_mut().insert(relid, views.clone()));
+    views
+}
+
+fn read_views(relid: pg_sys::Oid) -> Vec<ViewRef> {
+    const SQL: &std::ffi::CStr = c"SELECT c.id, c.view::oid, c.definition::oid, cl.relowner FROM tide.catalog c \
+        JOIN pg_catalog.pg_class cl ON cl.oid = c.view \
+        WHERE $1::regclass = ANY (c.base_tables) AND c.mode = 'immediate' ORDER BY c.id";
+    // SAFETY: SPI calls between connect and finish on the backend thread; the
+    // kept plan lives for the backend; the snapshot is registered while used;
+    // tuples are read before SPI_finish frees them.
+    unsafe {
+        pg_sys::SPI_connect();
+        let mut plan = READERS_PLAN.with(|p| p.get());
+        if plan.is_null() {
+            let mut argtypes = [pg_sys::OIDOID];
+            plan = pg_sys::SPI_prepare(SQL.as_ptr(), 1, argtypes.as_mut_ptr());
+            pg_sys::SPI_keepplan(plan);
+            READERS_PLAN.with(|p| p.set(plan));
+        }
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let mut values = [pg_sys::Datum::from(relid)];
+        let nulls = [b' ' as std::ffi::c_char];
+        let rc = pg_sys::SPI_execute_snapshot(plan, values.as_mut_ptr(), nulls.as_ptr(), snapshot, std::ptr::null_mut(), true, false, 0);
+        pg_sys::UnregisterSnapshot(snapshot);
+        if rc != pg_sys::SPI_OK_SELECT as i32 {
+            pg_sys::SPI_finish();
+            raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not read the catalog (SPI code {rc})"), None, None);
+        }
+        let table = pg_sys::SPI_tuptable;
         let mut out = Vec::new();
-        for row in rows {
+        for i in 0..pg_sys::SPI_processed as usize {
+            let tuple = *(*table).vals.add(i);
+            let get = |col: i32| {
+                let mut isnull = false;
+                let d = pg_sys::SPI_getbinval(tuple, (*table).tupdesc, col, &mut isnull);
+                (d, isnull)
+            };
             out.push(ViewRef {
-                id: row.get(1)?.unwrap_or_default(),
-                view: row.get(2)?.unwrap_or(pg_sys::InvalidOid),
-                definition: row.get(3)?.unwrap_or(pg_sys::InvalidOid),
-                owner: row.get(4)?.unwrap_or(pg_sys::InvalidOid),
+                id: i64::from_datum(get(1).0, get(1).1).unwrap_or_default(),
+                view: pg_sys::Oid::from_datum(get(2).0, get(2).1).unwrap_or(pg_sys::InvalidOid),
+                definition: pg_sys::Oid::from_datum(get(3).0, get(3).1).unwrap_or(pg_sys::InvalidOid),
+                owner: pg_sys::Oid::from_datum(get(4).0, get(4).1).unwrap_or(pg_sys::InvalidOid),
             });
         }
-        Ok::<_, pgrx::spi::Error>(out)
-    })
-    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not read the catalog: {e}"), None, None))
+        pg_sys::SPI_finish();
+        out
+    }
 }
 
 /// The compiled view, from the cache or compiled now (as its owner, with
 /// the pinned search_path, so that deparsed names mean the same at run time).
 pub fn compiled(view: &ViewRef) -> Rc<Compiled> {
-    if STALE.with(|s| s.replace(false)) {
-        COMPILED.with(|c| c.borrow_mut().clear());
-    }
+    forget_if_stale();
     if let Some(c) = COMPILED.with(|c| c.borrow().get(&view.id).cloned()) {
         return c;
     }
@@ -399,7 +452,7 @@ pub fn rebuild_view(view: &ViewRef) -> i64 {
         })
         .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not rebuild view {}: {e}", compiled.view), None, None));
         let columns: Vec<String> = view_column_names(view.definition);
-        rebuild(&compiled.view, &compiled.definition, &columns, true)
+        rebuild_rows(&compiled.view, &compiled.definition, &columns, true)
     })
 }
 

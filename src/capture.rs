@@ -114,7 +114,7 @@ fn capture_after<'a>(
         r.pending = (r.pending - 1).max(0);
         r.clone()
     });
-    for view in apply::views_reading(relid) {
+    for view in apply::views_reading(relid).iter() {
         let compiled = apply::compiled(&view);
         let multi_statement = compiled.plan.spj.inputs.len() > 1
             && compiled.plan.base_tables().iter().map(|t| round.statements.get(t).copied().unwrap_or(0)).sum::<u32>() > 1;
@@ -122,7 +122,7 @@ fn capture_after<'a>(
             Some(event) if !multi_statement => {
                 // SAFETY: the trigger data is the one PostgreSQL passed to this call.
                 let trigdata = trigger.trigger_data() as *const pg_sys::TriggerData as *mut pg_sys::TriggerData;
-                apply::maintain(&view, &compiled, relid.to_u32(), event, trigdata);
+                apply::maintain(view, &compiled, relid.to_u32(), event, trigdata);
             }
             _ => ROUND.with(|r| {
                 let mut r = r.borrow_mut();

@@ -92,6 +92,11 @@ SELECT stmt, try(stmt) FROM (VALUES
 
 SELECT debris() = :'before' AS nothing_left;
 
+-- the build must see every committed write: not in a REPEATABLE READ transaction
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT tide.create_view('bad1', 'SELECT id FROM t');
+ROLLBACK;
+
 -- PostgreSQL's own message, and the spot in the view's query
 SELECT tide.create_view('bad1', 'SELECT id
   FROM t
