@@ -216,12 +216,7 @@ pub fn compiled(view: &ViewRef) -> Rc<Compiled> {
     let c = Rc::new(as_owner(view.owner, || {
         // SAFETY: the definition view exists (the catalog row references it
         // and dropping it removes the row); it is opened and closed here.
-        let plan = unsafe {
-            let rel = pg_sys::relation_open(view.definition, pg_sys::AccessShareLock as i32);
-            let q = pg_sys::copyObjectImpl(pg_sys::get_view_query(rel).cast()) as *mut pg_sys::Query;
-            pg_sys::relation_close(rel, pg_sys::AccessShareLock as i32);
-            crate::analyze::plan::view_plan(q)
-        };
+        let plan = unsafe { crate::analyze::plan::view_plan(crate::analyze::definition_query(view.definition)) };
         compile(view.id, view.view, view.definition, plan)
     }));
     COMPILED.with(|m| m.borrow_mut().insert(view.id, c.clone()));

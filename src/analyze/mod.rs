@@ -4,6 +4,7 @@
 //! then the checks that make a query maintainable at all, then `to_ir`.
 
 mod checks;
+mod flatten;
 pub mod plan;
 mod to_ir;
 
@@ -33,7 +34,6 @@ pub fn analyze(sql: &str) -> Analyzed {
     unsafe {
         let query = parse_single_select(sql);
         checks::check_statement(query);
-        let canonical_sql = deparse_without_search_path(query);
         let rewritten = pg::list::<pg_sys::Query>(pg_sys::QueryRewrite(pg_sys::copyObjectImpl(query.cast()).cast()));
         if rewritten.len() != 1 {
             raise(
@@ -45,6 +45,11 @@ pub fn analyze(sql: &str) -> Analyzed {
         }
         let q = rewritten[0];
         checks::check_tree(q);
+        // The stored definition is the rewritten query: views used as sources
+        // are expanded once, here, so replacing such a view later does not
+        // change what the pg_tide view computes.
+        let canonical_sql = deparse_without_search_path(q);
+        let q = flatten::pull_up_subqueries(q);
         let mut notices = Vec::new();
         let tree = to_ir::query_to_ir(q, &mut notices);
         Analyzed { tree, notices, canonical_sql }
@@ -143,6 +148,21 @@ unsafe fn statement_kind(sql: &str, raw: *mut pg_sys::RawStmt) -> String {
     let start = (*raw).stmt_location.max(0) as usize;
     let words: Vec<&str> = sql.get(start..).unwrap_or(sql).split_whitespace().take(1).collect();
     words.join(" ").to_uppercase()
+}
+
+/// The stored query of a pg_tide view's definition view, as the engine
+/// maintains it: views used as sources expanded (already so at creation),
+/// simple sub-queries pulled up.
+///
+/// # Safety
+/// `definition` must be the OID of an existing view.
+pub unsafe fn definition_query(definition: pg_sys::Oid) -> *mut pg_sys::Query {
+    let rel = pg_sys::relation_open(definition, pg_sys::AccessShareLock as i32);
+    let q = pg_sys::copyObjectImpl(pg_sys::get_view_query(rel).cast()) as *mut pg_sys::Query;
+    pg_sys::relation_close(rel, pg_sys::AccessShareLock as i32);
+    pg_sys::AcquireRewriteLocks(q, true, false);
+    let rewritten = pg::list::<pg_sys::Query>(pg_sys::QueryRewrite(q));
+    flatten::pull_up_subqueries(rewritten[0])
 }
 
 /// `pg_get_querydef` under `search_path = ''`, restored afterwards (as

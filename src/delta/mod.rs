@@ -94,7 +94,8 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
         Node::Window { .. } => no("window functions are not maintained yet"),
         Node::SetOp { .. } => no(format!("{} is not maintained yet", node.operator())),
         Node::Sort { .. } => no("ORDER BY ... LIMIT/OFFSET is not maintained yet"),
-        Node::Subquery { .. } => no("subqueries in FROM, CTEs and views as sources are not maintained yet"),
+        Node::Subquery { .. } if matches!(parent, Some(Node::SetOp { .. })) => no("a branch of a set operation, which is not maintained yet"),
+        Node::Subquery { .. } => no("sub-queries in FROM and CTEs that are not a plain select-project-join (aggregates, DISTINCT, LIMIT, set operations, LATERAL) are not maintained yet"),
         Node::RecursiveCte { .. } | Node::WorkTable { .. } => no("WITH RECURSIVE is not maintained yet"),
         Node::Constant { .. } => no("VALUES, functions in FROM and queries without FROM are not maintained yet"),
     }

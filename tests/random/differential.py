@@ -33,6 +33,8 @@ VIEWS = {
     "v_three": "SELECT r.g, q.t, count(*) AS c FROM r JOIN q ON r.k = q.k JOIN q q2 ON q2.w = r.g GROUP BY r.g, q.t",
     "v_nonequi": "SELECT r.k, q.w FROM r, q WHERE r.v < q.w AND q.t = 'b'",
     "v_using": "SELECT k, r.v, q.w FROM r JOIN q USING (k)",
+    "v_subquery": "SELECT x.k, x.vv, q.t FROM (SELECT k, v * 2 AS vv FROM r WHERE g IS NOT NULL) x JOIN q ON q.k = x.k",
+    "v_cte": "WITH big AS (SELECT g, v FROM r WHERE v > 0) SELECT g, count(*) AS c, sum(v) AS s FROM big GROUP BY g",
     "v_float": "SELECT g, sum(f) AS sf, avg(f) AS af, count(f) AS cf, min(f) AS mf FROM r GROUP BY g",
     "v_bool": "SELECT s, bool_and(v > 0) AS all_pos, bool_or(v > 4) AS any_big, every(n > 0) AS e, "
               "bool_or(g = 1) FILTER (WHERE k > 2) AS f FROM r GROUP BY s",

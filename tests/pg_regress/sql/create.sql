@@ -31,11 +31,14 @@ SELECT tide.create_view('days', 'SELECT DISTINCT placed FROM orders');
 SELECT tide.create_view('totals', 'SELECT count(*) AS n, sum(amount) AS s, avg(amount) AS a FROM orders WHERE id < 0');
 SELECT * FROM totals;
 
--- what this version cannot maintain is refused, naming the construct
-SELECT tide.create_view('people', 'SELECT customer FROM orders UNION SELECT name FROM customers');
+-- a sub-query in FROM, and a PostgreSQL view as a source (expanded)
 SELECT tide.create_view('big', 'SELECT s.id FROM (SELECT id, amount FROM orders) s WHERE s.amount > 6');
 CREATE VIEW north_customers AS SELECT name FROM customers WHERE region = 'north';
 SELECT tide.create_view('north_orders', 'SELECT o.id FROM orders o JOIN north_customers n ON n.name = o.customer');
+SELECT * FROM north_orders ORDER BY id;
+
+-- what this version cannot maintain is refused, naming the construct
+SELECT tide.create_view('people', 'SELECT customer FROM orders UNION SELECT name FROM customers');
 SELECT tide.create_view('outer', 'SELECT o.id, c.region FROM orders o LEFT JOIN customers c ON c.name = o.customer');
 SELECT tide.create_view('top', 'SELECT id FROM orders ORDER BY amount DESC LIMIT 2');
 

@@ -1,4 +1,6 @@
 -- drop: by tide.drop_view or by plain DROP, nothing of pg_tide's is left.
+-- (View ids from here on do not depend on the tests before.)
+SELECT setval('tide.catalog_id_seq', 1000) IS NOT NULL AS ids_reset;
 CREATE TABLE d (k int, v int);
 INSERT INTO d VALUES (1, 1), (2, 2);
 CREATE FUNCTION tide_objects() RETURNS TABLE (catalog_rows bigint, state_objects bigint) LANGUAGE sql AS $$

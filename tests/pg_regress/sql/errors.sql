@@ -76,7 +76,7 @@ SELECT stmt, try(stmt) FROM (VALUES
   ($$SELECT tide.create_view('bad1', 'SELECT v, count(DISTINCT id) FROM t GROUP BY v')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT sum(id) FROM t GROUP BY v')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT v, count(*) FROM t GROUP BY ROLLUP (v)')$$),
-  ($$SELECT tide.create_view('bad1', 'WITH c AS (SELECT id FROM t) SELECT id FROM c')$$),
+  ($$SELECT tide.create_view('bad1', 'WITH c AS (SELECT v, count(*) AS n FROM t GROUP BY v) SELECT v, n FROM c')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT 1 AS one')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT DISTINCT v, count(*) FROM t GROUP BY v')$$),
   -- duplicate output column names

@@ -1,0 +1,180 @@
+//! Pull simple sub-queries up into the query that uses them: sub-queries in
+//! FROM, non-recursive CTEs and (after the rewriter) views used as sources.
+//! A select-project-join sub-query is then just more base tables and
+//! predicates of the join block, maintained by the same delta rules.
+//!
+//! This is what PostgreSQL's planner does in pull_up_subqueries, done with
+//! the rewriter's own tools: OffsetVarNodes shifts the sub-query's range
+//! table indexes, ReplaceVarsFromTargetList replaces the parent's references
+//! to the sub-query's columns with the sub-query's expressions.
+
+use crate::pg;
+use pgrx::pg_sys;
+use std::ffi::c_int;
+
+// rewrite/rewriteManip.h, which pgrx does not bind. Called only through
+// pg_guard_ffi_boundary, so an ERROR inside becomes a Rust panic.
+unsafe extern "C-unwind" {
+    fn OffsetVarNodes(node: *mut pg_sys::Node, offset: c_int, sublevels_up: c_int);
+    fn ReplaceVarsFromTargetList(
+        node: *mut pg_sys::Node,
+        target_varno: c_int,
+        sublevels_up: c_int,
+        target_rte: *mut pg_sys::RangeTblEntry,
+        targetlist: *mut pg_sys::List,
+        nomatch_option: c_int,
+        nomatch_varno: c_int,
+        outer_has_sublinks: *mut bool,
+    ) -> *mut pg_sys::Node;
+}
+
+/// REPLACEVARS_REPORT_ERROR: a reference to a column the sub-query lacks is a bug.
+const REPLACEVARS_REPORT_ERROR: c_int = 0;
+
+/// Pull up every simple sub-query of `q`'s join tree, repeatedly (a pulled-up
+/// sub-query may contain more). Returns the new Query.
+///
+/// # Safety
+/// `q` must be an analyzed (and rewritten) SELECT Query in the current memory context.
+pub unsafe fn pull_up_subqueries(mut q: *mut pg_sys::Query) -> *mut pg_sys::Query {
+    loop {
+        let mut pulled = false;
+        let n = pg_sys::list_length((*q).rtable);
+        for rtindex in 1..=n {
+            if !referenced_in_join_tree((*q).jointree.cast(), rtindex) {
+                continue;
+            }
+            let rte = pg_sys::list_nth((*q).rtable, rtindex - 1) as *mut pg_sys::RangeTblEntry;
+            inline_cte(q, rte);
+            if (*rte).rtekind != pg_sys::RTEKind::RTE_SUBQUERY || !is_simple((*rte).subquery) || (*rte).lateral {
+                continue;
+            }
+            q = pull_up(q, rtindex, rte);
+            pulled = true;
+            break;
+        }
+        if !pulled {
+            return q;
+        }
+    }
+}
+
+/// A reference to a non-recursive CTE of this query level becomes a sub-query
+/// (a copy of the CTE's query), which may then be pulled up.
+unsafe fn inline_cte(q: *mut pg_sys::Query, rte: *mut pg_sys::RangeTblEntry) {
+    if (*rte).rtekind != pg_sys::RTEKind::RTE_CTE || (*rte).ctelevelsup != 0 || (*rte).self_reference {
+        return;
+    }
+    let name = pg::cstr((*rte).ctename);
+    let Some(cte) = pg::list::<pg_sys::CommonTableExpr>((*q).cteList).into_iter().find(|c| pg::cstr((**c).ctename) == name)
+    else {
+        return;
+    };
+    if (*cte).cterecursive || (*cte).ctematerialized == pg_sys::CTEMaterialize::CTEMaterializeAlways {
+        return;
+    }
+    let sub = pg_sys::copyObjectImpl((*cte).ctequery.cast()) as *mut pg_sys::Query;
+    if !is_simple(sub) {
+        return;
+    }
+    (*rte).rtekind = pg_sys::RTEKind::RTE_SUBQUERY;
+    (*rte).subquery = sub;
+    (*rte).ctename = std::ptr::null_mut();
+    (*rte).ctelevelsup = 0;
+    (*rte).coltypes = std::ptr::null_mut();
+    (*rte).coltypmods = std::ptr::null_mut();
+    (*rte).colcollations = std::ptr::null_mut();
+}
+
+/// A sub-query that is a plain select-project-join (what the parent's join
+/// block can absorb): no aggregation, DISTINCT, ordering with LIMIT, set
+/// operation, window, sub-link, set-returning function, CTE or row lock, and
+/// no reference to an outer query.
+unsafe fn is_simple(sub: *mut pg_sys::Query) -> bool {
+    !sub.is_null()
+        && (*sub).commandType == pg_sys::CmdType::CMD_SELECT
+        && (*sub).setOperations.is_null()
+        && !(*sub).hasAggs
+        && (*sub).groupClause.is_null()
+        && (*sub).groupingSets.is_null()
+        && (*sub).havingQual.is_null()
+        && !(*sub).hasWindowFuncs
+        && (*sub).distinctClause.is_null()
+        && (*sub).limitCount.is_null()
+        && (*sub).limitOffset.is_null()
+        && !(*sub).hasSubLinks
+        && !(*sub).hasTargetSRFs
+        && (*sub).cteList.is_null()
+        && (*sub).rowMarks.is_null()
+        && !pg_sys::contain_vars_of_level(sub.cast(), 1)
+        && !(*(*sub).jointree).fromlist.is_null()
+}
+
+unsafe fn referenced_in_join_tree(node: *mut pg_sys::Node, rtindex: i32) -> bool {
+    use pg_sys::NodeTag::*;
+    if node.is_null() {
+        return false;
+    }
+    match (*node).type_ {
+        T_RangeTblRef => (*(node as *mut pg_sys::RangeTblRef)).rtindex == rtindex,
+        T_JoinExpr => {
+            let j = node as *mut pg_sys::JoinExpr;
+            referenced_in_join_tree((*j).larg, rtindex) || referenced_in_join_tree((*j).rarg, rtindex)
+        }
+        T_FromExpr => pg::list::<pg_sys::Node>((*(node as *mut pg_sys::FromExpr)).fromlist)
+            .into_iter()
+            .any(|n| referenced_in_join_tree(n, rtindex)),
+        _ => false,
+    }
+}
+
+/// Replace the sub-query at `rtindex` by its own FROM items and WHERE.
+unsafe fn pull_up(q: *mut pg_sys::Query, rtindex: i32, rte: *mut pg_sys::RangeTblEntry) -> *mut pg_sys::Query {
+    let sub = pg_sys::copyObjectImpl((*rte).subquery.cast()) as *mut pg_sys::Query;
+    let offset = pg_sys::list_length((*q).rtable);
+    // The sub-query's range table goes after the parent's.
+    pg_sys::ffi::pg_guard_ffi_boundary(|| OffsetVarNodes(sub.cast(), offset, 0));
+    (*q).rtable = pg_sys::list_concat((*q).rtable, (*sub).rtable);
+    // The parent's references to the sub-query's columns become its expressions.
+    let mut has_sublinks = false;
+    let q = pg_sys::ffi::pg_guard_ffi_boundary(|| {
+        ReplaceVarsFromTargetList(q.cast(), rtindex, 0, rte, (*sub).targetList, REPLACEVARS_REPORT_ERROR, 0, &mut has_sublinks)
+    }) as *mut pg_sys::Query;
+    // The sub-query's place in the join tree takes its FROM and WHERE.
+    replace_in_join_tree((*q).jointree.cast(), rtindex, (*sub).jointree.cast());
+    q
+}
+
+unsafe fn replace_in_join_tree(node: *mut pg_sys::Node, rtindex: i32, with: *mut pg_sys::Node) {
+    use pg_sys::NodeTag::*;
+    let is_target = |n: *mut pg_sys::Node| pg::is_a(n, T_RangeTblRef) && (*(n as *mut pg_sys::RangeTblRef)).rtindex == rtindex;
+    match (*node).type_ {
+        T_JoinExpr => {
+            let j = node as *mut pg_sys::JoinExpr;
+            if is_target((*j).larg) {
+                (*j).larg = with;
+            } else {
+                replace_in_join_tree((*j).larg, rtindex, with);
+            }
+            if is_target((*j).rarg) {
+                (*j).rarg = with;
+            } else {
+                replace_in_join_tree((*j).rarg, rtindex, with);
+            }
+        }
+        T_FromExpr => {
+            let f = node as *mut pg_sys::FromExpr;
+            let list = (*f).fromlist;
+            for i in 0..pg_sys::list_length(list) {
+                let cell = (*list).elements.add(i as usize);
+                let item = (*cell).ptr_value as *mut pg_sys::Node;
+                if is_target(item) {
+                    (*cell).ptr_value = with.cast();
+                } else {
+                    replace_in_join_tree(item, rtindex, with);
+                }
+            }
+        }
+        _ => {}
+    }
+}
