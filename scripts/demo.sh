@@ -68,9 +68,8 @@ UPDATE sales SET amount = amount * 2 WHERE id % 200 = 1;
 DELETE FROM sales WHERE id % 200 = 2;
 SQL
 echo "    changes took $(ms_since $t) ms, views included"
-t=$(date +%s%N)
-sql -c "UPDATE sales SET amount = amount + 1 WHERE id = 4242"
-echo "    a one-row UPDATE took $(ms_since $t) ms (psql round trip included)"
+one=$(sql -c '\timing on' -c "UPDATE sales SET amount = amount + 1 WHERE id = 4242" | awk '/^Time:/ {print $2}')
+echo "    a one-row UPDATE, with the three views maintained in it, took $one ms (server time)"
 
 step "6/6 Checking the views against their queries, and what a batch rebuild would cost"
 echo "    tide.verify recomputes each query and compares it with the view:"
