@@ -71,8 +71,9 @@ pub struct SubLink {
 /// One operator of the plan.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
-    /// A base table, read whole.
-    Scan { relid: u32, relation: String, alias: String },
+    /// A base table, read whole. `inherited`: it belongs to a partition or
+    /// inheritance tree (has partitions or children, or is one).
+    Scan { relid: u32, relation: String, alias: String, inherited: bool },
     /// A FROM item that is a sub-query, a CTE reference or an expanded view.
     Subquery { alias: String, origin: SubqueryOrigin, input: Box<Node> },
     /// A constant relation: VALUES or a function in FROM.

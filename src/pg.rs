@@ -62,3 +62,17 @@ pub fn qualified_relation_name(relid: pg_sys::Oid) -> String {
 pub fn quote_ident(name: &str) -> String {
     pgrx::spi::quote_identifier(name)
 }
+
+// catalog/pg_inherits.h, which pgrx does not bind.
+unsafe extern "C-unwind" {
+    fn has_subclass(relation_id: pg_sys::Oid) -> bool;
+    fn has_superclass(relation_id: pg_sys::Oid) -> bool;
+}
+
+/// Whether a relation is part of an inheritance or partition tree: it has
+/// partitions or children, or is itself a partition or child.
+pub fn in_inheritance_tree(relid: pg_sys::Oid) -> bool {
+    // SAFETY: catalog reads by OID, called through the FFI guard so that an
+    // ERROR becomes a Rust panic.
+    unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| has_subclass(relid) || has_superclass(relid)) }
+}

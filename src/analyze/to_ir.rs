@@ -196,7 +196,12 @@ impl Builder<'_> {
         let alias = pg::quote_ident(&level.names[(rtindex - 1) as usize]);
         use pg_sys::RTEKind::*;
         match (*rte).rtekind {
-            RTE_RELATION => Node::Scan { relid: (*rte).relid.to_u32(), relation: pg::qualified_relation_name((*rte).relid), alias },
+            RTE_RELATION => Node::Scan {
+                relid: (*rte).relid.to_u32(),
+                relation: pg::qualified_relation_name((*rte).relid),
+                alias,
+                inherited: pg::in_inheritance_tree((*rte).relid),
+            },
             RTE_SUBQUERY => {
                 let origin = if (*rte).relid == pg_sys::InvalidOid { SubqueryOrigin::From } else { SubqueryOrigin::View };
                 let input = self.query((*rte).subquery, false);

@@ -42,6 +42,12 @@ pub const MAINTAINED_AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max"
 /// The rule for one operator, given its parent (None at the root).
 pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
     match node {
+        // A statement fires the statement triggers of the table it names
+        // only: a change made through a parent (or directly on a partition
+        // or child) would be missed by the other's triggers.
+        Node::Scan { inherited: true, .. } => {
+            no("partitioned tables, partitions and tables in an inheritance tree are not maintained yet")
+        }
         Node::Scan { .. } => yes("changes from statement transition tables"),
         Node::Join { kind: JoinKind::Inner | JoinKind::Cross, .. } => {
             yes("bilinear: Δ(A⋈B) = ΔA⋈B + A⋈ΔB − ΔA⋈ΔB over new states")
