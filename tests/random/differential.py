@@ -76,8 +76,8 @@ def pred(rng, table):
 
 def statement(rng):
     kind = rng.choices(
-        ["ins_r", "ins_q", "upd_r", "upd_q", "del_r", "del_q", "cte", "truncate", "rollback", "savepoint", "upd_noop"],
-        weights=[18, 8, 18, 6, 10, 5, 4, 1, 4, 4, 4])[0]
+        ["ins_r", "ins_q", "upd_r", "upd_q", "del_r", "del_q", "cte", "truncate", "rollback", "savepoint", "upd_noop", "merge"],
+        weights=[18, 8, 18, 6, 10, 5, 4, 1, 4, 4, 4, 4])[0]
     if kind == "ins_r":
         rows = ", ".join(r_row(rng) for _ in range(rng.randint(1, 6)))
         return f"INSERT INTO r (k, g, v, n, s, j, f) VALUES {rows};"
@@ -102,6 +102,12 @@ def statement(rng):
         # One statement changing two inputs of the join views.
         return (f"WITH d AS (DELETE FROM q WHERE {pred(rng, 'q')} RETURNING k, w) "
                 f"INSERT INTO r (k, g, v, s) SELECT k, w % 4, w, 'c' FROM d;")
+    if kind == "merge":
+        # Insert, update and delete in one statement.
+        return (f"MERGE INTO r USING (SELECT DISTINCT k, w FROM q) s ON r.k = s.k AND r.g = s.w "
+                f"WHEN MATCHED AND s.w > 2 THEN DELETE "
+                f"WHEN MATCHED THEN UPDATE SET v = coalesce(r.v, 0) + s.w "
+                f"WHEN NOT MATCHED THEN INSERT (k, g, v, s) VALUES (s.k, s.w % 4, s.w, 'm');")
     if kind == "truncate":
         return "TRUNCATE q;"
     if kind == "rollback":

@@ -62,3 +62,17 @@ UPDATE items SET price = price + 1 WHERE cat = 'bulk';
 DELETE FROM items WHERE cat = 'bulk' AND id % 3 = 0;
 SELECT count(*) FROM cheap;
 SELECT tide.verify('cheap');
+-- MERGE (insert, update and delete in one statement) and COPY
+CREATE TABLE src (id int, cat text, price numeric);
+INSERT INTO src VALUES (1, 'm', 1), (1000, NULL, NULL), (5000000, 'new', 2);
+MERGE INTO items i USING src s ON i.id = s.id
+  WHEN MATCHED AND s.price IS NULL THEN DELETE
+  WHEN MATCHED THEN UPDATE SET cat = s.cat, price = s.price
+  WHEN NOT MATCHED THEN INSERT (id, cat, price) VALUES (s.id, s.cat, s.price);
+SELECT tide.verify('cheap');
+COPY items (id, cat, price) FROM stdin;
+7000000	copied	3
+7000001	\N	\N
+\.
+SELECT cat, price FROM cheap WHERE cat IN ('m', 'new', 'copied') OR price IS NULL ORDER BY cat, price;
+SELECT tide.verify('cheap');
