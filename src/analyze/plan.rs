@@ -141,6 +141,10 @@ unsafe fn aggregate(a: *mut pg_sys::Aggref, ex: &dyn Fn(*mut pg_sys::Node) -> St
         ("max", _) => AggKind::Max,
         ("bool_and" | "every", _) => AggKind::BoolAnd,
         ("bool_or", _) => AggKind::BoolOr,
+        ("variance" | "var_samp", _) => AggKind::Variance { sample: true, root: false },
+        ("var_pop", _) => AggKind::Variance { sample: false, root: false },
+        ("stddev" | "stddev_samp", _) => AggKind::Variance { sample: true, root: true },
+        ("stddev_pop", _) => AggKind::Variance { sample: false, root: true },
         (other, _) => unreachable!("aggregate {other} passed delta::maintenance"),
     };
     Agg {

@@ -105,6 +105,11 @@ impl Grouped<'_> {
                     let f = a.filter.as_ref().map(|f| format!(" AND {f}")).unwrap_or_default();
                     list.push(format!("count(*) FILTER (WHERE ({}) = {}{f}) AS a{i}_c", arg(a), bool_counted(a.kind)));
                 }
+                AggKind::Variance { .. } => {
+                    list.push(format!("count({}){filter} AS a{i}_n", arg(a)));
+                    list.push(format!("sum(({})::numeric){filter} AS a{i}_s", arg(a)));
+                    list.push(format!("sum(({x})::numeric * ({x})::numeric){filter} AS a{i}_q", x = arg(a)));
+                }
                 AggKind::Min | AggKind::Max => {
                     list.push(format!("{}({}){filter} AS a{i}_m", extreme_fn(a.kind), arg(a)));
                     list.push(format!("count({}){filter} AS a{i}_n", arg(a)));
@@ -174,6 +179,17 @@ impl Grouped<'_> {
                         "a{i}_s = CASE WHEN excluded.a{i}_s IS NULL THEN s.a{i}_s WHEN s.a{i}_s IS NULL THEN excluded.a{i}_s \
                          ELSE s.a{i}_s + excluded.a{i}_s END"
                     ));
+                }
+                AggKind::Variance { .. } => {
+                    cons.push(format!("sum({WEIGHT} * ({v})::numeric) AS a{i}_s"));
+                    cons.push(format!("sum({WEIGHT} * ({v})::numeric * ({v})::numeric) AS a{i}_q"));
+                    cons.push(nonnull);
+                    for part in ["s", "q"] {
+                        set.push(format!(
+                            "a{i}_{part} = CASE WHEN excluded.a{i}_{part} IS NULL THEN s.a{i}_{part} \
+                             WHEN s.a{i}_{part} IS NULL THEN excluded.a{i}_{part} ELSE s.a{i}_{part} + excluded.a{i}_{part} END"
+                        ));
+                    }
                 }
                 AggKind::BoolAnd | AggKind::BoolOr => {
                     cons.push(nonnull);
@@ -330,6 +346,7 @@ impl Grouped<'_> {
                     }
                     AggKind::Min | AggKind::Max => format!("l.a{n}_m"),
                     AggKind::BoolAnd => format!("(CASE WHEN l.a{n}_n > 0 THEN l.a{n}_c = 0 END)"),
+                    AggKind::Variance { sample, root } => variance_expr(n, sample, root, &a.result_type),
                     AggKind::BoolOr => format!("(CASE WHEN l.a{n}_n > 0 THEN l.a{n}_c > 0 END)"),
                 }
             } else {
@@ -357,6 +374,21 @@ fn sum_state_type(a: &Agg) -> String {
         "double precision" | "real" => "numeric".into(),
         other => other.into(),
     }
+}
+
+/// var_samp / var_pop (and their square roots) from the state, computed as
+/// PostgreSQL's numeric_stddev_internal does: (N·Σx² − (Σx)²) / (N·(N−1)) or
+/// / N², 0 when rounding makes the numerator negative, NULL for no input (or
+/// one, for the sample forms). The square root is taken at the variance's
+/// scale, which is the scale PostgreSQL computes it at.
+fn variance_expr(n: usize, sample: bool, root: bool, result_type: &str) -> String {
+    let count = format!("(l.a{n}_n)::numeric");
+    let numerator = format!("({count} * l.a{n}_q - l.a{n}_s * l.a{n}_s)");
+    let denominator = if sample { format!("({count} * ({count} - 1))") } else { format!("({count} * {count})") };
+    let least = if sample { 1 } else { 0 };
+    let variance = format!("(CASE WHEN {numerator} <= 0 THEN 0::numeric ELSE {numerator} / {denominator} END)");
+    let value = if root { format!("round(sqrt({variance}), scale({variance}))") } else { variance };
+    format!("(CASE WHEN l.a{n}_n > {least} THEN {value} END)::{result_type}")
 }
 
 /// The value a bool_and counts (false) or a bool_or counts (true).

@@ -42,6 +42,9 @@ pub enum AggKind {
     BoolAnd,
     /// bool_or: true when some non-NULL input is true.
     BoolOr,
+    /// var_samp / variance / var_pop, and with `root` stddev_samp / stddev /
+    /// stddev_pop: from the count, Σx and Σx², kept exactly as numeric.
+    Variance { sample: bool, root: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,6 +36,8 @@ VIEWS = {
     "v_subquery": "SELECT x.k, x.vv, q.t FROM (SELECT k, v * 2 AS vv FROM r WHERE g IS NOT NULL) x JOIN q ON q.k = x.k",
     "v_cte": "WITH big AS (SELECT g, v FROM r WHERE v > 0) SELECT g, count(*) AS c, sum(v) AS s FROM big GROUP BY g",
     "v_float": "SELECT g, sum(f) AS sf, avg(f) AS af, count(f) AS cf, min(f) AS mf FROM r GROUP BY g",
+    "v_stats": "SELECT g, variance(v) AS vv, stddev(v) AS sv, var_pop(n) AS vpn, stddev_pop(n) AS spn, "
+               "var_samp(f) AS vf, stddev_samp(v) FILTER (WHERE s <> 'c') AS sf FROM r GROUP BY g",
     "v_bool": "SELECT s, bool_and(v > 0) AS all_pos, bool_or(v > 4) AS any_big, every(n > 0) AS e, "
               "bool_or(g = 1) FILTER (WHERE k > 2) AS f FROM r GROUP BY s",
 }

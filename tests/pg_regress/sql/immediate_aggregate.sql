@@ -76,5 +76,15 @@ DELETE FROM sales WHERE id = 3001;
 SELECT * FROM flags ORDER BY region;
 SELECT tide.verify('flags');
 
+-- variance and standard deviation, from the count, Σx and Σx² kept as numeric
+SELECT tide.create_view('spread', 'SELECT region, variance(qty) AS var, stddev(price) AS sd, var_pop(qty) AS vp, stddev_pop(price) AS sdp FROM sales GROUP BY region');
+SELECT * FROM spread ORDER BY region;
+INSERT INTO sales SELECT 4000 + i, (ARRAY['n','x'])[1 + i % 2], i, i * 0.37, 0, '2024-03-02' FROM generate_series(1, 9) i;
+SELECT * FROM spread ORDER BY region;
+SELECT region, variance(qty), stddev(price), var_pop(qty), stddev_pop(price) FROM sales GROUP BY region ORDER BY region;
+DELETE FROM sales WHERE id > 4005;
+SELECT * FROM spread ORDER BY region;
+SELECT tide.verify('spread');
+
 -- a GROUP BY key that is not a column of the view is refused, naming it
 SELECT tide.create_view('no_key', 'SELECT sum(qty) FROM sales GROUP BY region');
