@@ -55,31 +55,19 @@ fn split_view_name(name: &str) -> (String, String) {
 
 /// The view's columns in order, with whether each can be compared by equality.
 fn view_columns(relid: pg_sys::Oid) -> Vec<VerifyColumn> {
-    Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT attname::text, atttypid FROM pg_catalog.pg_attribute \
-              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-            None,
-            &[relid.into()],
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
-            let name: String = row.get(1)?.unwrap_or_default();
-            let typid: pg_sys::Oid = row.get(2)?.unwrap_or(pg_sys::InvalidOid);
-            // SAFETY: a typcache lookup by type OID.
-            let has_eq = unsafe { crate::analyze::plan::has_equality(typid) };
+    pg::columns(relid)
+        .into_iter()
+        .map(|(name, typid)| {
             let compare = if typid == pg_sys::FLOAT4OID || typid == pg_sys::FLOAT8OID {
                 Compare::Float
-            } else if has_eq {
+            } else if pg::has_equality(typid) {
                 Compare::Equal
             } else {
                 Compare::Text
             };
-            out.push(VerifyColumn { name, compare });
-        }
-        Ok::<_, pgrx::spi::Error>(out)
-    })
-    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not read the view's columns: {e}"), None, None))
+            VerifyColumn { name, compare }
+        })
+        .collect()
 }
 
 fn run(stmt: &str) {
@@ -200,7 +188,7 @@ fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&s
             Ok::<_, pgrx::spi::Error>(())
         })
         .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not build the view's state: {e}"), None, None));
-        let columns = apply::view_column_names(definition_oid);
+        let columns: Vec<String> = pg::columns(definition_oid).into_iter().map(|(n, _)| n).collect();
         apply::rebuild_rows(&view, &definition, &columns, false)
     });
     // The index maintenance finds the view's rows by.

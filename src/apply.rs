@@ -225,7 +225,7 @@ pub fn compiled(view: &ViewRef) -> Rc<Compiled> {
 
 pub fn compile(id: i64, view: pg_sys::Oid, definition: pg_sys::Oid, plan: ViewPlan) -> Compiled {
     let comparable = match &plan.shape {
-        Shape::Bag { .. } => column_types(definition).into_iter().map(|t| unsafe { crate::analyze::plan::has_equality(t) }).collect(),
+        Shape::Bag { .. } => pg::columns(definition).into_iter().map(|(_, t)| pg::has_equality(t)).collect(),
         Shape::Grouped { .. } => Vec::new(),
     };
     let state = matches!(plan.shape, Shape::Grouped { .. }).then(|| state_table(id));
@@ -238,22 +238,6 @@ pub fn compile(id: i64, view: pg_sys::Oid, definition: pg_sys::Oid, plan: ViewPl
         view_id: id,
         statements: RefCell::new(HashMap::new()),
     }
-}
-
-fn column_types(relid: pg_sys::Oid) -> Vec<pg_sys::Oid> {
-    Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT atttypid FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-            None,
-            &[relid.into()],
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid));
-        }
-        Ok::<_, pgrx::spi::Error>(out)
-    })
-    .unwrap_or_default()
 }
 
 impl Compiled {
@@ -336,17 +320,7 @@ pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
             owner,
             context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
         );
-        let nest = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
+        let nest = pg::push_search_path(c"pg_catalog, pg_temp");
         Restore(user, context, nest)
     };
     let r = f();
@@ -446,24 +420,7 @@ pub fn rebuild_view(view: &ViewRef) -> i64 {
             Ok::<_, pgrx::spi::Error>(())
         })
         .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not rebuild view {}: {e}", compiled.view), None, None));
-        let columns: Vec<String> = view_column_names(view.definition);
+        let columns: Vec<String> = pg::columns(view.definition).into_iter().map(|(n, _)| n).collect();
         rebuild_rows(&compiled.view, &compiled.definition, &columns, true)
     })
-}
-
-/// The column names of a relation, in order.
-pub fn view_column_names(relid: pg_sys::Oid) -> Vec<String> {
-    Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-            None,
-            &[relid.into()],
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row.get::<String>(1)?.unwrap_or_default());
-        }
-        Ok::<_, pgrx::spi::Error>(out)
-    })
-    .unwrap_or_default()
 }

@@ -115,7 +115,7 @@ fn capture_after<'a>(
         r.clone()
     });
     for view in apply::views_reading(relid).iter() {
-        let compiled = apply::compiled(&view);
+        let compiled = apply::compiled(view);
         let multi_statement = compiled.plan.spj.inputs.len() > 1
             && compiled.plan.base_tables().iter().map(|t| round.statements.get(t).copied().unwrap_or(0)).sum::<u32>() > 1;
         match event {

@@ -76,3 +76,51 @@ pub fn in_inheritance_tree(relid: pg_sys::Oid) -> bool {
     // ERROR becomes a Rust panic.
     unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| has_subclass(relid) || has_superclass(relid)) }
 }
+
+/// A relation's columns in order: (name, type).
+pub fn columns(relid: pg_sys::Oid) -> Vec<(String, pg_sys::Oid)> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT attname::text, atttypid FROM pg_catalog.pg_attribute \
+              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            None,
+            &[relid.into()],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push((row.get::<String>(1)?.unwrap_or_default(), row.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::InvalidOid)));
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not read the columns: {e}"), None, None))
+}
+
+/// Whether a type has an equality operator (so EXCEPT, GROUP BY and
+/// ON CONFLICT can compare its values).
+pub fn has_equality(typid: pg_sys::Oid) -> bool {
+    // SAFETY: a typcache lookup by type OID; the entry lives for the backend.
+    unsafe {
+        let entry = pg_sys::lookup_type_cache(typid, pg_sys::TYPECACHE_EQ_OPR as i32);
+        (*entry).eq_opr != pg_sys::InvalidOid
+    }
+}
+
+/// Set search_path for the current GUC nest level; returns the level, to be
+/// closed with `pg_sys::AtEOXact_GUC(true, level)` (an error unwinds it too).
+///
+/// # Safety
+/// The caller must close the returned level on the same backend.
+pub unsafe fn push_search_path(path: &std::ffi::CStr) -> i32 {
+    let nest = pg_sys::NewGUCNestLevel();
+    pg_sys::set_config_option(
+        c"search_path".as_ptr(),
+        path.as_ptr(),
+        pg_sys::GucContext::PGC_USERSET,
+        pg_sys::GucSource::PGC_S_SESSION,
+        pg_sys::GucAction::GUC_ACTION_SAVE,
+        true,
+        0,
+        false,
+    );
+    nest
+}

@@ -168,17 +168,7 @@ pub unsafe fn definition_query(definition: pg_sys::Oid) -> *mut pg_sys::Query {
 /// `pg_get_querydef` under `search_path = ''`, restored afterwards (as
 /// pg_dump does, so that names resolve the same for any user and path).
 unsafe fn deparse_without_search_path(query: *mut pg_sys::Query) -> String {
-    let nest = pg_sys::NewGUCNestLevel();
-    pg_sys::set_config_option(
-        c"search_path".as_ptr(),
-        c"".as_ptr(),
-        pg_sys::GucContext::PGC_USERSET,
-        pg_sys::GucSource::PGC_S_SESSION,
-        pg_sys::GucAction::GUC_ACTION_SAVE,
-        true,
-        0,
-        false,
-    );
+    let nest = pg::push_search_path(c"");
     let text = pg::cstr(pg_sys::pg_get_querydef(query, false));
     pg_sys::AtEOXact_GUC(true, nest);
     text

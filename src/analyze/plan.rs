@@ -33,7 +33,7 @@ pub unsafe fn view_plan(q: *mut pg_sys::Query) -> ViewPlan {
             for a in attnos {
                 columns.push(pg::cstr(pg_sys::get_attname((*rte).relid, a, false)));
                 let typid = pg_sys::get_atttype((*rte).relid, a);
-                consolidate &= has_equality(typid);
+                consolidate &= pg::has_equality(typid);
             }
             Input {
                 alias: pg::quote_ident(&names[(rt - 1) as usize]),
@@ -181,15 +181,11 @@ unsafe fn collect_vars(q: *mut pg_sys::Node, out: &mut Vec<(i32, i16)>) {
     for n in found {
         let v = n as *mut pg_sys::Var;
         if (*v).varlevelsup == 0 {
-            out.push(((*v).varno as i32, (*v).varattno));
+            out.push(((*v).varno, (*v).varattno));
         }
     }
 }
 
-pub unsafe fn has_equality(typid: pg_sys::Oid) -> bool {
-    let entry = pg_sys::lookup_type_cache(typid, pg_sys::TYPECACHE_EQ_OPR as i32);
-    (*entry).eq_opr != pg_sys::InvalidOid
-}
 
 struct Placeholders {
     aggs: Vec<*mut pg_sys::Node>,
