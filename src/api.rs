@@ -176,9 +176,21 @@ fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&s
                 run(&ddl);
             }
             run(&format!("ALTER TABLE {} OWNER TO {}", g.state, ident(&owner)));
+            for (table, query) in g.distinct_tables() {
+                run(&format!("CREATE TABLE {table} AS {query} WITH NO DATA"));
+                for ddl in g.distinct_ddl(&table) {
+                    run(&ddl);
+                }
+                run(&format!("ALTER TABLE {table} OWNER TO {}", ident(&owner)));
+            }
         });
-        // SAFETY: both relations exist (created above in this transaction).
-        unsafe { record_dependency(relid_of(g.state), view_oid, pg_sys::DependencyType::DEPENDENCY_AUTO) };
+        // SAFETY: the relations exist (created above in this transaction).
+        unsafe {
+            record_dependency(relid_of(g.state), view_oid, pg_sys::DependencyType::DEPENDENCY_AUTO);
+            for (table, _) in g.distinct_tables() {
+                record_dependency(relid_of(&table), view_oid, pg_sys::DependencyType::DEPENDENCY_AUTO);
+            }
+        }
     }
     let rows = apply::as_owner(view_ref.owner, || {
         Spi::connect_mut(|client| {

@@ -251,6 +251,7 @@ impl Compiled {
                 having: having.as_deref(),
                 state: self.state.as_deref().unwrap_or_default(),
                 view: &self.view,
+                id: self.view_id,
             }),
             Shape::Bag { .. } => None,
         }
@@ -292,6 +293,10 @@ impl Compiled {
         if let Some(g) = self.grouped() {
             v.push(format!("DELETE FROM {}", g.state));
             v.push(format!("INSERT INTO {} SELECT b.*, false, false FROM ({}) b", g.state, g.backfill_query()));
+            for (table, query) in g.distinct_tables() {
+                v.push(format!("DELETE FROM {table}"));
+                v.push(format!("INSERT INTO {table} {query}"));
+            }
         }
         v
     }

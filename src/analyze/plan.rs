@@ -132,7 +132,10 @@ unsafe fn aggregate(a: *mut pg_sys::Aggref, ex: &dyn Fn(*mut pg_sys::Node) -> St
     let name = pg::cstr(pg_sys::get_func_name((*a).aggfnoid));
     let args: Vec<*mut pg_sys::TargetEntry> = pg::list((*a).args);
     let arg = args.first().map(|t| ex((**t).expr.cast()));
+    let distinct = !(*a).aggdistinct.is_null();
     let kind = match (name.as_str(), arg.is_some()) {
+        ("count", true) if distinct => AggKind::CountDistinct,
+        ("sum", _) if distinct => AggKind::SumDistinct,
         ("count", false) => AggKind::CountStar,
         ("count", true) => AggKind::Count,
         ("sum", _) => AggKind::Sum,

@@ -39,6 +39,8 @@ pub struct Grouped<'a> {
     pub state: &'a str,
     /// The view's table, qualified.
     pub view: &'a str,
+    /// The view's id (names its distinct-value tables).
+    pub id: i64,
 }
 
 fn key_col(j: usize) -> String {
@@ -50,6 +52,10 @@ fn filtered(agg: &Agg, value: &str) -> String {
         Some(f) => format!("CASE WHEN {f} THEN {value} END"),
         None => value.to_string(),
     }
+}
+
+fn is_distinct(kind: AggKind) -> bool {
+    matches!(kind, AggKind::CountDistinct | AggKind::SumDistinct)
 }
 
 fn is_extreme(kind: AggKind) -> bool {
@@ -105,6 +111,11 @@ impl Grouped<'_> {
                     let f = a.filter.as_ref().map(|f| format!(" AND {f}")).unwrap_or_default();
                     list.push(format!("count(*) FILTER (WHERE ({}) = {}{f}) AS a{i}_c", arg(a), bool_counted(a.kind)));
                 }
+                AggKind::CountDistinct => list.push(format!("count(DISTINCT {}){filter} AS a{i}_n", arg(a))),
+                AggKind::SumDistinct => {
+                    list.push(format!("sum(DISTINCT {}){filter} AS a{i}_s", arg(a)));
+                    list.push(format!("count(DISTINCT {}){filter} AS a{i}_n", arg(a)));
+                }
                 AggKind::Variance { .. } => {
                     list.push(format!("count({}){filter} AS a{i}_n", arg(a)));
                     list.push(format!("sum(({})::numeric){filter} AS a{i}_s", arg(a)));
@@ -144,6 +155,49 @@ impl Grouped<'_> {
         ]
     }
 
+    /// The distinct-value table of aggregate `i` (1-based).
+    pub fn distinct_table(&self, i: usize) -> String {
+        format!("tide_state.{}", ident(&format!("state_{}_distinct_{i}", self.id)))
+    }
+
+    /// (table, backfill query) of every count(DISTINCT) / sum(DISTINCT): one
+    /// row per group and non-NULL value, with its number of rows `c` (and
+    /// `d`, the last change of `c`, which tells a change that crossed 0).
+    pub fn distinct_tables(&self) -> Vec<(String, String)> {
+        let from = self.spj.inputs.iter().map(|x| format!("{} AS {}", x.relation, x.alias)).collect::<Vec<_>>().join(", ");
+        self.aggs
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| is_distinct(a.kind))
+            .map(|(i, a)| {
+                let mut list: Vec<String> = if self.global() {
+                    vec!["true AS __tide_one".into()]
+                } else {
+                    self.keys.iter().enumerate().map(|(j, k)| format!("{k} AS {}", key_col(j))).collect()
+                };
+                list.push(format!("{} AS v", arg(a)));
+                list.push("count(*) AS c".into());
+                list.push("0::bigint AS d".into());
+                let mut conds: Vec<String> = self.spj.predicate.iter().cloned().collect();
+                conds.push(format!("({}) IS NOT NULL", arg(a)));
+                conds.extend(a.filter.iter().cloned());
+                let mut group: Vec<String> = self.keys.to_vec();
+                group.push(arg(a));
+                let q = format!("SELECT {} FROM {from} WHERE {} GROUP BY {}", list.join(", "), conds.join(" AND "), group.join(", "));
+                (self.distinct_table(i + 1), q)
+            })
+            .collect()
+    }
+
+    /// Indexes of a distinct-value table.
+    pub fn distinct_ddl(&self, table: &str) -> Vec<String> {
+        let keys = self.key_cols().join(", ");
+        vec![
+            format!("CREATE UNIQUE INDEX ON {table} ({keys}, v) NULLS NOT DISTINCT"),
+            format!("CREATE INDEX ON {table} (c) WHERE c = 0"),
+        ]
+    }
+
     /// Statement 1: consolidate Δ per group, add it to the state, write the
     /// touched groups into the view; returns (groups emptied, groups to recompute).
     pub fn apply(&self, changed: &[usize], event: Event) -> String {
@@ -172,6 +226,16 @@ impl Grouped<'_> {
             match a.kind {
                 AggKind::CountStar if a.filter.is_none() => continue,
                 AggKind::CountStar | AggKind::Count => cons.push(nonnull),
+                // Filled from the distinct-value table's change (below).
+                AggKind::CountDistinct => cons.push(format!("0::bigint AS a{i}_n")),
+                AggKind::SumDistinct => {
+                    cons.push(format!("NULL::{} AS a{i}_s", a.result_type));
+                    cons.push(format!("0::bigint AS a{i}_n"));
+                    set.push(format!(
+                        "a{i}_s = CASE WHEN excluded.a{i}_s IS NULL THEN s.a{i}_s WHEN s.a{i}_s IS NULL THEN excluded.a{i}_s \
+                         ELSE s.a{i}_s + excluded.a{i}_s END"
+                    ));
+                }
                 AggKind::Sum | AggKind::Avg => {
                     cons.push(format!("sum({WEIGHT} * ({v})::{}) AS a{i}_s", sum_state_type(a)));
                     cons.push(nonnull);
@@ -233,17 +297,72 @@ impl Grouped<'_> {
         };
         let order = self.key_cols().join(", ");
         let insert_list = insert_cols.join(", ");
+        // count(DISTINCT) / sum(DISTINCT): add the change to the distinct-value
+        // table; a value whose count crosses 0 changes the group's aggregate.
+        let mut ctes = vec![format!("d AS MATERIALIZED ({rows})")];
+        let mut outer: Vec<String> = insert_cols.iter().map(|c| format!("g.{c}")).collect();
+        let mut joins = String::new();
+        let mut distinct_emptied = Vec::new();
+        let keys_g: Vec<String> = (0..nk).map(c).collect();
+        for (i, a) in self.aggs.iter().enumerate() {
+            if !is_distinct(a.kind) {
+                continue;
+            }
+            let n = i + 1;
+            let table = self.distinct_table(n);
+            let v = c(nk + i);
+            let mut sel: Vec<String> = keys_g.clone();
+            if self.global() {
+                sel.push("true".into());
+            }
+            let kc = self.key_cols();
+            let group_by = keys_g.iter().cloned().chain([v.clone()]).collect::<Vec<_>>().join(", ");
+            ctes.push(format!(
+                "dv{n} AS (INSERT INTO {table} AS t ({kcols}, v, c, d) \
+                 SELECT {sel}, {v}, sum({WEIGHT}), sum({WEIGHT}) FROM d WHERE {v} IS NOT NULL GROUP BY {group_by} ORDER BY {group_by} \
+                 ON CONFLICT ({kcols}, v) DO UPDATE SET c = t.c + excluded.c, d = excluded.c RETURNING *)",
+                kcols = kc.join(", "),
+                sel = sel.join(", "),
+            ));
+            let sign = "((x.c > 0)::int - ((x.c - x.d) > 0)::int)";
+            let key_list = kc.iter().map(|k| format!("x.{k}")).collect::<Vec<_>>().join(", ");
+            let sum = if a.kind == AggKind::SumDistinct { format!(", sum({sign} * x.v) AS ds") } else { String::new() };
+            ctes.push(format!(
+                "dd{n} AS (SELECT {key_list}, sum({sign})::bigint AS dn{sum} FROM dv{n} x GROUP BY {key_list})"
+            ));
+            let on = if self.global() {
+                "true".to_string()
+            } else {
+                kc.iter().map(|k| format!("g.{k} IS NOT DISTINCT FROM dd{n}.{k}")).collect::<Vec<_>>().join(" AND ")
+            };
+            joins.push_str(&format!(" LEFT JOIN dd{n} ON {on}"));
+            for (col, expr) in insert_cols.iter().zip(outer.iter_mut()) {
+                if *col == format!("a{n}_n") {
+                    *expr = format!("coalesce(dd{n}.dn, 0)");
+                } else if *col == format!("a{n}_s") {
+                    *expr = format!("(dd{n}.ds)::{}", a.result_type);
+                }
+            }
+            distinct_emptied.push(format!("(SELECT count(*) FROM dv{n} WHERE c = 0)"));
+        }
+        let emptied = std::iter::once("count(*) FILTER (WHERE l.__tide_count = 0)".to_string())
+            .chain(distinct_emptied)
+            .collect::<Vec<_>>()
+            .join(" + ");
         let upsert = format!(
             "INSERT INTO {state} AS s ({insert_list}) \
-             SELECT {insert_list} FROM (SELECT {cons} FROM ({rows}) d{group}) g ORDER BY {order} \
+             SELECT {outer} FROM (SELECT {cons} FROM d{group}) g{joins} ORDER BY {order_by} \
              ON CONFLICT ({order}) DO UPDATE SET {set} RETURNING *",
             state = self.state,
             cons = cons.join(", "),
             set = set.join(", "),
+            outer = outer.join(", "),
+            order_by = order.split(", ").map(|k| format!("g.{k}")).collect::<Vec<_>>().join(", "),
         );
         format!(
-            "WITH l AS ({upsert}), {} \
-             SELECT count(*) FILTER (WHERE l.__tide_count = 0), count(*) FILTER (WHERE l.__tide_recompute) FROM l",
+            "WITH {}, l AS ({upsert}), {} \
+             SELECT {emptied}, count(*) FILTER (WHERE l.__tide_recompute) FROM l",
+            ctes.join(", "),
             self.write_view("l", "NOT l.__tide_recompute")
         )
     }
@@ -324,9 +443,17 @@ impl Grouped<'_> {
         ))
     }
 
-    /// Statement 3: drop the state of groups that emptied.
+    /// Statement 3: drop the state of groups that emptied, and distinct
+    /// values no row has any more.
     pub fn purge(&self) -> String {
-        format!("DELETE FROM {} WHERE __tide_emptied AND __tide_count = 0", self.state)
+        let ctes: Vec<String> = self
+            .distinct_tables()
+            .iter()
+            .enumerate()
+            .map(|(i, (t, _))| format!("p{i} AS (DELETE FROM {t} WHERE c = 0)"))
+            .collect();
+        let with = if ctes.is_empty() { String::new() } else { format!("WITH {} ", ctes.join(", ")) };
+        format!("{with}DELETE FROM {} WHERE __tide_emptied AND __tide_count = 0", self.state)
     }
 
     /// The output value of column `col` over a state row aliased `l`.
@@ -337,7 +464,8 @@ impl Grouped<'_> {
                 let a = &self.aggs[n - 1];
                 match a.kind {
                     AggKind::CountStar if a.filter.is_none() => "l.__tide_count".into(),
-                    AggKind::CountStar | AggKind::Count => format!("l.a{n}_n"),
+                    AggKind::CountStar | AggKind::Count | AggKind::CountDistinct => format!("l.a{n}_n"),
+                    AggKind::SumDistinct => format!("(CASE WHEN l.a{n}_n > 0 THEN l.a{n}_s END)::{}", a.result_type),
                     AggKind::Sum => format!("(CASE WHEN l.a{n}_n > 0 THEN l.a{n}_s END)::{}", a.result_type),
                     AggKind::Avg => {
                         let state = sum_state_type(a);

@@ -69,7 +69,7 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
                 if !MAINTAINED_AGGREGATES.contains(&a.function.as_str()) {
                     return no(format!("aggregate {}() is not maintained yet", a.function));
                 }
-                if a.distinct {
+                if a.distinct && !matches!(a.function.as_str(), "count" | "sum") {
                     return no(format!("{}(DISTINCT ...) is not maintained yet", a.function));
                 }
                 if a.has_order_by {

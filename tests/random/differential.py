@@ -38,6 +38,9 @@ VIEWS = {
     "v_float": "SELECT g, sum(f) AS sf, avg(f) AS af, count(f) AS cf, min(f) AS mf FROM r GROUP BY g",
     "v_stats": "SELECT g, variance(v) AS vv, stddev(v) AS sv, var_pop(n) AS vpn, stddev_pop(n) AS spn, "
                "var_samp(f) AS vf, stddev_samp(v) FILTER (WHERE s <> 'c') AS sf FROM r GROUP BY g",
+    "v_distinct_agg": "SELECT g, count(DISTINCT v) AS dv, sum(DISTINCT n) AS sn, count(DISTINCT s) FILTER (WHERE k > 1) AS ds, "
+                      "count(*) AS c FROM r GROUP BY g",
+    "v_distinct_global": "SELECT count(DISTINCT k) AS dk, sum(DISTINCT v) AS sv FROM r",
     "v_bool": "SELECT s, bool_and(v > 0) AS all_pos, bool_or(v > 4) AS any_big, every(n > 0) AS e, "
               "bool_or(g = 1) FILTER (WHERE k > 2) AS f FROM r GROUP BY s",
 }

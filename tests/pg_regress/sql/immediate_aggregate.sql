@@ -86,5 +86,16 @@ DELETE FROM sales WHERE id > 4005;
 SELECT * FROM spread ORDER BY region;
 SELECT tide.verify('spread');
 
+-- count(DISTINCT) and sum(DISTINCT): a count per (group, value); a value
+-- counts while some row has it
+SELECT tide.create_view('distinct_days', 'SELECT region, count(DISTINCT day) AS days, sum(DISTINCT qty) AS qtys, count(*) AS n FROM sales GROUP BY region');
+SELECT * FROM distinct_days ORDER BY region;
+INSERT INTO sales VALUES (5001, 'n', 2, 1, 0, '2024-02-01'), (5002, 'n', 7, 1, 0, '2024-05-05'), (5003, 'x', NULL, 1, 0, NULL);
+SELECT * FROM distinct_days ORDER BY region;
+DELETE FROM sales WHERE id = 1;
+UPDATE sales SET day = '2024-05-05' WHERE id = 5001;
+SELECT * FROM distinct_days ORDER BY region;
+SELECT tide.verify('distinct_days');
+
 -- a GROUP BY key that is not a column of the view is refused, naming it
 SELECT tide.create_view('no_key', 'SELECT sum(qty) FROM sales GROUP BY region');
