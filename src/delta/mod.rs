@@ -145,7 +145,7 @@ pub fn lock_description(root: &Node) -> String {
     });
     let mut parts = Vec::new();
     if joins {
-        parts.push("a row lock on the view's entry in tide_state.view_locks: writers of its inputs run their maintenance one after another");
+        parts.push("a row lock on the view's entry in tide.view_locks: writers of its inputs run their maintenance one after another (under REPEATABLE READ and SERIALIZABLE the second writer gets a serialization failure to retry)");
     }
     if grouped {
         parts.push("row locks on the touched groups' state, in key order");
