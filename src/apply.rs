@@ -4,7 +4,7 @@
 
 use crate::delta::aggregate::Grouped;
 use crate::delta::bag::Bag;
-use crate::delta::join::Event;
+use crate::delta::join::Change;
 use crate::delta::plan::{Shape, ViewPlan};
 use crate::pg::{self, raise};
 use crate::sql;
@@ -89,7 +89,7 @@ pub struct Compiled {
     state: Option<String>,
     comparable: Vec<bool>,
     view_id: i64,
-    statements: RefCell<HashMap<(u32, Event), Rc<Prepared>>>,
+    statements: RefCell<HashMap<Change, Rc<Prepared>>>,
 }
 
 /// The prepared statements that apply one kind of change.
@@ -266,20 +266,19 @@ impl Compiled {
         }
     }
 
-    /// Prepare the statements that apply a change of `relid`.
-    fn prepare(&self, client: &pgrx::spi::SpiClient<'_>, relid: u32, event: Event) -> Result<Prepared, pgrx::spi::Error> {
-        let changed = self.plan.positions_of(relid);
+    /// Prepare the statements that apply a change.
+    fn prepare(&self, client: &pgrx::spi::SpiClient<'_>, change: &Change) -> Result<Prepared, pgrx::spi::Error> {
         let keep = |sql: String| client.prepare_mut(sql.as_str(), &[]).map(|p| p.keep());
         if let Some(g) = self.grouped() {
             Ok(Prepared {
-                main: vec![keep(g.apply(&changed, event))?],
+                main: vec![keep(g.apply(change))?],
                 recompute: g.recompute().map(keep).transpose()?,
                 purge: Some(keep(g.purge())?),
             })
         } else {
             let b = self.bag().expect("a bag when not grouped");
             let mut main = Vec::new();
-            for sql in b.lock_rows(&changed, event).into_iter().chain([b.apply(&changed, event)]) {
+            for sql in b.lock_rows(change).into_iter().chain([b.apply(change)]) {
                 main.push(keep(sql)?);
             }
             Ok(Prepared { main, recompute: None, purge: None })
@@ -333,23 +332,23 @@ pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// Apply one statement's change of `relid` to the view.
-pub fn maintain(view: &ViewRef, compiled: &Compiled, relid: u32, event: Event, trigdata: *mut pg_sys::TriggerData) {
+/// Apply a change to the view. `register` makes the change's rows visible
+/// to the statements (transition tables, or rows collected in a round) in
+/// the SPI connection it is called in.
+pub fn maintain(view: &ViewRef, compiled: &Compiled, change: &Change, register: &dyn Fn()) {
     as_owner(view.owner, || {
         writing(|| {
             Spi::connect_mut(|client| {
-                // SAFETY: registers the transition tables of the trigger
-                // invocation we are inside, for this SPI connection only.
-                unsafe { pg_sys::SPI_register_trigger_data(trigdata) };
+                register();
                 if compiled.plan.needs_view_lock() {
                     lock_view(client, view.id)?;
                 }
-                let existing = compiled.statements.borrow().get(&(relid, event)).cloned();
+                let existing = compiled.statements.borrow().get(change).cloned();
                 let prepared = match existing {
                     Some(p) => p,
                     None => {
-                        let p = Rc::new(compiled.prepare(client, relid, event)?);
-                        compiled.statements.borrow_mut().insert((relid, event), p.clone());
+                        let p = Rc::new(compiled.prepare(client, change)?);
+                        compiled.statements.borrow_mut().insert(change.clone(), p.clone());
                         p
                     }
                 };
@@ -384,9 +383,9 @@ fn lock_view(client: &mut pgrx::spi::SpiClient<'_>, id: i64) -> Result<(), pgrx:
     })
 }
 
-/// Rebuild view `id` (and its state) in full from its query.
-pub fn rebuild_view_by_id(id: i64) {
-    let Some(view) = Spi::connect(|client| {
+/// The maintained view with id `id`, if it still exists.
+pub fn view_by_id(id: i64) -> Option<ViewRef> {
+    Spi::connect(|client| {
         let rows = client.select(
             "SELECT c.view::oid, c.definition::oid, cl.relowner FROM tide.catalog c \
                JOIN pg_catalog.pg_class cl ON cl.oid = c.view WHERE c.id = $1",
@@ -405,10 +404,14 @@ pub fn rebuild_view_by_id(id: i64) {
         Ok::<_, pgrx::spi::Error>(out)
     })
     .ok()
-    .flatten() else {
-        return;
-    };
-    rebuild_view(&view);
+    .flatten()
+}
+
+/// Rebuild view `id` (and its state) in full from its query.
+pub fn rebuild_view_by_id(id: i64) {
+    if let Some(view) = view_by_id(id) {
+        rebuild_view(&view);
+    }
 }
 
 /// Rebuild a view (and its state) in full; returns its row count.

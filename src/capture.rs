@@ -8,13 +8,16 @@
 //! CTE, ON DELETE CASCADE, a user trigger): each AFTER trigger then sees the
 //! other tables' new rows, and maintaining per trigger would count ΔA⋈ΔB
 //! twice. A "round" is the span from the first BEFORE trigger to the AFTER
-//! trigger that brings the count back to zero. A join view whose inputs were
-//! changed by more than one statement in the round is not maintained per
-//! trigger; it is rebuilt once, at the end of the round. Views reading one
-//! input once are linear in it and are always maintained per trigger.
+//! trigger that brings the count back to zero. For a join view whose inputs
+//! more than one statement of the round changed, the transition tables are
+//! copied aside (into tuplestores of the transaction) and the view is
+//! maintained once, at the end of the round, from all of them together
+//! against the new states. Views reading one input once are linear in it and
+//! are always maintained per trigger. TRUNCATE, which has no transition
+//! table, makes the views over the table rebuild at the end of the round.
 
 use crate::apply;
-use crate::delta::join::Event;
+use crate::delta::join::{round_table, Change, Event};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -26,8 +29,22 @@ struct Round {
     pending: i64,
     /// Statements started in this round, per table.
     statements: HashMap<u32, u32>,
+    /// Views to maintain when the round ends, from the collected rows.
+    collect: Vec<i64>,
     /// Views to rebuild when the round ends.
     rebuild: Vec<i64>,
+    /// Rows collected per table: (old rows, new rows).
+    collected: HashMap<u32, Collected>,
+    /// Bumped whenever rows are collected (a savepoint rolled back over a
+    /// collection cannot take the rows back out: its views are rebuilt).
+    generation: u64,
+}
+
+/// Rows of one table collected in a round, in tuplestores of the transaction.
+#[derive(Clone, Copy, Debug)]
+struct Collected {
+    old: *mut pg_sys::Tuplestorestate,
+    new: *mut pg_sys::Tuplestorestate,
 }
 
 thread_local! {
@@ -73,7 +90,15 @@ unsafe extern "C-unwind" fn on_subxact(
         }
         SUBXACT_EVENT_ABORT_SUB => {
             // The aborted statements' AFTER triggers will never fire.
-            if let Some(before) = SAVED.with(|s| s.borrow_mut().pop()) {
+            if let Some(mut before) = SAVED.with(|s| s.borrow_mut().pop()) {
+                let now = ROUND.with(|r| r.borrow().generation);
+                if now != before.generation {
+                    // Rows of the aborted statements may sit in the collected
+                    // tuplestores: rebuild those views instead.
+                    let views = std::mem::take(&mut before.collect);
+                    before.rebuild.extend(views);
+                    before.generation = now;
+                }
                 ROUND.with(|r| *r.borrow_mut() = before);
             }
         }
@@ -114,22 +139,30 @@ fn capture_after<'a>(
         r.pending = (r.pending - 1).max(0);
         r.clone()
     });
+    let trigdata = trigger.trigger_data() as *const pg_sys::TriggerData as *mut pg_sys::TriggerData;
+    let mut collected_here = false;
     for view in apply::views_reading(relid).iter() {
         let compiled = apply::compiled(view);
         let multi_statement = compiled.plan.spj.inputs.len() > 1
             && compiled.plan.base_tables().iter().map(|t| round.statements.get(t).copied().unwrap_or(0)).sum::<u32>() > 1;
         match event {
             Some(event) if !multi_statement => {
-                // SAFETY: the trigger data is the one PostgreSQL passed to this call.
-                let trigdata = trigger.trigger_data() as *const pg_sys::TriggerData as *mut pg_sys::TriggerData;
-                apply::maintain(view, &compiled, relid.to_u32(), event, trigdata);
+                let change = Change::Statement { relid: relid.to_u32(), event };
+                // SAFETY: registers the transition tables of this trigger
+                // invocation, for the SPI connection maintain opens.
+                apply::maintain(view, &compiled, &change, &|| unsafe {
+                    pg_sys::SPI_register_trigger_data(trigdata);
+                });
             }
-            _ => ROUND.with(|r| {
-                let mut r = r.borrow_mut();
-                if !r.rebuild.contains(&view.id) {
-                    r.rebuild.push(view.id);
+            Some(_) => {
+                if !collected_here {
+                    // SAFETY: the trigger data PostgreSQL passed to this call.
+                    unsafe { collect_rows(relid.to_u32(), trigdata) };
+                    collected_here = true;
                 }
-            }),
+                note(|r| &mut r.collect, view.id);
+            }
+            None => note(|r| &mut r.rebuild, view.id),
         }
     }
     let finished = ROUND.with(|r| {
@@ -141,9 +174,110 @@ fn capture_after<'a>(
         }
     });
     if let Some(done) = finished {
-        for id in done.rebuild {
-            apply::rebuild_view_by_id(id);
-        }
+        finish_round(done);
     }
     Ok(None)
+}
+
+/// Add a view to one of the round's lists, once.
+fn note(list: impl Fn(&mut Round) -> &mut Vec<i64>, id: i64) {
+    ROUND.with(|r| {
+        let mut r = r.borrow_mut();
+        let l = list(&mut r);
+        if !l.contains(&id) {
+            l.push(id);
+        }
+    });
+}
+
+/// Copy a statement's transition tables into the round's tuplestores for
+/// the table (appending to rows collected from earlier statements).
+///
+/// # Safety
+/// `trigdata` must be the TriggerData of the running AFTER trigger.
+unsafe fn collect_rows(relid: u32, trigdata: *mut pg_sys::TriggerData) {
+    let existing = ROUND.with(|r| r.borrow().collected.get(&relid).copied());
+    // The tuplestores live in the transaction's memory and resource owner,
+    // as PostgreSQL's own transition tables do, beyond this statement.
+    let old_cxt = pg_sys::MemoryContextSwitchTo(pg_sys::TopTransactionContext);
+    let old_owner = pg_sys::CurrentResourceOwner;
+    pg_sys::CurrentResourceOwner = pg_sys::CurTransactionResourceOwner;
+    let target = existing.unwrap_or_else(|| Collected {
+        old: pg_sys::tuplestore_begin_heap(false, false, pg_sys::work_mem),
+        new: pg_sys::tuplestore_begin_heap(false, false, pg_sys::work_mem),
+    });
+    let desc = (*(*trigdata).tg_relation).rd_att;
+    let slot = pg_sys::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
+    for (from, to) in [((*trigdata).tg_oldtable, target.old), ((*trigdata).tg_newtable, target.new)] {
+        if from.is_null() {
+            continue;
+        }
+        // Read from the start with read pointer 0: scans of this transition
+        // table by earlier maintenance left their own pointer active.
+        pg_sys::tuplestore_select_read_pointer(from, 0);
+        pg_sys::tuplestore_rescan(from);
+        while pg_sys::tuplestore_gettupleslot(from, true, false, slot) {
+            pg_sys::tuplestore_puttupleslot(to, slot);
+        }
+        pg_sys::tuplestore_rescan(from);
+    }
+    pg_sys::ExecDropSingleTupleTableSlot(slot);
+    pg_sys::CurrentResourceOwner = old_owner;
+    pg_sys::MemoryContextSwitchTo(old_cxt);
+    ROUND.with(|r| {
+        let mut r = r.borrow_mut();
+        r.collected.insert(relid, target);
+        r.generation += 1;
+    });
+}
+
+/// End of a round: maintain the views whose changes were collected, from
+/// all collected rows of their tables at once; rebuild those that must be.
+fn finish_round(done: Round) {
+    for id in &done.collect {
+        if done.rebuild.contains(id) {
+            continue;
+        }
+        let Some(view) = apply::view_by_id(*id) else { continue };
+        let compiled = apply::compiled(&view);
+        let mut relids: Vec<u32> =
+            compiled.plan.base_tables().into_iter().filter(|t| done.collected.contains_key(t)).collect();
+        relids.sort_unstable();
+        let register = || {
+            for relid in &relids {
+                let c = done.collected[relid];
+                // SAFETY: the tuplestores live until the end of the
+                // transaction; the ENRs only for this SPI connection.
+                unsafe {
+                    register_rows(*relid, true, c.new);
+                    register_rows(*relid, false, c.old);
+                }
+            }
+        };
+        apply::maintain(&view, &compiled, &Change::Round { relids: relids.clone() }, &register);
+    }
+    for id in &done.rebuild {
+        apply::rebuild_view_by_id(*id);
+    }
+    for c in done.collected.values() {
+        // SAFETY: created by collect_rows in this transaction, not used after.
+        unsafe {
+            pg_sys::tuplestore_end(c.old);
+            pg_sys::tuplestore_end(c.new);
+        }
+    }
+}
+
+/// Register collected rows as the ephemeral relation `tide_new_<relid>` or
+/// `tide_old_<relid>`, with the table's row type, in the current SPI connection.
+unsafe fn register_rows(relid: u32, new: bool, store: *mut pg_sys::Tuplestorestate) {
+    let name = std::ffi::CString::new(round_table(relid, new)).expect("no NUL in a generated name");
+    let enr = pg_sys::palloc0(std::mem::size_of::<pg_sys::EphemeralNamedRelationData>()) as *mut pg_sys::EphemeralNamedRelationData;
+    (*enr).md.name = pg_sys::pstrdup(name.as_ptr());
+    (*enr).md.reliddesc = pg_sys::Oid::from(relid);
+    (*enr).md.tupdesc = std::ptr::null_mut();
+    (*enr).md.enrtype = pg_sys::EphemeralNameRelationType::ENR_NAMED_TUPLESTORE;
+    (*enr).md.enrtuples = pg_sys::tuplestore_tuple_count(store) as f64;
+    (*enr).reldata = store.cast();
+    pg_sys::SPI_register_relation(enr);
 }

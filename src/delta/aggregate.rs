@@ -24,7 +24,7 @@
 //! those rare cases, so the ordinary update of a group's state row stays a
 //! HOT update (their partial indexes do not block it).
 
-use super::join::{self, Event, WEIGHT};
+use super::join::{self, Change, WEIGHT};
 use super::plan::{substitute_params, Agg, AggKind, OutputColumn, Spj};
 use crate::sql::ident;
 
@@ -200,8 +200,9 @@ impl Grouped<'_> {
 
     /// Statement 1: consolidate Δ per group, add it to the state, write the
     /// touched groups into the view; returns (groups emptied, groups to recompute).
-    pub fn apply(&self, changed: &[usize], event: Event) -> String {
+    pub fn apply(&self, change: &Change) -> String {
         let nk = self.keys.len();
+        let multi = join::changed_positions(self.spj, change) > 1;
         // Per-row values: keys, then one value per aggregate.
         let mut select: Vec<String> = self.keys.to_vec();
         for a in self.aggs {
@@ -210,7 +211,7 @@ impl Grouped<'_> {
                 _ => filtered(a, &arg(a)),
             });
         }
-        let rows = join::delta_rows(self.spj, changed, event, &select);
+        let rows = join::delta_rows(self.spj, change, &select);
         let c = |j: usize| format!("c{}", j + 1);
         let mut cons: Vec<String> = (0..nk).map(|j| format!("{} AS {}", c(j), key_col(j))).collect();
         if self.global() {
@@ -263,6 +264,14 @@ impl Grouped<'_> {
                     ));
                     set.push(format!("a{i}_c = s.a{i}_c + excluded.a{i}_c"));
                 }
+                AggKind::Min | AggKind::Max if multi => {
+                    // Weights are not insertions and deletions here: recompute
+                    // every touched group's extreme (flagged below).
+                    cons.push(format!("NULL::{} AS a{i}_m", a.result_type));
+                    cons.push(format!("NULL::{} AS a{i}_gone", a.result_type));
+                    cons.push(nonnull);
+                    recompute.push("true".into());
+                }
                 AggKind::Min | AggKind::Max => {
                     let f = extreme_fn(a.kind);
                     cons.push(format!("{f}({v}) FILTER (WHERE {WEIGHT} > 0) AS a{i}_m"));
@@ -272,12 +281,17 @@ impl Grouped<'_> {
                     let lost = if a.kind == AggKind::Min { "<=" } else { ">=" };
                     set.push(format!("a{i}_m = {least}(s.a{i}_m, excluded.a{i}_m)"));
                     set.push(format!("a{i}_gone = NULL"));
-                    recompute.push(format!("(excluded.a{i}_gone IS NOT NULL AND excluded.a{i}_gone {lost} s.a{i}_m)"));
+                    // A deleted value at or beyond the extreme (or an extreme not
+                    // known) means the group's extreme must be found again.
+                    recompute.push(format!("(excluded.a{i}_gone IS NOT NULL AND coalesce(excluded.a{i}_gone {lost} s.a{i}_m, true))"));
                 }
             }
             if a.kind != AggKind::CountStar || a.filter.is_some() {
                 set.push(format!("a{i}_n = s.a{i}_n + excluded.a{i}_n"));
             }
+        }
+        if multi && self.aggs.iter().any(|a| is_extreme(a.kind)) {
+            cons.push("true AS __tide_recompute".into());
         }
         let insert_cols: Vec<String> = cons
             .iter()

@@ -8,7 +8,7 @@
 //! on each other in opposite orders), and the delete runs in a new statement
 //! whose snapshot sees every writer that held such a lock before.
 
-use super::join::{self, Event, WEIGHT};
+use super::join::{self, Change, WEIGHT};
 use super::plan::{OutputColumn, Spj};
 use crate::sql::ident;
 
@@ -25,9 +25,9 @@ pub struct Bag<'a> {
 
 impl Bag<'_> {
     /// ΔV consolidated: c1..cn and a non-zero weight.
-    fn delta(&self, changed: &[usize], event: Event) -> String {
+    fn delta(&self, change: &Change) -> String {
         let select: Vec<String> = self.columns.iter().map(|c| c.sql.clone()).collect();
-        let rows = join::delta_rows(self.spj, changed, event, &select);
+        let rows = join::delta_rows(self.spj, change, &select);
         let mut group = Vec::new();
         let mut list = Vec::new();
         for (i, ok) in self.comparable.iter().enumerate() {
@@ -78,8 +78,8 @@ impl Bag<'_> {
     }
 
     /// Statement 1 (only for changes that delete): lock the rows to delete.
-    pub fn lock_rows(&self, changed: &[usize], event: Event) -> Option<String> {
-        if event == Event::Insert {
+    pub fn lock_rows(&self, change: &Change) -> Option<String> {
+        if change.inserts_only() {
             return None;
         }
         Some(format!(
@@ -87,12 +87,12 @@ impl Bag<'_> {
              (SELECT DISTINCT {hash} AS h FROM ({delta}) d WHERE d.{WEIGHT} < 0 ORDER BY 1) l",
             id = self.view_id,
             hash = self.row_hash("d"),
-            delta = self.delta(changed, event)
+            delta = self.delta(change)
         ))
     }
 
     /// Statement 2: apply ΔV to the view.
-    pub fn apply(&self, changed: &[usize], event: Event) -> String {
+    pub fn apply(&self, change: &Change) -> String {
         let cols: Vec<String> = self.columns.iter().map(|c| ident(&c.name)).collect();
         let ds: Vec<String> = (1..=self.columns.len()).map(|i| format!("d.c{i}")).collect();
         let view = self.view;
@@ -102,7 +102,7 @@ impl Bag<'_> {
                  SELECT x.ctid FROM d, LATERAL (SELECT v.ctid FROM {view} v WHERE {m} LIMIT -d.{WEIGHT}) x \
                   WHERE d.{WEIGHT} < 0))) \
              INSERT INTO {view} ({cols}) SELECT {ds} FROM d, generate_series(1, d.{WEIGHT}) WHERE d.{WEIGHT} > 0",
-            delta = self.delta(changed, event),
+            delta = self.delta(change),
             m = self.match_row("v", "d"),
             cols = cols.join(", "),
             ds = ds.join(", "),

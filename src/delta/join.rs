@@ -20,35 +20,83 @@ pub enum Event {
     Update,
 }
 
-/// The transition tables, as registered from the trigger's REFERENCING clause.
+/// The transition tables of one statement, as registered from the trigger's
+/// REFERENCING clause.
 pub const NEW_TABLE: &str = "tide_new";
 pub const OLD_TABLE: &str = "tide_old";
 
-/// Δ of one input: its read columns with a weight, +1 for new rows and −1
-/// for old ones; for an UPDATE, consolidated so that rows whose read columns
-/// did not change cancel out before any join.
-pub fn delta_relation(input: &Input, event: Event) -> String {
-    let cols = input.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
-    let lead = if cols.is_empty() { String::new() } else { format!("{cols}, ") };
-    let new = format!("SELECT {lead}1 AS {WEIGHT} FROM {NEW_TABLE}");
-    let old = format!("SELECT {lead}-1 AS {WEIGHT} FROM {OLD_TABLE}");
-    match event {
-        Event::Insert => new,
-        Event::Delete => old,
-        Event::Update if input.consolidate => {
-            let group = if cols.is_empty() { String::new() } else { format!(" GROUP BY {cols}") };
-            format!(
-                "SELECT {lead}sum({WEIGHT})::int AS {WEIGHT} FROM ({new} UNION ALL {old}) d{group} HAVING sum({WEIGHT}) <> 0"
-            )
+/// A change to apply: one statement's change of one table, or the changes of
+/// several tables that one SQL statement made together (collected, then
+/// applied at once against the new states, so ΔA⋈ΔB is counted once).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Change {
+    Statement { relid: u32, event: Event },
+    Round { relids: Vec<u32> },
+}
+
+/// The collected old and new rows of table `relid` in a round.
+pub fn round_table(relid: u32, new: bool) -> String {
+    format!("tide_{}_{relid}", if new { "new" } else { "old" })
+}
+
+impl Change {
+    fn reads(&self, relid: u32) -> bool {
+        match self {
+            Change::Statement { relid: r, .. } => *r == relid,
+            Change::Round { relids } => relids.contains(&relid),
         }
-        Event::Update => format!("{new} UNION ALL {old}"),
+    }
+
+    /// Whether the change can only add rows (no old rows).
+    pub fn inserts_only(&self) -> bool {
+        matches!(self, Change::Statement { event: Event::Insert, .. })
+    }
+
+    /// (new rows, old rows) relation names for an input reading `relid`.
+    fn sources(&self, relid: u32) -> (Option<String>, Option<String>) {
+        match self {
+            Change::Statement { event: Event::Insert, .. } => (Some(NEW_TABLE.into()), None),
+            Change::Statement { event: Event::Delete, .. } => (None, Some(OLD_TABLE.into())),
+            Change::Statement { event: Event::Update, .. } => (Some(NEW_TABLE.into()), Some(OLD_TABLE.into())),
+            Change::Round { .. } => (Some(round_table(relid, true)), Some(round_table(relid, false))),
+        }
     }
 }
 
-/// ΔQ for a change of the table read at `changed` positions: the union of
-/// the expansion's terms, each `SELECT <select>, <weight> AS __tide_w FROM ... WHERE ...`.
-/// `select` are expressions over the inputs' aliases.
-pub fn delta_rows(spj: &Spj, changed: &[usize], event: Event, select: &[String]) -> String {
+/// Δ of one input: its read columns with a weight, +1 for new rows and −1
+/// for old ones; with both, consolidated so that rows whose read columns
+/// did not change cancel out before any join.
+pub fn delta_relation(input: &Input, change: &Change) -> String {
+    let cols = input.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
+    let lead = if cols.is_empty() { String::new() } else { format!("{cols}, ") };
+    let (new, old) = change.sources(input.relid);
+    let new = new.map(|t| format!("SELECT {lead}1 AS {WEIGHT} FROM {t}"));
+    let old = old.map(|t| format!("SELECT {lead}-1 AS {WEIGHT} FROM {t}"));
+    match (new, old) {
+        (Some(n), None) => n,
+        (None, Some(o)) => o,
+        (Some(n), Some(o)) if input.consolidate => {
+            let group = if cols.is_empty() { String::new() } else { format!(" GROUP BY {cols}") };
+            format!("SELECT {lead}sum({WEIGHT})::int AS {WEIGHT} FROM ({n} UNION ALL {o}) d{group} HAVING sum({WEIGHT}) <> 0")
+        }
+        (Some(n), Some(o)) => format!("{n} UNION ALL {o}"),
+        (None, None) => unreachable!("a change has new or old rows"),
+    }
+}
+
+/// How many input positions read a changed table. With more than one, the
+/// expansion has correction terms (−ΔA⋈ΔB): a row of negative weight is not
+/// necessarily a deleted row, nor one of positive weight an inserted one.
+pub fn changed_positions(spj: &Spj, change: &Change) -> usize {
+    spj.inputs.iter().filter(|i| change.reads(i.relid)).count()
+}
+
+/// ΔQ for a change: the union of the expansion's terms over every input
+/// position reading a changed table, each `SELECT <select>, <weight> AS
+/// __tide_w FROM ... WHERE ...`. `select` are expressions over the inputs' aliases.
+pub fn delta_rows(spj: &Spj, change: &Change, select: &[String]) -> String {
+    let changed: Vec<usize> =
+        spj.inputs.iter().enumerate().filter(|(_, i)| change.reads(i.relid)).map(|(p, _)| p).collect();
     let mut terms = Vec::new();
     let n = changed.len();
     for mask in 1u32..(1u32 << n) {
@@ -60,7 +108,7 @@ pub fn delta_rows(spj: &Spj, changed: &[usize], event: Event, select: &[String])
             .enumerate()
             .map(|(p, input)| {
                 if subset.contains(&p) {
-                    format!("({}) AS {}", delta_relation(input, event), input.alias)
+                    format!("({}) AS {}", delta_relation(input, change), input.alias)
                 } else {
                     format!("{} AS {}", input.relation, input.alias)
                 }
@@ -100,7 +148,7 @@ mod tests {
     #[test]
     fn one_changed_input_is_one_term() {
         let spj = Spj { inputs: vec![input("a", 1, &["id", "x"]), input("b", 2, &["id"])], predicate: Some("(a.id = b.id)".into()) };
-        let sql = delta_rows(&spj, &[0], Event::Insert, &["a.x".into()]);
+        let sql = delta_rows(&spj, &Change::Statement { relid: 1, event: Event::Insert }, &["a.x".into()]);
         assert_eq!(
             sql,
             "SELECT a.x AS c1, (a.__tide_w) AS __tide_w FROM (SELECT \"id\", \"x\", 1 AS __tide_w FROM tide_new) AS a, public.t2 AS b WHERE (a.id = b.id)"
@@ -110,7 +158,7 @@ mod tests {
     #[test]
     fn self_join_has_three_terms_with_signs() {
         let spj = Spj { inputs: vec![input("a", 1, &["id"]), input("b", 1, &["id"])], predicate: None };
-        let sql = delta_rows(&spj, &[0, 1], Event::Delete, &["a.id".into()]);
+        let sql = delta_rows(&spj, &Change::Statement { relid: 1, event: Event::Delete }, &["a.id".into()]);
         let terms: Vec<&str> = sql.split(" UNION ALL ").collect();
         assert_eq!(terms.len(), 3);
         assert!(terms[0].contains("(a.__tide_w) AS __tide_w") && terms[0].contains("public.t1 AS b"));
@@ -119,14 +167,26 @@ mod tests {
     }
 
     #[test]
+    fn a_round_reads_collected_rows_of_every_changed_table() {
+        let spj = Spj { inputs: vec![input("a", 1, &["id"]), input("b", 2, &["id"]), input("c", 3, &["id"])], predicate: None };
+        let sql = delta_rows(&spj, &Change::Round { relids: vec![1, 3] }, &["a.id".into()]);
+        let terms: Vec<&str> = sql.split(" UNION ALL SELECT \"id\", -1").collect();
+        assert!(sql.contains("FROM tide_new_1") && sql.contains("FROM tide_old_3"), "{sql}");
+        assert!(sql.contains("-(a.__tide_w * c.__tide_w) AS __tide_w"), "{sql}");
+        assert!(!sql.contains("tide_new_2"), "{sql}");
+        assert!(!terms.is_empty());
+    }
+
+    #[test]
     fn updates_consolidate_read_columns() {
-        let sql = delta_relation(&input("a", 1, &["k"]), Event::Update);
+        let update = Change::Statement { relid: 1, event: Event::Update };
+        let sql = delta_relation(&input("a", 1, &["k"]), &update);
         assert_eq!(
             sql,
             "SELECT \"k\", sum(__tide_w)::int AS __tide_w FROM (SELECT \"k\", 1 AS __tide_w FROM tide_new UNION ALL SELECT \"k\", -1 AS __tide_w FROM tide_old) d GROUP BY \"k\" HAVING sum(__tide_w) <> 0"
         );
         // No column read (count(*)): the weights still add up.
-        let sql = delta_relation(&input("a", 1, &[]), Event::Update);
+        let sql = delta_relation(&input("a", 1, &[]), &update);
         assert!(sql.starts_with("SELECT sum(__tide_w)::int AS __tide_w FROM (SELECT 1 AS"), "{sql}");
     }
 }

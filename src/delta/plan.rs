@@ -94,11 +94,6 @@ pub struct ViewPlan {
 }
 
 impl ViewPlan {
-    /// Input positions reading the given table (several for a self-join).
-    pub fn positions_of(&self, relid: u32) -> Vec<usize> {
-        self.spj.inputs.iter().enumerate().filter(|(_, i)| i.relid == relid).map(|(p, _)| p).collect()
-    }
-
     /// Distinct base tables, in order of first appearance.
     pub fn base_tables(&self) -> Vec<u32> {
         let mut out = Vec::new();
