@@ -181,7 +181,8 @@ def main():
             passed += 1
         else:
             failed += 1
-    print(f"differential ({len(VIEWS)} views, {args.steps} steps per seed, seeds {seeds[0]}..{seeds[-1]}): {passed} passed, {failed} failed")
+    print(f"{len(VIEWS)} views, {args.steps} random statements per seed, seeds {seeds[0]}..{seeds[-1]}")
+    print(f"differential: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
 
