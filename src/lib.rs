@@ -86,6 +86,35 @@ mod tests {
         assert_eq!(ops.as_deref(), Some("Project,Aggregate,Filter,Inner Join,Scan,Scan"));
     }
 
+    #[pg_test]
+    fn a_second_view_over_a_table_is_maintained_in_the_same_transaction() {
+        Spi::run("CREATE TABLE t (k int, v int)").unwrap();
+        Spi::run("SELECT tide.create_view('first', 'SELECT k, count(*) AS n FROM t GROUP BY k')").unwrap();
+        // The backend now caches the views over t ...
+        Spi::run("INSERT INTO t VALUES (1, 1)").unwrap();
+        Spi::run("SELECT tide.create_view('second', 'SELECT k, v FROM t WHERE v > 0')").unwrap();
+        // ... and must see the new one at the next statement.
+        Spi::run("INSERT INTO t VALUES (2, 2), (1, 3)").unwrap();
+        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM second").unwrap(), Some(3));
+        assert_eq!(Spi::get_one::<bool>("SELECT tide.verify('first') AND tide.verify('second')").unwrap(), Some(true));
+    }
+
+    #[pg_test]
+    fn sub_queries_and_source_views_are_pulled_up() {
+        Spi::run("CREATE TABLE e (id int, dept int, pay numeric)").unwrap();
+        Spi::run("CREATE VIEW well_paid AS SELECT id, dept FROM e WHERE pay > 10").unwrap();
+        let ops = Spi::get_one::<String>(
+            "SELECT string_agg(operator, ',' ORDER BY id) FROM tide.explain('SELECT w.dept, count(*) FROM well_paid w GROUP BY w.dept')",
+        )
+        .unwrap();
+        assert_eq!(ops.as_deref(), Some("Project,Aggregate,Filter,Scan"));
+        Spi::run("SELECT tide.create_view('per_dept', 'SELECT w.dept, count(*) AS n FROM well_paid w GROUP BY w.dept')").unwrap();
+        Spi::run("INSERT INTO e VALUES (1, 1, 20), (2, 1, 5), (3, 2, 30)").unwrap();
+        Spi::run("UPDATE e SET pay = 50 WHERE id = 2").unwrap();
+        assert_eq!(Spi::get_one::<i64>("SELECT n FROM per_dept WHERE dept = 1").unwrap(), Some(2));
+        assert_eq!(Spi::get_one::<bool>("SELECT tide.verify('per_dept')").unwrap(), Some(true));
+    }
+
     #[pg_test(error = "function random() is not IMMUTABLE: a maintained view cannot use it")]
     fn volatile_functions_are_refused() {
         Spi::run("CREATE TABLE t (k int)").unwrap();
