@@ -57,7 +57,8 @@ SELECT c.view            AS name,
        c.created_at,
        c.last_refresh_at,
        c.last_refresh_ms,
-       c.last_error
+       c.last_error,
+       c.base_tables
   FROM tide.catalog c;
 COMMENT ON VIEW tide.views IS 'One row per pg_tide view';
 GRANT SELECT ON tide.views TO PUBLIC;

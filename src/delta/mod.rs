@@ -76,7 +76,7 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
                     return no(format!("{}(... ORDER BY ...) is not maintained yet", a.function));
                 }
             }
-            yes("per-group state (count, non-NULL counts, sums) with relative updates; min/max recompute a group that lost its extreme")
+            yes("per-group state (counts, sums, sums of squares; a count per value for DISTINCT aggregates) with relative updates; min/max recompute a group that lost its extreme")
         }
         Node::Project { sublinks, .. } if !sublinks.is_empty() => {
             no(format!("{} subqueries in the select list are not maintained yet", sublinks[0].kind))

@@ -58,7 +58,8 @@ SELECT count(*) FROM "MixedCase";
 -- the catalog lists every view
 SELECT name, mode, status, row_count, created_at <= now() AS created, last_refresh_ms >= 0 AS timed
   FROM tide.views ORDER BY name::text;
-SELECT query FROM tide.views WHERE name = 'days'::regclass;
+SELECT query, base_tables FROM tide.views WHERE name = 'days'::regclass;
+SELECT base_tables FROM tide.views WHERE name = 'by_region'::regclass;
 
 -- users can index the view for their reads
 CREATE INDEX ON order_lines (who);
