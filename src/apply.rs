@@ -224,10 +224,7 @@ pub fn compiled(view: &ViewRef) -> Rc<Compiled> {
 }
 
 pub fn compile(id: i64, view: pg_sys::Oid, definition: pg_sys::Oid, plan: ViewPlan) -> Compiled {
-    let comparable = match &plan.shape {
-        Shape::Bag { .. } => pg::columns(definition).into_iter().map(|(_, t)| pg::has_equality(t)).collect(),
-        Shape::Grouped { .. } => Vec::new(),
-    };
+    let comparable = pg::columns(definition).into_iter().map(|(_, t)| pg::has_equality(t)).collect();
     let state = matches!(plan.shape, Shape::Grouped { .. }).then(|| state_table(id));
     Compiled {
         plan,
@@ -252,6 +249,7 @@ impl Compiled {
                 state: self.state.as_deref().unwrap_or_default(),
                 view: &self.view,
                 id: self.view_id,
+                comparable: &self.comparable,
             }),
             Shape::Bag { .. } => None,
         }

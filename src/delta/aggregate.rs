@@ -24,6 +24,7 @@
 //! those rare cases, so the ordinary update of a group's state row stays a
 //! HOT update (their partial indexes do not block it).
 
+use super::bag;
 use super::join::{self, Change, WEIGHT};
 use super::plan::{substitute_params, Agg, AggKind, OutputColumn, Spj};
 use crate::sql::ident;
@@ -41,6 +42,9 @@ pub struct Grouped<'a> {
     pub view: &'a str,
     /// The view's id (names its distinct-value tables).
     pub id: i64,
+    /// Per view column: whether its type has an equality operator (used
+    /// when the view's rows are found by value, see `hidden_keys`).
+    pub comparable: &'a [bool],
 }
 
 fn key_col(j: usize) -> String {
@@ -73,6 +77,12 @@ fn extreme_fn(kind: AggKind) -> &'static str {
 impl Grouped<'_> {
     fn global(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Some GROUP BY key is not a column of the view: a group's row is found
+    /// by its old value (writers of such a view take turns, see ViewPlan).
+    fn hidden_keys(&self) -> bool {
+        !self.global() && (0..self.keys.len()).any(|k| !self.columns.iter().any(|c| c.key == Some(k)))
     }
 
     fn key_cols(&self) -> Vec<String> {
@@ -373,11 +383,49 @@ impl Grouped<'_> {
             outer = outer.join(", "),
             order_by = order.split(", ").map(|k| format!("g.{k}")).collect::<Vec<_>>().join(", "),
         );
+        if self.hidden_keys() {
+            // The touched groups' rows before the change, read before the
+            // upsert (the same statement's snapshot; writers take turns).
+            let touched = (0..nk).map(c).collect::<Vec<_>>().join(", ");
+            let matches = (0..nk)
+                .map(|j| format!("(o.{k} = t.{cj} OR (o.{k} IS NULL AND t.{cj} IS NULL))", k = key_col(j), cj = c(j)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            ctes.push(format!(
+                "o AS (SELECT o.* FROM {state} o WHERE EXISTS (SELECT FROM (SELECT {touched} FROM d GROUP BY {touched}) t WHERE {matches}))",
+                state = self.state
+            ));
+            return format!(
+                "WITH {}, l AS ({upsert}), {} \
+                 SELECT {emptied}, count(*) FILTER (WHERE l.__tide_recompute) FROM l",
+                ctes.join(", "),
+                self.replace_rows("o", "l")
+            );
+        }
         format!(
             "WITH {}, l AS ({upsert}), {} \
              SELECT {emptied}, count(*) FILTER (WHERE l.__tide_recompute) FROM l",
             ctes.join(", "),
             self.write_view("l", "NOT l.__tide_recompute")
+        )
+    }
+
+    /// For views with hidden keys: CTEs that take the old rows of the touched
+    /// groups (state CTE `old`) out of the view and put the new ones (state
+    /// CTE `new`, groups not waiting for a min/max recompute) in, as a bag.
+    fn replace_rows(&self, old: &str, new: &str) -> String {
+        let values: Vec<String> = self.columns.iter().map(|c| self.output_expr(&c.sql)).collect();
+        let having = self.having.map(|h| self.output_expr(h)).unwrap_or_else(|| "true".into());
+        let list = values.iter().enumerate().map(|(i, v)| format!("{v} AS c{}", i + 1)).collect::<Vec<_>>().join(", ");
+        // output_expr reads the state row as `l`.
+        let rows = format!(
+            "SELECT {list}, -1 AS {WEIGHT} FROM {old} l WHERE l.__tide_count <> 0 AND coalesce({having}, false) \
+             UNION ALL SELECT {list}, 1 FROM {new} l WHERE NOT l.__tide_recompute AND l.__tide_count <> 0 AND coalesce({having}, false)"
+        );
+        format!(
+            "dv AS MATERIALIZED ({}), {}",
+            bag::consolidate(&rows, self.comparable),
+            bag::write_rows(self.view, self.columns, self.comparable, "dv")
         )
     }
 
@@ -448,12 +496,25 @@ impl Grouped<'_> {
         if sets.is_empty() {
             return None;
         }
+        let write = if self.hidden_keys() {
+            // Their old rows already left the view with the change.
+            let cols: Vec<String> = self.columns.iter().map(|c| ident(&c.name)).collect();
+            let values: Vec<String> = self.columns.iter().map(|c| self.output_expr(&c.sql)).collect();
+            let having = self.having.map(|h| self.output_expr(h)).unwrap_or_else(|| "true".into());
+            format!(
+                "put AS (INSERT INTO {} ({}) SELECT {} FROM l WHERE l.__tide_count <> 0 AND coalesce({having}, false))",
+                self.view,
+                cols.join(", "),
+                values.join(", ")
+            )
+        } else {
+            self.write_view("l", "true")
+        };
         Some(format!(
-            "WITH l AS (UPDATE {} s SET {}, __tide_recompute = false WHERE s.__tide_recompute RETURNING *), {} \
+            "WITH l AS (UPDATE {} s SET {}, __tide_recompute = false WHERE s.__tide_recompute RETURNING *), {write} \
              SELECT count(*) FROM l",
             self.state,
             sets.join(", "),
-            self.write_view("l", "true")
         ))
     }
 
@@ -501,6 +562,9 @@ impl Grouped<'_> {
     pub fn view_key_index(&self) -> Option<String> {
         if self.global() {
             return None;
+        }
+        if self.hidden_keys() {
+            return bag::lookup_index(self.view, self.columns, self.comparable);
         }
         let cols: Vec<String> = self.columns.iter().filter(|c| c.key.is_some()).map(|c| ident(&c.name)).collect();
         Some(format!("CREATE UNIQUE INDEX ON {} ({}) NULLS NOT DISTINCT", self.view, cols.join(", ")))

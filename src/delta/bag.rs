@@ -23,49 +23,81 @@ pub struct Bag<'a> {
     pub view_id: i64,
 }
 
+/// ΔV consolidated per distinct row: `SELECT c1..cn, __tide_w FROM (rows)`,
+/// with a non-zero weight. Columns whose type has no equality operator are
+/// grouped by their text form.
+pub fn consolidate(rows: &str, comparable: &[bool]) -> String {
+    let mut group = Vec::new();
+    let mut list = Vec::new();
+    for (i, ok) in comparable.iter().enumerate() {
+        let c = format!("c{}", i + 1);
+        if *ok {
+            group.push(c.clone());
+            list.push(c);
+        } else {
+            group.push(format!("{c}::text"));
+            list.push(format!("(array_agg({c}))[1] AS {c}"));
+        }
+    }
+    list.push(format!("sum({WEIGHT})::bigint AS {WEIGHT}"));
+    let group_by = if group.is_empty() { String::new() } else { format!(" GROUP BY {}", group.join(", ")) };
+    format!("SELECT {} FROM ({rows}) d{group_by} HAVING sum({WEIGHT}) <> 0", list.join(", "))
+}
+
+/// Row `v` of the view equals row `d` (columns c1..cn) of a change, NULLs equal.
+fn match_row(columns: &[OutputColumn], comparable: &[bool], v: &str, d: &str) -> String {
+    let conds: Vec<String> = columns
+        .iter()
+        .zip(comparable)
+        .enumerate()
+        .map(|(i, (c, ok))| {
+            let vc = format!("{v}.{}", ident(&c.name));
+            let dc = format!("{d}.c{}", i + 1);
+            if *ok {
+                format!("({vc} = {dc} OR ({vc} IS NULL AND {dc} IS NULL))")
+            } else {
+                format!("{vc}::text IS NOT DISTINCT FROM {dc}::text")
+            }
+        })
+        .collect();
+    if conds.is_empty() {
+        "true".into()
+    } else {
+        conds.join(" AND ")
+    }
+}
+
+/// CTEs `gone` and `put` applying the consolidated change in CTE `dv`
+/// (c1..cn, weight) to the view: delete that many copies, insert that many.
+pub fn write_rows(view: &str, columns: &[OutputColumn], comparable: &[bool], dv: &str) -> String {
+    let cols: Vec<String> = columns.iter().map(|c| ident(&c.name)).collect();
+    let ds: Vec<String> = (1..=columns.len()).map(|i| format!("d.c{i}")).collect();
+    format!(
+        "gone AS (DELETE FROM {view} WHERE ctid = ANY (ARRAY( \
+             SELECT x.ctid FROM {dv} d, LATERAL (SELECT v.ctid FROM {view} v WHERE {m} LIMIT -d.{WEIGHT}) x \
+              WHERE d.{WEIGHT} < 0))), \
+         put AS (INSERT INTO {view} ({cols}) SELECT {ds} FROM {dv} d, generate_series(1, d.{WEIGHT}) WHERE d.{WEIGHT} > 0)",
+        m = match_row(columns, comparable, "v", "d"),
+        cols = cols.join(", "),
+        ds = ds.join(", "),
+    )
+}
+
+/// An index the deletes find rows through: the comparable columns (up to 32).
+pub fn lookup_index(view: &str, columns: &[OutputColumn], comparable: &[bool]) -> Option<String> {
+    let cols: Vec<String> =
+        columns.iter().zip(comparable).filter(|(_, ok)| **ok).take(32).map(|(c, _)| ident(&c.name)).collect();
+    if cols.is_empty() {
+        return None;
+    }
+    Some(format!("CREATE INDEX ON {view} ({})", cols.join(", ")))
+}
+
 impl Bag<'_> {
     /// ΔV consolidated: c1..cn and a non-zero weight.
     fn delta(&self, change: &Change) -> String {
         let select: Vec<String> = self.columns.iter().map(|c| c.sql.clone()).collect();
-        let rows = join::delta_rows(self.spj, change, &select);
-        let mut group = Vec::new();
-        let mut list = Vec::new();
-        for (i, ok) in self.comparable.iter().enumerate() {
-            let c = format!("c{}", i + 1);
-            if *ok {
-                group.push(c.clone());
-                list.push(c);
-            } else {
-                group.push(format!("{c}::text"));
-                list.push(format!("(array_agg({c}))[1] AS {c}"));
-            }
-        }
-        list.push(format!("sum({WEIGHT})::bigint AS {WEIGHT}"));
-        let group_by = if group.is_empty() { String::new() } else { format!(" GROUP BY {}", group.join(", ")) };
-        format!("SELECT {} FROM ({rows}) d{group_by} HAVING sum({WEIGHT}) <> 0", list.join(", "))
-    }
-
-    fn match_row(&self, v: &str, d: &str) -> String {
-        let conds: Vec<String> = self
-            .columns
-            .iter()
-            .zip(self.comparable)
-            .enumerate()
-            .map(|(i, (c, ok))| {
-                let vc = format!("{v}.{}", ident(&c.name));
-                let dc = format!("{d}.c{}", i + 1);
-                if *ok {
-                    format!("({vc} = {dc} OR ({vc} IS NULL AND {dc} IS NULL))")
-                } else {
-                    format!("{vc}::text IS NOT DISTINCT FROM {dc}::text")
-                }
-            })
-            .collect();
-        if conds.is_empty() {
-            "true".into()
-        } else {
-            conds.join(" AND ")
-        }
+        consolidate(&join::delta_rows(self.spj, change, &select), self.comparable)
     }
 
     fn row_hash(&self, d: &str) -> String {
@@ -93,29 +125,15 @@ impl Bag<'_> {
 
     /// Statement 2: apply ΔV to the view.
     pub fn apply(&self, change: &Change) -> String {
-        let cols: Vec<String> = self.columns.iter().map(|c| ident(&c.name)).collect();
-        let ds: Vec<String> = (1..=self.columns.len()).map(|i| format!("d.c{i}")).collect();
-        let view = self.view;
         format!(
-            "WITH d AS MATERIALIZED ({delta}), \
-             gone AS (DELETE FROM {view} WHERE ctid = ANY (ARRAY( \
-                 SELECT x.ctid FROM d, LATERAL (SELECT v.ctid FROM {view} v WHERE {m} LIMIT -d.{WEIGHT}) x \
-                  WHERE d.{WEIGHT} < 0))) \
-             INSERT INTO {view} ({cols}) SELECT {ds} FROM d, generate_series(1, d.{WEIGHT}) WHERE d.{WEIGHT} > 0",
-            delta = self.delta(change),
-            m = self.match_row("v", "d"),
-            cols = cols.join(", "),
-            ds = ds.join(", "),
+            "WITH dv AS MATERIALIZED ({}), {} SELECT count(*) FROM dv",
+            self.delta(change),
+            write_rows(self.view, self.columns, self.comparable, "dv")
         )
     }
 
-    /// An index the deletes find rows through: the comparable columns (up to 32).
+    /// An index the deletes find rows through.
     pub fn view_index(&self) -> Option<String> {
-        let cols: Vec<String> =
-            self.columns.iter().zip(self.comparable).filter(|(_, ok)| **ok).take(32).map(|(c, _)| ident(&c.name)).collect();
-        if cols.is_empty() {
-            return None;
-        }
-        Some(format!("CREATE INDEX ON {} ({})", self.view, cols.join(", ")))
+        lookup_index(self.view, self.columns, self.comparable)
     }
 }

@@ -83,12 +83,11 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
         }
         Node::Project { input, columns, .. } => {
             if let Some(keys) = group_keys(input) {
-                for k in keys {
-                    if !columns.iter().any(|c| &c.sql == k) {
-                        return no(format!("GROUP BY key {k} must be a column of the view to be maintained"));
-                    }
+                if keys.iter().all(|k| columns.iter().any(|c| &c.sql == k)) {
+                    yes("output of each touched group, written by its group key")
+                } else {
+                    yes("output of each touched group: its old row out, its new row in (a GROUP BY key is not a column, so rows are found by value and writers take turns)")
                 }
-                yes("output of each touched group, written by its group key")
             } else if matches!(parent, Some(Node::Distinct { .. })) {
                 yes("linear: π(Δ)")
             } else {
@@ -138,11 +137,18 @@ fn kind_name(kind: JoinKind) -> &'static str {
 pub fn lock_description(root: &Node) -> String {
     let mut joins = false;
     let mut grouped = false;
+    let mut hidden_keys = false;
     root.walk(&mut |n| match n {
         Node::Join { .. } => joins = true,
         Node::Aggregate { .. } | Node::Distinct { .. } => grouped = true,
+        Node::Project { input, columns, .. } => {
+            if let Some(keys) = group_keys(input) {
+                hidden_keys |= !keys.iter().all(|k| columns.iter().any(|c| &c.sql == k));
+            }
+        }
         _ => {}
     });
+    let joins = joins || hidden_keys;
     let mut parts = Vec::new();
     if joins {
         parts.push("a row lock on the view's entry in tide.view_locks: writers of its inputs run their maintenance one after another (under REPEATABLE READ and SERIALIZABLE the second writer gets a serialization failure to retry)");

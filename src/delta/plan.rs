@@ -105,10 +105,20 @@ impl ViewPlan {
         out
     }
 
-    /// Whether writers of different inputs must be serialized: any view
-    /// joining two or more inputs (a self-join included) has the ΔA⋈ΔB term.
+    /// Whether writers must take turns: any view joining two or more inputs
+    /// (a self-join included) has the ΔA⋈ΔB term; a grouped view with hidden
+    /// keys replaces rows found by value, which two writers could both pick.
     pub fn needs_view_lock(&self) -> bool {
-        self.spj.inputs.len() > 1
+        self.spj.inputs.len() > 1 || self.hidden_group_keys()
+    }
+
+    /// A grouped view with a GROUP BY key that is not one of its columns: its
+    /// rows cannot be found by group, only by value (a bag of group rows).
+    pub fn hidden_group_keys(&self) -> bool {
+        match &self.shape {
+            Shape::Grouped { keys, columns, .. } => (0..keys.len()).any(|k| !columns.iter().any(|c| c.key == Some(k))),
+            Shape::Bag { .. } => false,
+        }
     }
 }
 

@@ -41,6 +41,7 @@ VIEWS = {
     "v_distinct_agg": "SELECT g, count(DISTINCT v) AS dv, sum(DISTINCT n) AS sn, count(DISTINCT s) FILTER (WHERE k > 1) AS ds, "
                       "count(*) AS c FROM r GROUP BY g",
     "v_distinct_global": "SELECT count(DISTINCT k) AS dk, sum(DISTINCT v) AS sv FROM r",
+    "v_hidden_keys": "SELECT sum(v) AS sv, count(*) AS c, max(n) AS mx FROM r GROUP BY g, s",
     "v_bool": "SELECT s, bool_and(v > 0) AS all_pos, bool_or(v > 4) AS any_big, every(n > 0) AS e, "
               "bool_or(g = 1) FILTER (WHERE k > 2) AS f FROM r GROUP BY s",
 }

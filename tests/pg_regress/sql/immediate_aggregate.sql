@@ -97,5 +97,13 @@ UPDATE sales SET day = '2024-05-05' WHERE id = 5001;
 SELECT * FROM distinct_days ORDER BY region;
 SELECT tide.verify('distinct_days');
 
--- a GROUP BY key that is not a column of the view is refused, naming it
-SELECT tide.create_view('no_key', 'SELECT sum(qty) FROM sales GROUP BY region');
+-- a GROUP BY key that is not a column of the view: a group's row is found by
+-- its old value (identical rows of different groups included)
+SELECT tide.create_view('no_key', 'SELECT sum(qty) AS q, count(*) AS n, max(price) AS top FROM sales GROUP BY region, day');
+SELECT * FROM no_key ORDER BY 1, 2, 3;
+INSERT INTO sales VALUES (6001, 'y', 1, 1, 0, '2024-06-01'), (6002, 'z', 1, 1, 0, '2024-06-01');
+SELECT q, n, top, count(*) FROM no_key GROUP BY q, n, top ORDER BY 1, 2, 3;
+UPDATE sales SET qty = 2 WHERE id = 6001;
+DELETE FROM sales WHERE id = 6002;
+SELECT q, n, top, count(*) FROM no_key GROUP BY q, n, top ORDER BY 1, 2, 3;
+SELECT tide.verify('no_key');
