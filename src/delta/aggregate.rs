@@ -450,11 +450,7 @@ impl Grouped<'_> {
         let key_cols: Vec<(usize, String)> =
             self.columns.iter().filter_map(|c| c.key.map(|k| (k, ident(&c.name)))).collect();
         let conflict = key_cols.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>().join(", ");
-        let matches = key_cols
-            .iter()
-            .map(|(k, c)| format!("(v.{c} = {l}.{kc} OR (v.{c} IS NULL AND {l}.{kc} IS NULL))", kc = key_col(*k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let matches = self.view_row_of_group(l);
         let updates: Vec<String> =
             self.columns.iter().filter(|c| c.key.is_none()).map(|c| format!("{n} = excluded.{n}", n = ident(&c.name))).collect();
         let on_conflict = if updates.is_empty() {
@@ -462,14 +458,28 @@ impl Grouped<'_> {
         } else {
             format!("ON CONFLICT ({conflict}) DO UPDATE SET {}", updates.join(", "))
         };
-        format!(
-            "gone AS (DELETE FROM {view} v USING {l} WHERE {which} AND NOT ({keep}) AND {matches}), \
-             put AS (INSERT INTO {view} AS v ({}) SELECT {} FROM {l} WHERE {which} AND {keep} \
-                     ORDER BY {} {on_conflict})",
+        let put = format!(
+            "put AS (INSERT INTO {view} AS v ({}) SELECT {} FROM {l} WHERE {which} AND {keep} ORDER BY {} {on_conflict})",
             cols.join(", "),
             values.join(", "),
             self.key_cols().iter().map(|k| format!("{l}.{k}")).collect::<Vec<_>>().join(", ")
-        )
+        );
+        if self.having.is_none() {
+            // Without HAVING a group's row goes only when the group empties,
+            // which `purge` handles: the common statement stays small.
+            return put;
+        }
+        format!("gone AS (DELETE FROM {view} v USING {l} WHERE {which} AND NOT ({keep}) AND {matches}), {put}")
+    }
+
+    /// Row `v` of the view belongs to the group of state row `s` (keyed views).
+    fn view_row_of_group(&self, s: &str) -> String {
+        self.columns
+            .iter()
+            .filter_map(|c| c.key.map(|k| (k, ident(&c.name))))
+            .map(|(k, c)| format!("(v.{c} = {s}.{kc} OR (v.{c} IS NULL AND {s}.{kc} IS NULL))", kc = key_col(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
     }
 
     /// Statement 2: recompute min/max of the groups that lost their extreme
@@ -521,12 +531,21 @@ impl Grouped<'_> {
     /// Statement 3: drop the state of groups that emptied, and distinct
     /// values no row has any more.
     pub fn purge(&self) -> String {
-        let ctes: Vec<String> = self
+        let mut ctes: Vec<String> = self
             .distinct_tables()
             .iter()
             .enumerate()
             .map(|(i, (t, _))| format!("p{i} AS (DELETE FROM {t} WHERE c = 0)"))
             .collect();
+        if !self.global() && !self.hidden_keys() {
+            // The emptied groups' rows (already gone if HAVING removed them).
+            ctes.push(format!(
+                "gone AS (DELETE FROM {} v USING {} s WHERE s.__tide_emptied AND s.__tide_count = 0 AND {})",
+                self.view,
+                self.state,
+                self.view_row_of_group("s")
+            ));
+        }
         let with = if ctes.is_empty() { String::new() } else { format!("WITH {} ", ctes.join(", ")) };
         format!("{with}DELETE FROM {} WHERE __tide_emptied AND __tide_count = 0", self.state)
     }
