@@ -68,8 +68,11 @@ UPDATE sales SET amount = amount * 2 WHERE id % 200 = 1;
 DELETE FROM sales WHERE id % 200 = 2;
 SQL
 echo "    changes took $(ms_since $t) ms, views included"
-one=$(sql -c '\timing on' -c "UPDATE sales SET amount = amount + 1 WHERE id = 4242" | awk '/^Time:/ {print $2}')
-echo "    a one-row UPDATE, with the three views maintained in it, took $one ms (server time)"
+times=$(sql -c '\timing on' -c "UPDATE sales SET amount = amount + 1 WHERE id = 4242" \
+    -c "UPDATE sales SET amount = amount + 1 WHERE id = 4243" | awk '/^Time:/ {print $2}' | tr '\n' ' ')
+set -- $times
+echo "    one-row UPDATEs, the three views maintained in each: $1 ms the first in a session (it prepares the"
+echo "    views' statements), $2 ms the next"
 
 step "6/6 Checking the views against their queries, and what a batch rebuild would cost"
 echo "    tide.verify recomputes each query and compares it with the view:"
