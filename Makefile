@@ -6,9 +6,9 @@ PG_CONFIG ?= /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config
 PGRX_TEST_DIR ?= /tmp/pg_tide-pgrx-test
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: test deps unit pgtest regress isolation random bench-pgbench install demo clean
+.PHONY: test deps unit pgtest regress isolation random concurrent bench-pgbench install demo clean
 
-test: deps unit pgtest regress isolation random
+test: deps unit pgtest regress isolation random concurrent
 
 deps:
 	@scripts/install-deps.sh
@@ -35,6 +35,10 @@ isolation: regress
 # Seeded randomized differential test: random DML, tide.verify after every step.
 random: regress
 	scripts/random.sh
+
+# Concurrent writers (pgbench clients, READ COMMITTED and REPEATABLE READ), views verified after.
+concurrent: regress
+	scripts/concurrent.sh
 
 # Immediate mode's cost on writers, on pgbench data (report in benches/results/).
 bench-pgbench:

@@ -1,0 +1,12 @@
+-- Base tables and one view per locking scheme, for the concurrent writers test.
+CREATE EXTENSION IF NOT EXISTS pg_tide;
+CREATE TABLE acct (id int PRIMARY KEY, branch int, bal int, tag text);
+CREATE TABLE branch (id int PRIMARY KEY, region text, bonus int);
+INSERT INTO branch SELECT i, (ARRAY['n','s','e'])[1 + i % 3], i FROM generate_series(0, 9) i;
+INSERT INTO acct SELECT i, i % 10, (i * 7) % 100, (ARRAY['a','b',NULL])[1 + i % 3] FROM generate_series(1, 2000) i;
+SELECT tide.create_view('c_agg', 'SELECT branch, count(*) AS n, sum(bal) AS total, min(bal) AS lo, max(bal) AS hi FROM acct GROUP BY branch');
+SELECT tide.create_view('c_global', 'SELECT count(*) AS n, sum(bal) AS total, count(DISTINCT tag) AS tags FROM acct');
+SELECT tide.create_view('c_join', 'SELECT b.region, count(*) AS n, sum(a.bal + b.bonus) AS total FROM acct a JOIN branch b ON b.id = a.branch GROUP BY b.region');
+SELECT tide.create_view('c_bag', 'SELECT bal % 5 AS m, tag FROM acct WHERE bal > 50');
+SELECT tide.create_view('c_distinct', 'SELECT DISTINCT branch, tag FROM acct');
+SELECT tide.create_view('c_hidden', 'SELECT sum(bal) AS total FROM acct GROUP BY branch, tag');
