@@ -97,8 +97,10 @@ struct Prepared {
     /// Run in order. For a grouped view, the last returns (groups emptied,
     /// groups to recompute).
     main: Vec<OwnedPreparedStatement>,
-    /// Grouped views: run when groups lost their min/max, then when groups emptied.
+    /// Grouped views: run when groups lost their min/max, then (without
+    /// GROUP BY) to write the row, then when groups emptied.
     recompute: Option<OwnedPreparedStatement>,
+    publish: Option<OwnedPreparedStatement>,
     purge: Option<OwnedPreparedStatement>,
 }
 
@@ -271,6 +273,7 @@ impl Compiled {
             Ok(Prepared {
                 main: vec![keep(g.apply(change))?],
                 recompute: g.recompute().map(keep).transpose()?,
+                publish: g.publish().map(keep).transpose()?,
                 purge: Some(keep(g.purge())?),
             })
         } else {
@@ -279,7 +282,7 @@ impl Compiled {
             for sql in b.lock_rows(change).into_iter().chain([b.apply(change)]) {
                 main.push(keep(sql)?);
             }
-            Ok(Prepared { main, recompute: None, purge: None })
+            Ok(Prepared { main, recompute: None, publish: None, purge: None })
         }
     }
 
@@ -350,16 +353,20 @@ pub fn maintain(view: &ViewRef, compiled: &Compiled, change: &Change, register: 
                         p
                     }
                 };
-                let mut counts = (0i64, 0i64);
+                // (groups emptied, groups to recompute, groups touched)
+                let mut counts = (0i64, 0i64, 0i64);
                 for stmt in prepared.main.iter() {
                     let result = client.update(stmt, None, &[])?;
                     if compiled.state.is_some() {
-                        let (emptied, recompute) = result.first().get_two::<i64, i64>()?;
-                        counts = (emptied.unwrap_or(0), recompute.unwrap_or(0));
+                        let (emptied, recompute, touched) = result.first().get_three::<i64, i64, i64>()?;
+                        counts = (emptied.unwrap_or(0), recompute.unwrap_or(0), touched.unwrap_or(0));
                     }
                 }
                 // Groups that lost their min/max first (they may also have emptied).
                 if let (Some(stmt), true) = (&prepared.recompute, counts.1 > 0) {
+                    client.update(stmt, None, &[])?;
+                }
+                if let (Some(stmt), true) = (&prepared.publish, counts.2 > 0) {
                     client.update(stmt, None, &[])?;
                 }
                 if let (Some(stmt), true) = (&prepared.purge, counts.0 > 0) {

@@ -397,17 +397,39 @@ impl Grouped<'_> {
             ));
             return format!(
                 "WITH {}, l AS ({upsert}), {} \
-                 SELECT {emptied}, count(*) FILTER (WHERE l.__tide_recompute) FROM l",
+                 SELECT {emptied}, count(*) FILTER (WHERE l.__tide_recompute), count(*) FROM l",
                 ctes.join(", "),
                 self.replace_rows("o", "l")
             );
         }
         format!(
             "WITH {}, l AS ({upsert}), {} \
-             SELECT {emptied}, count(*) FILTER (WHERE l.__tide_recompute) FROM l",
+             SELECT {emptied}, count(*) FILTER (WHERE l.__tide_recompute), count(*) FROM l",
             ctes.join(", "),
             self.write_view("l", "NOT l.__tide_recompute")
         )
+    }
+
+    /// For a query without GROUP BY: write its one row (or none, if HAVING
+    /// rejects it) from the state, after the state's row is locked and
+    /// changed. A statement of its own, so that at READ COMMITTED its
+    /// snapshot sees the row as the previous writer (who held the lock)
+    /// left it; a delete and insert in the upsert's statement would miss it.
+    pub fn publish(&self) -> Option<String> {
+        if !self.global() {
+            return None;
+        }
+        let cols: Vec<String> = self.columns.iter().map(|c| ident(&c.name)).collect();
+        let values: Vec<String> = self.columns.iter().map(|c| self.output_expr(&c.sql)).collect();
+        let having = self.having.map(|h| self.output_expr(h)).unwrap_or_else(|| "true".into());
+        Some(format!(
+            "WITH gone AS (DELETE FROM {view}), put AS (INSERT INTO {view} ({}) SELECT {} FROM {state} l WHERE coalesce({having}, false)) \
+             SELECT",
+            cols.join(", "),
+            values.join(", "),
+            view = self.view,
+            state = self.state,
+        ))
     }
 
     /// For views with hidden keys: CTEs that take the old rows of the touched
@@ -439,13 +461,8 @@ impl Grouped<'_> {
         let view = self.view;
         let keep = format!("{l}.__tide_count <> 0 AND coalesce({having}, false)");
         if self.global() {
-            // One row, always present (count 0 and NULL sums over nothing), unless HAVING rejects it.
-            return format!(
-                "gone AS (DELETE FROM {view} WHERE EXISTS (SELECT FROM {l} WHERE {which})), \
-                 put AS (INSERT INTO {view} ({}) SELECT {} FROM {l} WHERE {which} AND coalesce({having}, false))",
-                cols.join(", "),
-                values.join(", ")
-            );
+            // Written by `publish`, in a statement of its own (see there).
+            return "unwritten AS (SELECT)".into();
         }
         let key_cols: Vec<(usize, String)> =
             self.columns.iter().filter_map(|c| c.key.map(|k| (k, ident(&c.name)))).collect();
