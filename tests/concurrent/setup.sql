@@ -10,3 +10,5 @@ SELECT tide.create_view('c_join', 'SELECT b.region, count(*) AS n, sum(a.bal + b
 SELECT tide.create_view('c_bag', 'SELECT bal % 5 AS m, tag FROM acct WHERE bal > 50');
 SELECT tide.create_view('c_distinct', 'SELECT DISTINCT branch, tag FROM acct');
 SELECT tide.create_view('c_hidden', 'SELECT sum(bal) AS total FROM acct GROUP BY branch, tag');
+SELECT tide.create_view('c_pairs', 'SELECT a.id, b.region, a.bal FROM acct a JOIN branch b ON b.id = a.branch WHERE a.bal > 100');
+SELECT tide.create_view('c_extremes', 'SELECT b.region, min(a.bal) AS lo, max(a.bal + b.bonus) AS hi, count(DISTINCT a.tag) AS tags FROM acct a JOIN branch b ON b.id = a.branch GROUP BY b.region');
