@@ -323,7 +323,11 @@ impl Grouped<'_> {
         let insert_list = insert_cols.join(", ");
         // count(DISTINCT) / sum(DISTINCT): add the change to the distinct-value
         // table; a value whose count crosses 0 changes the group's aggregate.
-        let mut ctes = vec![format!("d AS MATERIALIZED ({rows})")];
+        // The change's rows are read once, unless DISTINCT aggregates or
+        // hidden keys read them again: only then is it worth materializing.
+        let reread = self.hidden_keys() || self.aggs.iter().any(|a| is_distinct(a.kind));
+        let materialized = if reread { "MATERIALIZED" } else { "NOT MATERIALIZED" };
+        let mut ctes = vec![format!("d AS {materialized} ({rows})")];
         let mut outer: Vec<String> = insert_cols.iter().map(|c| format!("g.{c}")).collect();
         let mut joins = String::new();
         let mut distinct_emptied = Vec::new();
