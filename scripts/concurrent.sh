@@ -6,10 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
-dir=$(mktemp -d /tmp/pg_tide-concurrent.XXXXXX)
-port=${PORT:-54333}
-trap '[ -n "${KEEP:-}" ] || scripts/cluster.sh stop "$dir"' EXIT
-scripts/cluster.sh start "$dir" "$port" -c deadlock_timeout=20ms
+throwaway_cluster concurrent 54333 -c deadlock_timeout=20ms
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres "$@"; }
 sql -f tests/concurrent/setup.sql >/dev/null
 step "concurrent writers: 4 clients, ${SECONDS_PER_RUN:-8} s per isolation level"

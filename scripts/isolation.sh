@@ -4,10 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
-dir=$(mktemp -d /tmp/pg_tide-isolation.XXXXXX)
-port=${PORT:-54331}
-trap 'scripts/cluster.sh stop "$dir"' EXIT
-scripts/cluster.sh start "$dir" "$port"
+throwaway_cluster isolation 54331
 specs=$(ls tests/isolation/specs/*.spec | xargs -n1 basename | sed 's/\.spec$//')
 step "isolation: $(echo $specs | wc -w) specs"
 status=0

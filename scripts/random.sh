@@ -5,10 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
-dir=$(mktemp -d /tmp/pg_tide-random.XXXXXX)
-port=${PORT:-54332}
-trap 'scripts/cluster.sh stop "$dir"' EXIT
-scripts/cluster.sh start "$dir" "$port"
+throwaway_cluster random 54332
 step "randomized differential test"
 args=(--host "$dir" --port "$port" --seeds "${SEEDS:-12}" --steps "${STEPS:-80}")
 args+=(--first-seed "${FIRST_SEED:-1}")

@@ -4,10 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
-dir=$(mktemp -d /tmp/pg_tide-regress.XXXXXX)
-port=${PORT:-54329}
-trap 'scripts/cluster.sh stop "$dir"' EXIT
-scripts/cluster.sh start "$dir" "$port"
+throwaway_cluster regress 54329
 tests=$(sed -e 's/#.*//' -e '/^\s*$/d' tests/pg_regress/schedule_list)
 step "pg_regress: $(echo $tests | wc -w) tests"
 status=0
