@@ -254,17 +254,10 @@ fn refresh(name: Option<&str>, full: default!(Option<bool>, false)) -> i64 {
     // with a snapshot taken after the lock.
     run(&format!("LOCK TABLE {view} IN EXCLUSIVE MODE"));
     let start = Instant::now();
-    let view_ref = apply::ViewRef { id: entry.id, view: entry.view, definition: entry.definition, owner: view_owner(entry.view) };
+    let view_ref = apply::view_by_id(entry.id).expect("the view was resolved above");
     let rows = apply::rebuild_view(&view_ref);
     catalog::record_refresh(entry.id, rows, elapsed_ms(start));
     rows
-}
-
-fn view_owner(relid: pg_sys::Oid) -> pg_sys::Oid {
-    Spi::get_one_with_args::<pg_sys::Oid>("SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1", &[relid.into()])
-        .ok()
-        .flatten()
-        .unwrap_or(pg_sys::InvalidOid)
 }
 
 /// Drop the view and everything pg_tide made for it.

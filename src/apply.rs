@@ -305,32 +305,7 @@ impl Compiled {
 /// Run `f` as the view's owner in a security-restricted operation with
 /// search_path pinned to pg_catalog, restoring both afterwards.
 pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
-    struct Restore(pg_sys::Oid, i32, i32);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            // SAFETY: restores what was saved below, on the backend thread.
-            unsafe {
-                pg_sys::AtEOXact_GUC(true, self.2);
-                pg_sys::SetUserIdAndSecContext(self.0, self.1);
-            }
-        }
-    }
-    let mut user = pg_sys::InvalidOid;
-    let mut context = 0;
-    // SAFETY: the same calls PostgreSQL makes around security-restricted
-    // operations (e.g. REFRESH MATERIALIZED VIEW).
-    let restore = unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-        );
-        let nest = pg::push_search_path(c"pg_catalog, pg_temp");
-        Restore(user, context, nest)
-    };
-    let r = f();
-    drop(restore);
-    r
+    pg::as_user(owner, Some(c"pg_catalog, pg_temp"), f)
 }
 
 /// Apply a change to the view. `register` makes the change's rows visible

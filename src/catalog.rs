@@ -19,26 +19,7 @@ pub struct ViewEntry {
 /// Run `f` as the bootstrap superuser, in a security-restricted operation,
 /// restoring the caller's identity afterwards, also when `f` raises an error.
 pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(pg_sys::Oid, i32);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            // SAFETY: restores the identity saved below, on the backend thread.
-            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
-        }
-    }
-    let mut user = pg_sys::InvalidOid;
-    let mut context = 0;
-    // SAFETY: plain reads and writes of the backend's current user id, the
-    // same calls PostgreSQL makes around security-restricted operations.
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-        pg_sys::SetUserIdAndSecContext(
-            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
-            context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-        );
-    }
-    let _restore = Restore(user, context);
-    f()
+    crate::pg::as_user(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID), None, f)
 }
 
 /// The next view id (names the view's objects in `tide_state`).

@@ -124,3 +124,36 @@ pub unsafe fn push_search_path(path: &std::ffi::CStr) -> i32 {
     );
     nest
 }
+
+/// Run `f` as role `user` in a security-restricted operation, with
+/// search_path set to `search_path` when given; the caller's identity (and
+/// search_path) come back afterwards, also when `f` raises an error. These
+/// are the calls PostgreSQL makes around its own such operations (e.g.
+/// REFRESH MATERIALIZED VIEW).
+pub fn as_user<R>(user: pg_sys::Oid, search_path: Option<&std::ffi::CStr>, f: impl FnOnce() -> R) -> R {
+    struct Restore(pg_sys::Oid, i32, Option<i32>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores what was saved below, on the backend thread.
+            unsafe {
+                if let Some(nest) = self.2 {
+                    pg_sys::AtEOXact_GUC(true, nest);
+                }
+                pg_sys::SetUserIdAndSecContext(self.0, self.1);
+            }
+        }
+    }
+    let mut saved_user = pg_sys::InvalidOid;
+    let mut context = 0;
+    // SAFETY: reads and sets the backend's current user id; the GUC level
+    // opened here is closed by Restore.
+    let _restore = unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut context);
+        pg_sys::SetUserIdAndSecContext(
+            user,
+            context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+        Restore(saved_user, context, search_path.map(|p| push_search_path(p)))
+    };
+    f()
+}
