@@ -254,8 +254,7 @@ fn refresh(name: Option<&str>, full: default!(Option<bool>, false)) -> i64 {
     // with a snapshot taken after the lock.
     run(&format!("LOCK TABLE {view} IN EXCLUSIVE MODE"));
     let start = Instant::now();
-    let view_ref = apply::view_by_id(entry.id).expect("the view was resolved above");
-    let rows = apply::rebuild_view(&view_ref);
+    let rows = apply::rebuild_view(&entry);
     catalog::record_refresh(entry.id, rows, elapsed_ms(start));
     rows
 }

@@ -6,6 +6,7 @@ use crate::delta::aggregate::Grouped;
 use crate::delta::bag::Bag;
 use crate::delta::join::Change;
 use crate::delta::plan::{Shape, ViewPlan};
+pub use crate::catalog::ViewRef;
 use crate::pg::{self, raise};
 use crate::sql;
 use pgrx::pg_sys;
@@ -70,15 +71,6 @@ pub fn rebuild_rows(view: &str, definition: &str, columns: &[String], delete_fir
 
 // ---------------------------------------------------------------------------
 // Incremental maintenance.
-
-/// A maintained view, as the trigger finds it in the catalog.
-#[derive(Debug, Clone)]
-pub struct ViewRef {
-    pub id: i64,
-    pub view: pg_sys::Oid,
-    pub definition: pg_sys::Oid,
-    pub owner: pg_sys::Oid,
-}
 
 /// A view's plan and its statements, prepared once per backend.
 pub struct Compiled {
@@ -363,33 +355,9 @@ fn lock_view(client: &mut pgrx::spi::SpiClient<'_>, id: i64) -> Result<(), pgrx:
     })
 }
 
-/// The maintained view with id `id`, if it still exists.
-pub fn view_by_id(id: i64) -> Option<ViewRef> {
-    Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT c.view::oid, c.definition::oid, cl.relowner FROM tide.catalog c \
-               JOIN pg_catalog.pg_class cl ON cl.oid = c.view WHERE c.id = $1",
-            None,
-            &[id.into()],
-        )?;
-        let mut out = None;
-        for row in rows {
-            out = Some(ViewRef {
-                id,
-                view: row.get(1)?.unwrap_or(pg_sys::InvalidOid),
-                definition: row.get(2)?.unwrap_or(pg_sys::InvalidOid),
-                owner: row.get(3)?.unwrap_or(pg_sys::InvalidOid),
-            });
-        }
-        Ok::<_, pgrx::spi::Error>(out)
-    })
-    .ok()
-    .flatten()
-}
-
 /// Rebuild view `id` (and its state) in full from its query.
 pub fn rebuild_view_by_id(id: i64) {
-    if let Some(view) = view_by_id(id) {
+    if let Some(view) = crate::catalog::by_id(id) {
         rebuild_view(&view);
     }
 }

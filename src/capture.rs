@@ -238,7 +238,7 @@ fn finish_round(done: Round) {
         if done.rebuild.contains(id) {
             continue;
         }
-        let Some(view) = apply::view_by_id(*id) else { continue };
+        let Some(view) = crate::catalog::by_id(*id) else { continue };
         let compiled = apply::compiled(&view);
         let mut relids: Vec<u32> =
             compiled.plan.base_tables().into_iter().filter(|t| done.collected.contains_key(t)).collect();

@@ -8,12 +8,14 @@ use crate::pg::raise;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-/// A catalog row, as the engine needs it.
+/// A pg_tide view, as the engine needs it: its catalog id, its table, its
+/// query's view, and its owner (whose rights maintenance runs with).
 #[derive(Debug, Clone)]
-pub struct ViewEntry {
+pub struct ViewRef {
     pub id: i64,
     pub view: pg_sys::Oid,
     pub definition: pg_sys::Oid,
+    pub owner: pg_sys::Oid,
 }
 
 /// Run `f` as the bootstrap superuser, in a security-restricted operation,
@@ -54,20 +56,34 @@ pub fn record_refresh(id: i64, rows: i64, ms: f64) {
     .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not record the refresh: {e}"), None, None));
 }
 
-/// The catalog row of a relation, if it is a pg_tide view.
-pub fn lookup(view: pg_sys::Oid) -> Option<ViewEntry> {
+/// The pg_tide view whose table is `view`, if it is one.
+pub fn lookup(view: pg_sys::Oid) -> Option<ViewRef> {
+    fetch("c.view = $1::oid::regclass", view.into())
+}
+
+/// The pg_tide view with catalog id `id`, if it still exists.
+pub fn by_id(id: i64) -> Option<ViewRef> {
+    fetch("c.id = $1", id.into())
+}
+
+fn fetch(condition: &str, arg: pgrx::datum::DatumWithOid<'_>) -> Option<ViewRef> {
     Spi::connect(|client| {
         let rows = client.select(
-            "SELECT id, definition::oid FROM tide.catalog WHERE view = $1",
+            format!(
+                "SELECT c.id, c.view::oid, c.definition::oid, cl.relowner FROM tide.catalog c \
+                   JOIN pg_catalog.pg_class cl ON cl.oid = c.view WHERE {condition}"
+            )
+            .as_str(),
             Some(1),
-            &[view.into()],
+            &[arg],
         )?;
         let mut out = None;
         for row in rows {
-            out = Some(ViewEntry {
+            out = Some(ViewRef {
                 id: row.get::<i64>(1)?.unwrap_or_default(),
-                view,
-                definition: row.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::InvalidOid),
+                view: row.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::InvalidOid),
+                definition: row.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::InvalidOid),
+                owner: row.get::<pg_sys::Oid>(4)?.unwrap_or(pg_sys::InvalidOid),
             });
         }
         Ok::<_, pgrx::spi::Error>(out)
@@ -77,7 +93,7 @@ pub fn lookup(view: pg_sys::Oid) -> Option<ViewEntry> {
 
 /// Resolve a view name (SQL identifier syntax, optionally schema-qualified)
 /// and return its catalog row; error if it is no pg_tide view.
-pub fn resolve(name: &str) -> ViewEntry {
+pub fn resolve(name: &str) -> ViewRef {
     let relid = Spi::get_one_with_args::<pg_sys::Oid>("SELECT $1::regclass::oid", &[name.into()])
         .ok()
         .flatten()
@@ -94,7 +110,7 @@ pub fn resolve(name: &str) -> ViewEntry {
 
 /// Error unless the current user may manage the view (owns it, or is a member
 /// of its owning role).
-pub fn check_owner(entry: &ViewEntry, action: &str) {
+pub fn check_owner(entry: &ViewRef, action: &str) {
     let ok = Spi::get_one_with_args::<bool>(
         "SELECT pg_catalog.pg_has_role(relowner, 'USAGE') FROM pg_catalog.pg_class WHERE oid = $1",
         &[entry.view.into()],
