@@ -192,17 +192,8 @@ fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&s
             }
         }
     }
-    let rows = apply::as_owner(view_ref.owner, || {
-        Spi::connect_mut(|client| {
-            for stmt in compiled.rebuild_sql() {
-                client.update(stmt.as_str(), None, &[])?;
-            }
-            Ok::<_, pgrx::spi::Error>(())
-        })
-        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not build the view's state: {e}"), None, None));
-        let columns: Vec<String> = pg::columns(definition_oid).into_iter().map(|(n, _)| n).collect();
-        apply::rebuild_rows(&view, &definition, &columns, false)
-    });
+    // The backfill: the state, then the rows, with the owner's rights.
+    let rows = apply::rebuild_view(&view_ref);
     // The index maintenance finds the view's rows by.
     let index = compiled.grouped().and_then(|g| g.view_key_index()).or_else(|| compiled.bag().and_then(|b| b.view_index()));
     if let Some(index) = index {
