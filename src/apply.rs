@@ -54,11 +54,11 @@ fn guard_view_write<'a>(
 }
 
 /// Replace the view's rows with its query's result; returns the row count.
-pub fn rebuild_rows(view: &str, definition: &str, columns: &[String], delete_first: bool) -> i64 {
+fn rebuild_rows(view: &str, definition: &str, columns: &[String]) -> i64 {
     writing(|| {
         let mut rows = 0;
         Spi::connect_mut(|client| {
-            for stmt in sql::rebuild_statements(view, definition, columns, delete_first) {
+            for stmt in sql::rebuild_statements(view, definition, columns) {
                 let result = client.update(stmt.as_str(), None, &[])?;
                 rows = result.len() as i64;
             }
@@ -377,6 +377,6 @@ pub fn rebuild_view(view: &ViewRef) -> i64 {
         })
         .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not rebuild view {}: {e}", compiled.view), None, None));
         let columns: Vec<String> = pg::columns(view.definition).into_iter().map(|(n, _)| n).collect();
-        rebuild_rows(&compiled.view, &compiled.definition, &columns, true)
+        rebuild_rows(&compiled.view, &compiled.definition, &columns)
     })
 }

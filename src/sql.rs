@@ -89,12 +89,9 @@ pub fn verify_rows_statement(relation: &str, columns: &[VerifyColumn]) -> String
 }
 
 /// Replace the view's rows with the query's: used by the initial build and by full refresh.
-pub fn rebuild_statements(view: &str, definition: &str, columns: &[String], truncate_first: bool) -> Vec<String> {
+pub fn rebuild_statements(view: &str, definition: &str, columns: &[String]) -> Vec<String> {
     let cols = ident_list(columns);
-    let mut out = Vec::new();
-    if truncate_first {
-        out.push(format!("DELETE FROM {view}"));
-    }
+    let mut out = vec![format!("DELETE FROM {view}")];
     if columns.is_empty() {
         out.push(format!("INSERT INTO {view} SELECT FROM {definition}"));
     } else {
@@ -158,8 +155,8 @@ mod tests {
 
     #[test]
     fn rebuild_lists_columns() {
-        let s = rebuild_statements("v", "d", &["a".into(), "B".into()], true);
+        let s = rebuild_statements("v", "d", &["a".into(), "B".into()]);
         assert_eq!(s, vec!["DELETE FROM v".to_string(), "INSERT INTO v (\"a\", \"B\") SELECT \"a\", \"B\" FROM d".to_string()]);
-        assert_eq!(rebuild_statements("v", "d", &[], false), vec!["INSERT INTO v SELECT FROM d".to_string()]);
+        assert_eq!(rebuild_statements("v", "d", &[]), vec!["DELETE FROM v".to_string(), "INSERT INTO v SELECT FROM d".to_string()]);
     }
 }
