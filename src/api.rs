@@ -27,10 +27,8 @@ fn required<'a>(value: Option<&'a str>, what: &str) -> &'a str {
 /// Split a view name written as a SQL identifier, possibly schema-qualified,
 /// into (schema, name); the schema defaults to the creation schema of search_path.
 fn split_view_name(name: &str) -> (String, String) {
-    let parts: Vec<String> = Spi::get_one_with_args::<Vec<String>>("SELECT pg_catalog.parse_ident($1)", &[name.into()])
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let parts: Vec<String> =
+        Spi::get_one_with_args::<Vec<String>>("SELECT pg_catalog.parse_ident($1)", &[name.into()]).ok().flatten().unwrap_or_default();
     match parts.as_slice() {
         [rel] => {
             let schema = Spi::get_one::<String>("SELECT pg_catalog.current_schema()::text").ok().flatten().unwrap_or_else(|| {
@@ -266,12 +264,8 @@ fn verify(name: Option<&str>) -> bool {
     let name = required(name, "view name");
     let entry = catalog::resolve(name);
     let columns = view_columns(entry.definition);
-    let stmt = sql::verify_statement(
-        &pg::qualified_relation_name(entry.view),
-        &pg::qualified_relation_name(entry.definition),
-        &columns,
-        10,
-    );
+    let stmt =
+        sql::verify_statement(&pg::qualified_relation_name(entry.view), &pg::qualified_relation_name(entry.definition), &columns, 10);
     let (extra, missing, sample) = Spi::connect(|client| {
         let row = client.select(stmt.as_str(), Some(1), &[])?.first();
         Ok::<_, pgrx::spi::Error>((

@@ -2,11 +2,11 @@
 //! backend and executed as the view's owner; full builds; and the guard that
 //! keeps everyone else from writing a view's rows.
 
+pub use crate::catalog::ViewRef;
 use crate::delta::aggregate::Grouped;
 use crate::delta::bag::Bag;
 use crate::delta::join::Change;
 use crate::delta::plan::{Shape, ViewPlan};
-pub use crate::catalog::ViewRef;
 use crate::pg::{self, raise};
 use crate::sql;
 use pgrx::pg_sys;
@@ -375,7 +375,9 @@ pub fn rebuild_view(view: &ViewRef) -> i64 {
             }
             Ok::<_, pgrx::spi::Error>(())
         })
-        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not rebuild view {}: {e}", compiled.view), None, None));
+        .unwrap_or_else(|e| {
+            raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not rebuild view {}: {e}", compiled.view), None, None)
+        });
         let columns: Vec<String> = pg::columns(view.definition).into_iter().map(|(n, _)| n).collect();
         rebuild_rows(&compiled.view, &compiled.definition, &columns)
     })

@@ -120,9 +120,7 @@ fn capture_before<'a>(
 }
 
 #[pg_trigger]
-fn capture_after<'a>(
-    trigger: &'a pgrx::PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByPostgres>>, pgrx::PgTriggerError> {
+fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByPostgres>>, pgrx::PgTriggerError> {
     let relid = trigger.relid()?;
     let ev = trigger.event();
     let event = if ev.fired_by_insert() {
@@ -240,8 +238,7 @@ fn finish_round(done: Round) {
         }
         let Some(view) = crate::catalog::by_id(*id) else { continue };
         let compiled = apply::compiled(&view);
-        let mut relids: Vec<u32> =
-            compiled.plan.base_tables().into_iter().filter(|t| done.collected.contains_key(t)).collect();
+        let mut relids: Vec<u32> = compiled.plan.base_tables().into_iter().filter(|t| done.collected.contains_key(t)).collect();
         relids.sort_unstable();
         let register = || {
             for relid in &relids {

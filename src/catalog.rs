@@ -26,14 +26,20 @@ pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
 
 /// The next view id (names the view's objects in `tide_state`).
 pub fn next_id() -> i64 {
-    as_superuser(|| Spi::get_one::<i64>("SELECT nextval('tide.catalog_id_seq')"))
-        .ok()
-        .flatten()
-        .expect("nextval returns a value")
+    as_superuser(|| Spi::get_one::<i64>("SELECT nextval('tide.catalog_id_seq')")).ok().flatten().expect("nextval returns a value")
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn insert(id: i64, view: pg_sys::Oid, definition: pg_sys::Oid, query: &str, mode: &str, rows: i64, ms: f64, base_tables: &[pg_sys::Oid]) {
+pub fn insert(
+    id: i64,
+    view: pg_sys::Oid,
+    definition: pg_sys::Oid,
+    query: &str,
+    mode: &str,
+    rows: i64,
+    ms: f64,
+    base_tables: &[pg_sys::Oid],
+) {
     as_superuser(|| {
         Spi::run_with_args(
             "INSERT INTO tide.catalog (id, view, definition, query, mode, status, row_count, last_refresh_at, last_refresh_ms, base_tables) \

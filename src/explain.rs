@@ -83,13 +83,7 @@ mod tests {
         let ops: Vec<_> = rows.iter().map(|r| (r.id, r.parent, r.operator.as_str())).collect();
         assert_eq!(
             ops,
-            vec![
-                (1, None, "Project"),
-                (2, Some(1), "Aggregate"),
-                (3, Some(2), "Inner Join"),
-                (4, Some(3), "Scan"),
-                (5, Some(3), "Scan"),
-            ]
+            vec![(1, None, "Project"), (2, Some(1), "Aggregate"), (3, Some(2), "Inner Join"), (4, Some(3), "Scan"), (5, Some(3), "Scan"),]
         );
         assert_eq!(rows[0].detail, "a.k AS k");
         assert_eq!(rows[1].detail, "GROUP BY a.k; count(*)");

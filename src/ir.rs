@@ -21,7 +21,6 @@ pub enum JoinKind {
     Anti,
 }
 
-
 /// A set operation between the branches of a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetOpKind {
@@ -107,7 +106,6 @@ pub enum SubqueryOrigin {
     Cte,
     View,
 }
-
 
 impl Node {
     /// The operator's name as `tide.explain` shows it.

@@ -59,11 +59,7 @@ pub fn verify_statement(view: &str, definition: &str, columns: &[VerifyColumn], 
         // A view with no columns: compare row counts only.
         "".to_string()
     } else {
-        columns
-            .iter()
-            .map(compared)
-            .collect::<Vec<_>>()
-            .join(", ")
+        columns.iter().map(compared).collect::<Vec<_>>().join(", ")
     };
     format!(
         "WITH v AS MATERIALIZED (SELECT {select_list} FROM {view}), \
@@ -81,8 +77,7 @@ pub fn verify_statement(view: &str, definition: &str, columns: &[VerifyColumn], 
 /// For the float-tolerant comparison: every row of `relation` as an array of
 /// its other columns' text and an array of its float columns.
 pub fn verify_rows_statement(relation: &str, columns: &[VerifyColumn]) -> String {
-    let exact: Vec<String> =
-        columns.iter().filter(|c| c.compare != Compare::Float).map(|c| format!("{}::text", ident(&c.name))).collect();
+    let exact: Vec<String> = columns.iter().filter(|c| c.compare != Compare::Float).map(|c| format!("{}::text", ident(&c.name))).collect();
     let floats: Vec<String> =
         columns.iter().filter(|c| c.compare == Compare::Float).map(|c| format!("{}::float8", ident(&c.name))).collect();
     format!("SELECT ARRAY[{}]::text[], ARRAY[{}]::float8[] FROM {relation}", exact.join(", "), floats.join(", "))

@@ -13,12 +13,7 @@ pub unsafe fn check_statement(q: *mut pg_sys::Query) {
         raise(PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE, "the view's query must be a SELECT statement", None, None);
     }
     if (*q).hasModifyingCTE {
-        raise(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            "a view's query cannot contain data-modifying statements in WITH",
-            None,
-            None,
-        );
+        raise(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, "a view's query cannot contain data-modifying statements in WITH", None, None);
     }
     if !(*q).rowMarks.is_null() {
         raise(
@@ -50,9 +45,7 @@ pub unsafe fn check_tree(q: *mut pg_sys::Query) {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_OBJECT_DEFINITION,
             format!("function {name} is not IMMUTABLE: a maintained view cannot use it"),
-            Some(format!(
-                "{name} is {volatility}, so the view's rows would depend on when they were computed rather than on the data."
-            )),
+            Some(format!("{name} is {volatility}, so the view's rows would depend on when they were computed rather than on the data.")),
             Some("Use only IMMUTABLE functions and operators, or pass such values in as data."),
         );
     }
@@ -133,11 +126,8 @@ unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut c_void) -> b
 
 unsafe fn check_range_table_entry(rte: *mut pg_sys::RangeTblEntry, found: &mut Found) {
     if !(*rte).tablesample.is_null() {
-        found.problem = Some((
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            "TABLESAMPLE cannot be used in a maintained view".into(),
-            None,
-        ));
+        found.problem =
+            Some((PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, "TABLESAMPLE cannot be used in a maintained view".into(), None));
         return;
     }
     if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {

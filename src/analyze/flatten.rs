@@ -66,8 +66,7 @@ unsafe fn inline_cte(q: *mut pg_sys::Query, rte: *mut pg_sys::RangeTblEntry) {
         return;
     }
     let name = pg::cstr((*rte).ctename);
-    let Some(cte) = pg::list::<pg_sys::CommonTableExpr>((*q).cteList).into_iter().find(|c| pg::cstr((**c).ctename) == name)
-    else {
+    let Some(cte) = pg::list::<pg_sys::CommonTableExpr>((*q).cteList).into_iter().find(|c| pg::cstr((**c).ctename) == name) else {
         return;
     };
     if (*cte).cterecursive || (*cte).ctematerialized == pg_sys::CTEMaterialize::CTEMaterializeAlways {
@@ -121,9 +120,9 @@ unsafe fn referenced_in_join_tree(node: *mut pg_sys::Node, rtindex: i32) -> bool
             let j = node as *mut pg_sys::JoinExpr;
             referenced_in_join_tree((*j).larg, rtindex) || referenced_in_join_tree((*j).rarg, rtindex)
         }
-        T_FromExpr => pg::list::<pg_sys::Node>((*(node as *mut pg_sys::FromExpr)).fromlist)
-            .into_iter()
-            .any(|n| referenced_in_join_tree(n, rtindex)),
+        T_FromExpr => {
+            pg::list::<pg_sys::Node>((*(node as *mut pg_sys::FromExpr)).fromlist).into_iter().any(|n| referenced_in_join_tree(n, rtindex))
+        }
         _ => false,
     }
 }

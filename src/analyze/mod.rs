@@ -36,12 +36,7 @@ pub fn analyze(sql: &str) -> Analyzed {
         checks::check_statement(query);
         let rewritten = pg::list::<pg_sys::Query>(pg_sys::QueryRewrite(pg_sys::copyObjectImpl(query.cast()).cast()));
         if rewritten.len() != 1 {
-            raise(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                "the query's rewrite rules produce more than one statement",
-                None,
-                None,
-            );
+            raise(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, "the query's rewrite rules produce more than one statement", None, None);
         }
         let q = rewritten[0];
         checks::check_tree(q);
@@ -73,9 +68,8 @@ unsafe extern "C-unwind" fn remember_position(_arg: *mut std::ffi::c_void) {
 /// the position they carry is relative to the view's query rather than to the
 /// statement the user typed, so it is added as a DETAIL showing the spot.
 unsafe fn parse_single_select(sql: &str) -> *mut pg_sys::Query {
-    let text = CString::new(sql).unwrap_or_else(|_| {
-        raise(PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, "query contains a NUL character", None, None)
-    });
+    let text = CString::new(sql)
+        .unwrap_or_else(|_| raise(PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, "query contains a NUL character", None, None));
     ERROR_POSITION.with(|p| p.set(0));
     let mut callback = pg_sys::ErrorContextCallback {
         previous: pg_sys::error_context_stack,

@@ -44,11 +44,7 @@ pub unsafe fn view_plan(q: *mut pg_sys::Query) -> ViewPlan {
             }
         })
         .collect();
-    let predicate = if quals.is_empty() {
-        None
-    } else {
-        Some(quals.iter().map(|&n| ex(n)).collect::<Vec<_>>().join(" AND "))
-    };
+    let predicate = if quals.is_empty() { None } else { Some(quals.iter().map(|&n| ex(n)).collect::<Vec<_>>().join(" AND ")) };
     let spj = Spj { inputs, predicate };
 
     let targets: Vec<*mut pg_sys::TargetEntry> =
@@ -57,10 +53,8 @@ pub unsafe fn view_plan(q: *mut pg_sys::Query) -> ViewPlan {
     let grouped = (*q).hasAggs || !(*q).groupClause.is_null() || !(*q).havingQual.is_null();
     let distinct = !(*q).distinctClause.is_null();
     if !grouped && !distinct {
-        let columns = targets
-            .iter()
-            .map(|t| OutputColumn { name: pg::cstr((**t).resname), sql: ex((**t).expr.cast()), key: None })
-            .collect();
+        let columns =
+            targets.iter().map(|t| OutputColumn { name: pg::cstr((**t).resname), sql: ex((**t).expr.cast()), key: None }).collect();
         return ViewPlan { spj, shape: Shape::Bag { columns } };
     }
 
@@ -189,7 +183,6 @@ unsafe fn collect_vars(q: *mut pg_sys::Node, out: &mut Vec<(i32, i16)>) {
     }
 }
 
-
 struct Placeholders {
     aggs: Vec<*mut pg_sys::Node>,
     keys: Vec<*mut pg_sys::Node>,
@@ -226,8 +219,7 @@ unsafe extern "C-unwind" fn replace_with_params(node: *mut pg_sys::Node, ctx: *m
     }
     // SAFETY: PostgreSQL declares the mutator callback without a prototype
     // and calls it as (Node *, void *), which is this function's signature.
-    let mutator: unsafe extern "C-unwind" fn() -> *mut pg_sys::Node = std::mem::transmute(
-        replace_with_params as unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> *mut pg_sys::Node,
-    );
+    let mutator: unsafe extern "C-unwind" fn() -> *mut pg_sys::Node =
+        std::mem::transmute(replace_with_params as unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> *mut pg_sys::Node);
     pg_sys::expression_tree_mutator(node, Some(mutator), ctx)
 }

@@ -54,11 +54,7 @@ impl Builder<'_> {
     }
 
     unsafe fn query_body(&mut self, q: *mut pg_sys::Query, top: bool) -> Node {
-        let mut node = if !(*q).setOperations.is_null() {
-            self.set_operation((*q).setOperations)
-        } else {
-            self.select(q)
-        };
+        let mut node = if !(*q).setOperations.is_null() { self.set_operation((*q).setOperations) } else { self.select(q) };
         let has_limit = !(*q).limitCount.is_null() || !(*q).limitOffset.is_null();
         if !(*q).sortClause.is_null() || has_limit {
             let keys = self.sort_keys(q);
@@ -70,10 +66,8 @@ impl Builder<'_> {
                     input: Box::new(node),
                 };
             } else {
-                self.notices.push(
-                    "ORDER BY without LIMIT is ignored: a view, like a table, has no row order; use ORDER BY when reading it"
-                        .into(),
-                );
+                self.notices
+                    .push("ORDER BY without LIMIT is ignored: a view, like a table, has no row order; use ORDER BY when reading it".into());
             }
         }
         node
@@ -96,12 +90,7 @@ impl Builder<'_> {
                 self.collect_aggregates((*(*t)).expr.cast(), &mut aggregates);
             }
             self.collect_aggregates((*q).havingQual, &mut aggregates);
-            node = Node::Aggregate {
-                group_by,
-                grouping_sets: !(*q).groupingSets.is_null(),
-                aggregates,
-                input: Box::new(node),
-            };
+            node = Node::Aggregate { group_by, grouping_sets: !(*q).groupingSets.is_null(), aggregates, input: Box::new(node) };
             if !(*q).havingQual.is_null() {
                 node = self.filter((*q).havingQual, node);
             }
@@ -220,22 +209,21 @@ impl Builder<'_> {
                     .expect("CTE referenced by the range table exists");
                 let input = self.query((*cte).ctequery.cast(), false);
                 if (*cte).cterecursive {
-                    Node::Subquery { alias, origin: SubqueryOrigin::Cte, input: Box::new(Node::RecursiveCte { name, input: Box::new(input) }) }
+                    Node::Subquery {
+                        alias,
+                        origin: SubqueryOrigin::Cte,
+                        input: Box::new(Node::RecursiveCte { name, input: Box::new(input) }),
+                    }
                 } else {
                     Node::Subquery { alias, origin: SubqueryOrigin::Cte, input: Box::new(input) }
                 }
             }
             RTE_FUNCTION => {
-                let calls: Vec<String> = pg::list::<pg_sys::RangeTblFunction>((*rte).functions)
-                    .into_iter()
-                    .map(|f| self.expr((*f).funcexpr))
-                    .collect();
+                let calls: Vec<String> =
+                    pg::list::<pg_sys::RangeTblFunction>((*rte).functions).into_iter().map(|f| self.expr((*f).funcexpr)).collect();
                 Node::Constant { alias, detail: format!("function {}", calls.join(", ")) }
             }
-            RTE_VALUES => Node::Constant {
-                alias,
-                detail: format!("VALUES ({} rows)", pg_sys::list_length((*rte).values_lists)),
-            },
+            RTE_VALUES => Node::Constant { alias, detail: format!("VALUES ({} rows)", pg_sys::list_length((*rte).values_lists)) },
             RTE_JOIN => Node::Constant { alias, detail: "join".into() },
             _ => Node::Constant { alias, detail: "table function".into() },
         }
@@ -290,8 +278,7 @@ impl Builder<'_> {
         collect(node, pg_sys::NodeTag::T_WindowFunc, &mut functions);
         for f in functions {
             let winref = (*(f as *mut pg_sys::WindowFunc)).winref;
-            let Some(clause) = pg::list::<pg_sys::WindowClause>((*q).windowClause).into_iter().find(|w| (**w).winref == winref)
-            else {
+            let Some(clause) = pg::list::<pg_sys::WindowClause>((*q).windowClause).into_iter().find(|w| (**w).winref == winref) else {
                 continue;
             };
             let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*q).targetList);
@@ -381,7 +368,12 @@ pub(super) unsafe fn deparse_context(q: *mut pg_sys::Query, outer: *mut pg_sys::
 
 /// Deparse an expression of query `q`, join alias variables flattened so
 /// that every column is written `alias.column` of a base FROM item.
-pub(super) unsafe fn deparse(q: *mut pg_sys::Query, namespaces: *mut pg_sys::List, node: *mut pg_sys::Node, show_implicit_casts: bool) -> String {
+pub(super) unsafe fn deparse(
+    q: *mut pg_sys::Query,
+    namespaces: *mut pg_sys::List,
+    node: *mut pg_sys::Node,
+    show_implicit_casts: bool,
+) -> String {
     let flat = flatten_join_aliases(q, node);
     pg::cstr(pg_sys::deparse_expression(flat, namespaces, true, show_implicit_casts))
 }

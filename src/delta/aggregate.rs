@@ -202,10 +202,7 @@ impl Grouped<'_> {
     /// Indexes of a distinct-value table.
     pub fn distinct_ddl(&self, table: &str) -> Vec<String> {
         let keys = self.key_cols().join(", ");
-        vec![
-            format!("CREATE UNIQUE INDEX ON {table} ({keys}, v) NULLS NOT DISTINCT"),
-            format!("CREATE INDEX ON {table} (c) WHERE c = 0"),
-        ]
+        vec![format!("CREATE UNIQUE INDEX ON {table} ({keys}, v) NULLS NOT DISTINCT"), format!("CREATE INDEX ON {table} (c) WHERE c = 0")]
     }
 
     /// Statement 1: consolidate Δ per group, add it to the state, write the
@@ -268,10 +265,7 @@ impl Grouped<'_> {
                 }
                 AggKind::BoolAnd | AggKind::BoolOr => {
                     cons.push(nonnull);
-                    cons.push(format!(
-                        "coalesce(sum({WEIGHT}) FILTER (WHERE {v} = {}), 0)::bigint AS a{i}_c",
-                        bool_counted(a.kind)
-                    ));
+                    cons.push(format!("coalesce(sum({WEIGHT}) FILTER (WHERE {v} = {}), 0)::bigint AS a{i}_c", bool_counted(a.kind)));
                     set.push(format!("a{i}_c = s.a{i}_c + excluded.a{i}_c"));
                 }
                 AggKind::Min | AggKind::Max if multi => {
@@ -303,10 +297,7 @@ impl Grouped<'_> {
         if multi && self.aggs.iter().any(|a| is_extreme(a.kind)) {
             cons.push("true AS __tide_recompute".into());
         }
-        let insert_cols: Vec<String> = cons
-            .iter()
-            .map(|e| e.rsplit(" AS ").next().unwrap_or_default().to_string())
-            .collect();
+        let insert_cols: Vec<String> = cons.iter().map(|e| e.rsplit(" AS ").next().unwrap_or_default().to_string()).collect();
         if !self.global() {
             set.push("__tide_emptied = (s.__tide_count + excluded.__tide_count = 0)".into());
         }
@@ -355,9 +346,7 @@ impl Grouped<'_> {
             let sign = "((x.c > 0)::int - ((x.c - x.d) > 0)::int)";
             let key_list = kc.iter().map(|k| format!("x.{k}")).collect::<Vec<_>>().join(", ");
             let sum = if a.kind == AggKind::SumDistinct { format!(", sum({sign} * x.v) AS ds") } else { String::new() };
-            ctes.push(format!(
-                "dd{n} AS (SELECT {key_list}, sum({sign})::bigint AS dn{sum} FROM dv{n} x GROUP BY {key_list})"
-            ));
+            ctes.push(format!("dd{n} AS (SELECT {key_list}, sum({sign})::bigint AS dn{sum} FROM dv{n} x GROUP BY {key_list})"));
             let on = if self.global() {
                 "true".to_string()
             } else {
@@ -459,8 +448,7 @@ impl Grouped<'_> {
     /// rows) satisfying `which` into the view.
     fn write_view(&self, l: &str, which: &str) -> String {
         let cols: Vec<String> = self.columns.iter().map(|c| ident(&c.name)).collect();
-        let values: Vec<String> =
-            self.columns.iter().map(|c| format!("{} AS {}", self.output_expr(&c.sql), ident(&c.name))).collect();
+        let values: Vec<String> = self.columns.iter().map(|c| format!("{} AS {}", self.output_expr(&c.sql), ident(&c.name))).collect();
         let having = self.having.map(|h| self.output_expr(h)).unwrap_or_else(|| "true".into());
         let view = self.view;
         let keep = format!("{l}.__tide_count <> 0 AND coalesce({having}, false)");
@@ -468,8 +456,7 @@ impl Grouped<'_> {
             // Written by `publish`, in a statement of its own (see there).
             return "unwritten AS (SELECT)".into();
         }
-        let key_cols: Vec<(usize, String)> =
-            self.columns.iter().filter_map(|c| c.key.map(|k| (k, ident(&c.name)))).collect();
+        let key_cols: Vec<(usize, String)> = self.columns.iter().filter_map(|c| c.key.map(|k| (k, ident(&c.name)))).collect();
         let conflict = key_cols.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>().join(", ");
         let matches = self.view_row_of_group(l);
         let updates: Vec<String> =
@@ -552,12 +539,8 @@ impl Grouped<'_> {
     /// Statement 3: drop the state of groups that emptied, and distinct
     /// values no row has any more.
     pub fn purge(&self) -> String {
-        let mut ctes: Vec<String> = self
-            .distinct_tables()
-            .iter()
-            .enumerate()
-            .map(|(i, (t, _))| format!("p{i} AS (DELETE FROM {t} WHERE c = 0)"))
-            .collect();
+        let mut ctes: Vec<String> =
+            self.distinct_tables().iter().enumerate().map(|(i, (t, _))| format!("p{i} AS (DELETE FROM {t} WHERE c = 0)")).collect();
         if !self.global() && !self.hidden_keys() {
             // The emptied groups' rows (already gone if HAVING removed them).
             ctes.push(format!(

@@ -85,8 +85,7 @@ pub fn write_rows(view: &str, columns: &[OutputColumn], comparable: &[bool], dv:
 
 /// An index the deletes find rows through: the comparable columns (up to 32).
 pub fn lookup_index(view: &str, columns: &[OutputColumn], comparable: &[bool]) -> Option<String> {
-    let cols: Vec<String> =
-        columns.iter().zip(comparable).filter(|(_, ok)| **ok).take(32).map(|(c, _)| ident(&c.name)).collect();
+    let cols: Vec<String> = columns.iter().zip(comparable).filter(|(_, ok)| **ok).take(32).map(|(c, _)| ident(&c.name)).collect();
     if cols.is_empty() {
         return None;
     }

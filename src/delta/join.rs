@@ -95,8 +95,7 @@ pub fn changed_positions(spj: &Spj, change: &Change) -> usize {
 /// position reading a changed table, each `SELECT <select>, <weight> AS
 /// __tide_w FROM ... WHERE ...`. `select` are expressions over the inputs' aliases.
 pub fn delta_rows(spj: &Spj, change: &Change, select: &[String]) -> String {
-    let changed: Vec<usize> =
-        spj.inputs.iter().enumerate().filter(|(_, i)| change.reads(i.relid)).map(|(p, _)| p).collect();
+    let changed: Vec<usize> = spj.inputs.iter().enumerate().filter(|(_, i)| change.reads(i.relid)).map(|(p, _)| p).collect();
     let mut terms = Vec::new();
     let n = changed.len();
     for mask in 1u32..(1u32 << n) {
@@ -115,11 +114,7 @@ pub fn delta_rows(spj: &Spj, change: &Change, select: &[String]) -> String {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let weight = subset
-            .iter()
-            .map(|p| format!("{}.{WEIGHT}", spj.inputs[*p].alias))
-            .collect::<Vec<_>>()
-            .join(" * ");
+        let weight = subset.iter().map(|p| format!("{}.{WEIGHT}", spj.inputs[*p].alias)).collect::<Vec<_>>().join(" * ");
         let mut list: Vec<String> = select.iter().enumerate().map(|(i, e)| format!("{e} AS c{}", i + 1)).collect();
         list.push(format!("{sign}({weight}) AS {WEIGHT}"));
         let mut term = format!("SELECT {} FROM {from}", list.join(", "));

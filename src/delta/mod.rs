@@ -38,8 +38,20 @@ fn no(what: impl Into<String>) -> Maintenance {
 
 /// Aggregates maintained from running state.
 pub const MAINTAINED_AGGREGATES: &[&str] = &[
-    "count", "sum", "avg", "min", "max", "bool_and", "bool_or", "every", "variance", "var_samp", "var_pop", "stddev",
-    "stddev_samp", "stddev_pop",
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "bool_and",
+    "bool_or",
+    "every",
+    "variance",
+    "var_samp",
+    "var_pop",
+    "stddev",
+    "stddev_samp",
+    "stddev_pop",
 ];
 
 /// The rule for one operator, given its parent (None at the root).

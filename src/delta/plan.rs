@@ -44,7 +44,10 @@ pub enum AggKind {
     BoolOr,
     /// var_samp / variance / var_pop, and with `root` stddev_samp / stddev /
     /// stddev_pop: from the count, Σx and Σx², kept exactly as numeric.
-    Variance { sample: bool, root: bool },
+    Variance {
+        sample: bool,
+        root: bool,
+    },
     /// count(DISTINCT x) / sum(DISTINCT x): from a per-(group, x) count
     /// kept in a table of its own; a value counts while its count is above 0.
     CountDistinct,
