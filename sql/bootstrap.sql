@@ -23,11 +23,15 @@ CREATE TABLE tide.catalog (
     last_refresh_at timestamptz,
     last_refresh_ms double precision,
     last_error      text,
-    base_tables     regclass[] NOT NULL DEFAULT '{}'
+    base_tables     regclass[] NOT NULL DEFAULT '{}',
+    -- Set on the internal view that maintains a sub-query of another view's
+    -- query (its table is in tide_state): the view that reads it.
+    parent          bigint
 );
 ALTER SEQUENCE tide.catalog_id_seq OWNED BY tide.catalog.id;
 COMMENT ON TABLE tide.catalog IS 'pg_tide views; read it through tide.views';
 COMMENT ON COLUMN tide.catalog.definition IS 'the view''s query, stored as a PostgreSQL view in schema tide_state';
+COMMENT ON COLUMN tide.catalog.parent IS 'for the internal view of a sub-query: the view whose query contains it';
 
 -- Keep the catalog in pg_dump output.
 SELECT pg_catalog.pg_extension_config_dump('tide.catalog', '');
@@ -59,7 +63,8 @@ SELECT c.view            AS name,
        c.last_refresh_ms,
        c.last_error,
        c.base_tables
-  FROM tide.catalog c;
+  FROM tide.catalog c
+ WHERE c.parent IS NULL;
 COMMENT ON VIEW tide.views IS 'One row per pg_tide view';
 GRANT SELECT ON tide.views TO PUBLIC;
 
@@ -78,7 +83,7 @@ BEGIN
          WHERE d.classid = 'pg_class'::regclass
            AND d.objsubid = 0
            AND (d.objid = c.view OR d.objid = c.definition)
-        RETURNING c.view, c.definition, c.base_tables
+        RETURNING c.id, c.view, c.definition, c.base_tables
     LOOP
         -- Capture triggers stay only on tables some view still reads.
         PERFORM tide.drop_capture(t)
@@ -90,6 +95,13 @@ BEGIN
         END IF;
         IF EXISTS (SELECT 1 FROM pg_class WHERE oid = gone.view) THEN
             EXECUTE format('DROP TABLE %s', gone.view::regclass);
+        END IF;
+        -- Then the internal views of its sub-queries go with it (dropping one
+        -- fires this trigger again for its own).
+        PERFORM 1 FROM tide.catalog ch WHERE ch.parent = gone.id;
+        IF FOUND THEN
+            EXECUTE (SELECT format('DROP TABLE IF EXISTS %s', string_agg(ch.view::regclass::text, ', '))
+                       FROM tide.catalog ch WHERE ch.parent = gone.id);
         END IF;
     END LOOP;
 END

@@ -117,9 +117,35 @@ fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&s
         );
     }
     let (schema, rel) = split_view_name(name);
+    build(&Target::User { schema, rel }, query, mode).rows
+}
+
+/// Where `build` puts the view's table.
+enum Target {
+    /// The table the user named.
+    User { schema: String, rel: String },
+    /// `tide_state."subquery_<id>"`: the internal view of a sub-query of
+    /// another view's query, which that view reads as a table.
+    Internal,
+}
+
+/// What `build` made.
+struct Built {
+    id: i64,
+    view: pg_sys::Oid,
+    rows: i64,
+}
+
+/// Analyze `query`, make the view and everything it needs, build it in full
+/// and register it. Sub-queries in FROM that the join block cannot absorb
+/// are built first, each as an internal view of its own, and the view's
+/// query then reads their tables.
+fn build(target: &Target, query: &str, mode: &str) -> Built {
     let analyzed = analyze::analyze(query);
-    for n in &analyzed.notices {
-        notice!("{n}");
+    if matches!(target, Target::User { .. }) {
+        for n in &analyzed.notices {
+            notice!("{n}");
+        }
     }
     if let Some((operator, reason)) = delta::first_unmaintained(&analyzed.tree) {
         raise(
@@ -129,6 +155,13 @@ fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&s
             Some("tide.explain(query) shows how each operator of the query is maintained."),
         );
     }
+    let children: Vec<(String, Built)> = analyzed.subqueries.iter().map(|sql| (sql.clone(), build(&Target::Internal, sql, mode))).collect();
+    let definition_sql = if children.is_empty() {
+        analyzed.canonical_sql
+    } else {
+        let tables: Vec<(String, pg_sys::Oid)> = children.iter().map(|(sql, c)| (sql.clone(), c.view)).collect();
+        analyze::reading_tables(query, &tables)
+    };
 
     // The query, as a PostgreSQL view in tide_state: PostgreSQL then records
     // what the view depends on (tables, columns, functions, types), refuses
@@ -138,19 +171,35 @@ fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&s
     let definition = sql::definition_name(id);
     let owner = Spi::get_one::<String>("SELECT current_user::text").ok().flatten().unwrap_or_default();
     catalog::as_superuser(|| {
-        run(&format!("CREATE VIEW {definition} AS {}", analyzed.canonical_sql));
+        run(&format!("CREATE VIEW {definition} AS {definition_sql}"));
         run(&format!("ALTER VIEW {definition} OWNER TO {}", ident(&owner)));
     });
     let definition_oid = relid_of(&definition);
 
     // The view itself: a table with exactly the query's columns, owned by the caller.
-    let view = format!("{}.{}", ident(&schema), ident(&rel));
-    run(&format!("CREATE TABLE {view} (LIKE {definition})"));
+    let make_table = |view: &str| {
+        run(&format!("CREATE TABLE {view} (LIKE {definition})"));
+        run(&format!(
+            "CREATE TRIGGER tide_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {view} \
+             FOR EACH STATEMENT EXECUTE FUNCTION tide.guard_view_write()"
+        ));
+    };
+    let view = match target {
+        Target::User { schema, rel } => {
+            let view = format!("{}.{}", ident(schema), ident(rel));
+            make_table(&view);
+            view
+        }
+        Target::Internal => {
+            let view = format!("tide_state.{}", ident(&format!("subquery_{id}")));
+            catalog::as_superuser(|| {
+                make_table(&view);
+                run(&format!("ALTER TABLE {view} OWNER TO {}", ident(&owner)));
+            });
+            view
+        }
+    };
     let view_oid = relid_of(&view);
-    run(&format!(
-        "CREATE TRIGGER tide_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {view} \
-         FOR EACH STATEMENT EXECUTE FUNCTION tide.guard_view_write()"
-    ));
     // SAFETY: both relations exist (created above in this transaction).
     unsafe { record_dependency(view_oid, definition_oid, pg_sys::DependencyType::DEPENDENCY_NORMAL) };
 
@@ -195,9 +244,15 @@ fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&s
     // The index maintenance finds the view's rows by.
     let index = compiled.grouped().and_then(|g| g.view_key_index()).or_else(|| compiled.bag().and_then(|b| b.view_index()));
     if let Some(index) = index {
-        run(&index);
+        match target {
+            Target::User { .. } => run(&index),
+            Target::Internal => catalog::as_superuser(|| run(&index)),
+        }
     }
     catalog::insert(id, view_oid, definition_oid, query, mode, rows, elapsed_ms(start), &base_tables);
+    for (_, child) in &children {
+        catalog::set_parent(child.id, id);
+    }
     catalog::as_superuser(|| {
         for t in &base_tables {
             Spi::run_with_args("SELECT tide.install_capture($1::regclass)", &[(*t).into()])
@@ -207,7 +262,7 @@ fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&s
             unsafe { pg_sys::CacheInvalidateRelcacheByRelid(*t) };
         }
     });
-    rows
+    Built { id, view: view_oid, rows }
 }
 
 /// Record that relation `depender` depends on relation `referenced`: the
@@ -243,9 +298,19 @@ fn refresh(name: Option<&str>, full: default!(Option<bool>, false)) -> i64 {
     // with a snapshot taken after the lock.
     run(&format!("LOCK TABLE {view} IN EXCLUSIVE MODE"));
     let start = Instant::now();
+    rebuild_subqueries(&entry);
     let rows = apply::rebuild_view(&entry);
     catalog::record_refresh(entry.id, rows, elapsed_ms(start));
     rows
+}
+
+/// Rebuild the internal views of a view's sub-queries, innermost first.
+fn rebuild_subqueries(entry: &catalog::ViewRef) {
+    for child in catalog::subqueries(entry.id) {
+        rebuild_subqueries(&child);
+        run(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", pg::qualified_relation_name(child.view)));
+        apply::rebuild_view(&child);
+    }
 }
 
 /// Drop the view and everything pg_tide made for it.
@@ -259,10 +324,25 @@ fn drop_view(name: Option<&str>) {
 }
 
 /// Recompute the view's query and compare it with the view as multisets.
+/// A view that reads internal views of its sub-queries is equal to its
+/// query when it equals its query over their tables and each of them
+/// equals its own query: all are checked.
 #[pg_extern(volatile, parallel_unsafe)]
 fn verify(name: Option<&str>) -> bool {
     let name = required(name, "view name");
-    let entry = catalog::resolve(name);
+    verify_view(&catalog::resolve(name))
+}
+
+fn verify_view(entry: &catalog::ViewRef) -> bool {
+    // Every internal view is checked (each reports its own differences).
+    let mut equal = true;
+    for child in catalog::subqueries(entry.id) {
+        equal &= verify_view(&child);
+    }
+    verify_rows(entry) && equal
+}
+
+fn verify_rows(entry: &catalog::ViewRef) -> bool {
     let columns = view_columns(entry.definition);
     let stmt =
         sql::verify_statement(&pg::qualified_relation_name(entry.view), &pg::qualified_relation_name(entry.definition), &columns, 10);

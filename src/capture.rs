@@ -10,11 +10,22 @@
 //! twice. A "round" is the span from the first BEFORE trigger to the AFTER
 //! trigger that brings the count back to zero. For a join view whose inputs
 //! more than one statement of the round changed, the transition tables are
-//! copied aside (into tuplestores of the transaction) and the view is
-//! maintained once, at the end of the round, from all of them together
-//! against the new states. Views reading one input once are linear in it and
-//! are always maintained per trigger. TRUNCATE, which has no transition
-//! table, makes the views over the table rebuild at the end of the round.
+//! copied aside for that view (into tuplestores of the transaction) from the
+//! moment it is found so, and the view is maintained once, at the end of the
+//! round, from all of them together against the new states. (Rows applied
+//! before it was found so were applied against the other inputs' states of
+//! that moment, which the later rows had not changed yet.) Views reading one
+//! input once are linear in it and are always maintained per trigger.
+//! TRUNCATE, which has no transition table, makes the views over the table
+//! rebuild at the end of the round.
+//!
+//! Views over pg_tide views (including the internal views of sub-queries)
+//! are maintained from the writes that maintaining the inner view makes.
+//! Those writes happen while the round is open, inside an AFTER trigger or
+//! at the round's end, so they join the round: a view reading both a table
+//! and a view over that table is maintained once from both changes. At the
+//! end of a round, views are maintained in the order of their ids, which is
+//! an order in which every view comes after the views it reads.
 
 use crate::apply;
 use crate::delta::join::{round_table, Change, Event};
@@ -33,8 +44,8 @@ struct Round {
     collect: Vec<i64>,
     /// Views to rebuild when the round ends.
     rebuild: Vec<i64>,
-    /// Rows collected per table: (old rows, new rows).
-    collected: HashMap<u32, Collected>,
+    /// Rows collected per (view, table): (old rows, new rows).
+    collected: HashMap<(i64, u32), Collected>,
     /// Bumped whenever rows are collected (a savepoint rolled back over a
     /// collection cannot take the rows back out: its views are rebuilt).
     generation: u64,
@@ -132,17 +143,18 @@ fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTu
     } else {
         None // TRUNCATE: no transition table
     };
-    let round = ROUND.with(|r| {
-        let mut r = r.borrow_mut();
-        r.pending = (r.pending - 1).max(0);
-        r.clone()
-    });
+    // The round stays open until this trigger has maintained its views: a
+    // view that reads this table and also a pg_tide view over it sees that
+    // view's writes, made from here, as more statements of the same round,
+    // and is maintained once, at the round's end, from both changes.
     let trigdata = trigger.trigger_data() as *const pg_sys::TriggerData as *mut pg_sys::TriggerData;
-    let mut collected_here = false;
     for view in apply::views_reading(relid).iter() {
         let compiled = apply::compiled(view);
-        let multi_statement = compiled.plan.spj.inputs.len() > 1
-            && compiled.plan.base_tables().iter().map(|t| round.statements.get(t).copied().unwrap_or(0)).sum::<u32>() > 1;
+        let statements_in_round = ROUND.with(|r| {
+            let r = r.borrow();
+            compiled.plan.base_tables().iter().map(|t| r.statements.get(t).copied().unwrap_or(0)).sum::<u32>()
+        });
+        let multi_statement = compiled.plan.spj.inputs.len() > 1 && statements_in_round > 1;
         match event {
             Some(event) if !multi_statement => {
                 let change = Change::Statement { relid: relid.to_u32(), event };
@@ -153,11 +165,8 @@ fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTu
                 });
             }
             Some(_) => {
-                if !collected_here {
-                    // SAFETY: the trigger data PostgreSQL passed to this call.
-                    unsafe { collect_rows(relid.to_u32(), trigdata) };
-                    collected_here = true;
-                }
+                // SAFETY: the trigger data PostgreSQL passed to this call.
+                unsafe { collect_rows(view.id, relid.to_u32(), trigdata) };
                 note(|r| &mut r.collect, view.id);
             }
             None => note(|r| &mut r.rebuild, view.id),
@@ -165,14 +174,11 @@ fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTu
     }
     let finished = ROUND.with(|r| {
         let mut r = r.borrow_mut();
-        if r.pending == 0 {
-            Some(std::mem::take(&mut *r))
-        } else {
-            None
-        }
+        r.pending = (r.pending - 1).max(0);
+        r.pending == 0
     });
-    if let Some(done) = finished {
-        finish_round(done);
+    if finished {
+        finish_round();
     }
     Ok(None)
 }
@@ -189,12 +195,13 @@ fn note(list: impl Fn(&mut Round) -> &mut Vec<i64>, id: i64) {
 }
 
 /// Copy a statement's transition tables into the round's tuplestores for
-/// the table (appending to rows collected from earlier statements).
+/// view `view` and the table (appending to rows collected from earlier
+/// statements).
 ///
 /// # Safety
 /// `trigdata` must be the TriggerData of the running AFTER trigger.
-unsafe fn collect_rows(relid: u32, trigdata: *mut pg_sys::TriggerData) {
-    let existing = ROUND.with(|r| r.borrow().collected.get(&relid).copied());
+unsafe fn collect_rows(view: i64, relid: u32, trigdata: *mut pg_sys::TriggerData) {
+    let existing = ROUND.with(|r| r.borrow().collected.get(&(view, relid)).copied());
     // The tuplestores live in the transaction's memory and resource owner,
     // as PostgreSQL's own transition tables do, beyond this statement.
     let old_cxt = pg_sys::MemoryContextSwitchTo(pg_sys::TopTransactionContext);
@@ -224,25 +231,44 @@ unsafe fn collect_rows(relid: u32, trigdata: *mut pg_sys::TriggerData) {
     pg_sys::MemoryContextSwitchTo(old_cxt);
     ROUND.with(|r| {
         let mut r = r.borrow_mut();
-        r.collected.insert(relid, target);
+        r.collected.insert((view, relid), target);
         r.generation += 1;
     });
 }
 
-/// End of a round: maintain the views whose changes were collected, from
-/// all collected rows of their tables at once; rebuild those that must be.
-fn finish_round(done: Round) {
-    for id in &done.collect {
-        if done.rebuild.contains(id) {
+/// End of a round: maintain the views whose changes were collected, each
+/// from all its collected rows at once, and rebuild those that must be, in
+/// id order. The round stays open meanwhile (one statement held pending),
+/// so that the writes to the views made here are part of it; it closes when
+/// no view is left.
+fn finish_round() {
+    ROUND.with(|r| r.borrow_mut().pending = 1);
+    loop {
+        let next = ROUND.with(|r| {
+            let mut r = r.borrow_mut();
+            let id = r.collect.iter().chain(r.rebuild.iter()).min().copied()?;
+            let rebuild = r.rebuild.contains(&id);
+            r.collect.retain(|v| *v != id);
+            r.rebuild.retain(|v| *v != id);
+            let collected: Vec<(u32, Collected)> = r.collected.iter().filter(|((v, _), _)| *v == id).map(|((_, t), c)| (*t, *c)).collect();
+            Some((id, rebuild, collected))
+        });
+        let Some((id, rebuild, collected)) = next else {
+            break;
+        };
+        if rebuild {
+            apply::rebuild_view_by_id(id);
             continue;
         }
-        let Some(view) = crate::catalog::by_id(*id) else { continue };
+        let Some(view) = crate::catalog::by_id(id) else {
+            continue;
+        };
         let compiled = apply::compiled(&view);
-        let mut relids: Vec<u32> = compiled.plan.base_tables().into_iter().filter(|t| done.collected.contains_key(t)).collect();
-        relids.sort_unstable();
+        let mut collected: Vec<(u32, Collected)> = collected.into_iter().filter(|(t, _)| compiled.plan.base_tables().contains(t)).collect();
+        collected.sort_unstable_by_key(|(t, _)| *t);
+        let relids: Vec<u32> = collected.iter().map(|(t, _)| *t).collect();
         let register = || {
-            for relid in &relids {
-                let c = done.collected[relid];
+            for (relid, c) in &collected {
                 // SAFETY: the tuplestores live until the end of the
                 // transaction; the ENRs only for this SPI connection.
                 unsafe {
@@ -251,11 +277,9 @@ fn finish_round(done: Round) {
                 }
             }
         };
-        apply::maintain(&view, &compiled, &Change::Round { relids: relids.clone() }, &register);
+        apply::maintain(&view, &compiled, &Change::Round { relids }, &register);
     }
-    for id in &done.rebuild {
-        apply::rebuild_view_by_id(*id);
-    }
+    let done = ROUND.with(|r| std::mem::take(&mut *r.borrow_mut()));
     for c in done.collected.values() {
         // SAFETY: created by collect_rows in this transaction, not used after.
         unsafe {

@@ -51,6 +51,17 @@ pub fn insert(
     .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not register the view: {e}"), None, None));
 }
 
+/// Mark view `id` as the internal view of a sub-query of view `parent`.
+pub fn set_parent(id: i64, parent: i64) {
+    as_superuser(|| Spi::run_with_args("UPDATE tide.catalog SET parent = $2 WHERE id = $1", &[id.into(), parent.into()]))
+        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not register the view: {e}"), None, None));
+}
+
+/// The internal views of view `id`'s sub-queries.
+pub fn subqueries(id: i64) -> Vec<ViewRef> {
+    fetch_all("c.parent = $1", id.into())
+}
+
 pub fn record_refresh(id: i64, rows: i64, ms: f64) {
     as_superuser(|| {
         Spi::run_with_args(
@@ -73,19 +84,23 @@ pub fn by_id(id: i64) -> Option<ViewRef> {
 }
 
 fn fetch(condition: &str, arg: pgrx::datum::DatumWithOid<'_>) -> Option<ViewRef> {
+    fetch_all(condition, arg).into_iter().next()
+}
+
+fn fetch_all(condition: &str, arg: pgrx::datum::DatumWithOid<'_>) -> Vec<ViewRef> {
     Spi::connect(|client| {
         let rows = client.select(
             format!(
                 "SELECT c.id, c.view::oid, c.definition::oid, cl.relowner FROM tide.catalog c \
-                   JOIN pg_catalog.pg_class cl ON cl.oid = c.view WHERE {condition}"
+                   JOIN pg_catalog.pg_class cl ON cl.oid = c.view WHERE {condition} ORDER BY c.id"
             )
             .as_str(),
-            Some(1),
+            None,
             &[arg],
         )?;
-        let mut out = None;
+        let mut out = Vec::new();
         for row in rows {
-            out = Some(ViewRef {
+            out.push(ViewRef {
                 id: row.get::<i64>(1)?.unwrap_or_default(),
                 view: row.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::InvalidOid),
                 definition: row.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::InvalidOid),

@@ -99,4 +99,37 @@ mod tests {
         assert_eq!(tree.base_relations(), vec![7]);
         assert_eq!(explain_rows(&tree)[0].detail, "");
     }
+
+    #[test]
+    fn a_subquery_that_aggregates_is_its_own_view() {
+        use crate::ir::SubqueryOrigin;
+        let agg = Node::Project {
+            columns: vec![Column { name: "k".into(), sql: "b.k".into() }],
+            sublinks: vec![],
+            input: Box::new(Node::Aggregate {
+                group_by: vec!["b.k".into()],
+                grouping_sets: false,
+                aggregates: vec![],
+                input: Box::new(scan(2, "b")),
+            }),
+        };
+        let sub = |standalone| Node::Subquery { alias: "s".into(), origin: SubqueryOrigin::From, standalone, input: Box::new(agg.clone()) };
+        let tree = |standalone| Node::Project {
+            columns: vec![Column { name: "k".into(), sql: "s.k".into() }],
+            sublinks: vec![],
+            input: Box::new(sub(standalone)),
+        };
+        let rows = explain_rows(&tree(true));
+        assert!(rows.iter().all(|r| r.incremental));
+        assert_eq!(rows[1].rule, crate::delta::SUBQUERY_RULE);
+        // The view itself is a bag over the sub-query's table; the group
+        // locks are the internal view's.
+        let lock = rows[0].lock.clone().unwrap_or_default();
+        assert!(lock.starts_with("advisory locks"), "{lock}");
+        assert!(lock.contains("sub-query's internal view"), "{lock}");
+        // LATERAL (not stand-alone) is refused, naming it.
+        let (operator, reason) = crate::delta::first_unmaintained(&tree(false)).expect("refused");
+        assert_eq!(operator, "Subquery");
+        assert!(reason.contains("LATERAL"), "{reason}");
+    }
 }

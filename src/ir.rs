@@ -74,7 +74,9 @@ pub enum Node {
     /// inheritance tree (has partitions or children, or is one).
     Scan { relid: u32, relation: String, alias: String, inherited: bool },
     /// A FROM item that is a sub-query, a CTE reference or an expanded view.
-    Subquery { alias: String, origin: SubqueryOrigin, input: Box<Node> },
+    /// `standalone`: it refers to nothing outside itself (not LATERAL, not
+    /// correlated), so it can be computed, and maintained, on its own.
+    Subquery { alias: String, origin: SubqueryOrigin, standalone: bool, input: Box<Node> },
     /// A constant relation: VALUES or a function in FROM.
     Constant { alias: String, detail: String },
     /// A join of two inputs; `condition` is None for a cross join.
@@ -222,6 +224,7 @@ impl Node {
     }
 
     /// Pre-order traversal.
+    #[cfg(test)]
     pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Node)) {
         f(self);
         for c in self.children() {

@@ -1,7 +1,10 @@
 //! Pull simple sub-queries up into the query that uses them: sub-queries in
 //! FROM, non-recursive CTEs and (after the rewriter) views used as sources.
 //! A select-project-join sub-query is then just more base tables and
-//! predicates of the join block, maintained by the same delta rules.
+//! predicates of the join block, maintained by the same delta rules. The
+//! sub-queries left in FROM afterwards (those that aggregate, say) stand on
+//! their own: `standalone_subqueries` finds them, and pg_tide maintains each
+//! as a view of its own that the query then reads as a table.
 //!
 //! This is what PostgreSQL's planner does in pull_up_subqueries, done with
 //! the rewriter's own tools: OffsetVarNodes shifts the sub-query's range
@@ -26,6 +29,7 @@ unsafe extern "C-unwind" {
         nomatch_varno: c_int,
         outer_has_sublinks: *mut bool,
     ) -> *mut pg_sys::Node;
+    fn IncrementVarSublevelsUp(node: *mut pg_sys::Node, delta_sublevels_up: c_int, min_sublevels_up: c_int);
 }
 
 /// REPLACEVARS_REPORT_ERROR: a reference to a column the sub-query lacks is a bug.
@@ -45,7 +49,6 @@ pub unsafe fn pull_up_subqueries(mut q: *mut pg_sys::Query) -> *mut pg_sys::Quer
                 continue;
             }
             let rte = pg_sys::list_nth((*q).rtable, rtindex - 1) as *mut pg_sys::RangeTblEntry;
-            inline_cte(q, rte);
             if (*rte).rtekind != pg_sys::RTEKind::RTE_SUBQUERY || !is_simple((*rte).subquery) || (*rte).lateral {
                 continue;
             }
@@ -59,30 +62,125 @@ pub unsafe fn pull_up_subqueries(mut q: *mut pg_sys::Query) -> *mut pg_sys::Quer
     }
 }
 
-/// A reference to a non-recursive CTE of this query level becomes a sub-query
-/// (a copy of the CTE's query), which may then be pulled up.
-unsafe fn inline_cte(q: *mut pg_sys::Query, rte: *mut pg_sys::RangeTblEntry) {
-    if (*rte).rtekind != pg_sys::RTEKind::RTE_CTE || (*rte).ctelevelsup != 0 || (*rte).self_reference {
-        return;
+/// Replace every reference to a non-recursive CTE, at any depth, by a
+/// sub-query holding a copy of the CTE's query, as the planner does for CTEs
+/// it inlines (for a SELECT of immutable expressions the rows are the same,
+/// MATERIALIZED or not). Afterwards no sub-query refers to a CTE of an
+/// enclosing query, so each stands on its own; WITH lists without a
+/// recursive CTE are emptied.
+///
+/// # Safety
+/// `q` must be an analyzed (and rewritten) Query in the current memory context.
+pub unsafe fn inline_ctes(q: *mut pg_sys::Query) {
+    let mut stack: Vec<*mut pg_sys::Query> = Vec::new();
+    inline_in_query(q, &mut stack);
+}
+
+unsafe fn inline_in_query(q: *mut pg_sys::Query, stack: &mut Vec<*mut pg_sys::Query>) {
+    stack.push(q);
+    for rte in pg::list::<pg_sys::RangeTblEntry>((*q).rtable) {
+        if (*rte).rtekind == pg_sys::RTEKind::RTE_CTE && !(*rte).self_reference {
+            let up = (*rte).ctelevelsup as usize;
+            let owner = stack[stack.len() - 1 - up];
+            let name = pg::cstr((*rte).ctename);
+            let cte = pg::list::<pg_sys::CommonTableExpr>((*owner).cteList).into_iter().find(|c| pg::cstr((**c).ctename) == name);
+            if let Some(cte) = cte.filter(|c| !(**c).cterecursive) {
+                let sub = pg_sys::copyObjectImpl((*cte).ctequery.cast()) as *mut pg_sys::Query;
+                if up > 0 {
+                    // The copy sits `up` levels deeper than the CTE did: its
+                    // references to enclosing levels reach that much further.
+                    pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(sub.cast(), up as c_int, 1));
+                }
+                (*rte).rtekind = pg_sys::RTEKind::RTE_SUBQUERY;
+                (*rte).subquery = sub;
+                // ctename stays: tide.explain shows the item as a CTE.
+                (*rte).ctelevelsup = 0;
+                (*rte).coltypes = std::ptr::null_mut();
+                (*rte).coltypmods = std::ptr::null_mut();
+                (*rte).colcollations = std::ptr::null_mut();
+            }
+        }
+        if (*rte).rtekind == pg_sys::RTEKind::RTE_SUBQUERY && !(*rte).subquery.is_null() {
+            inline_in_query((*rte).subquery, stack);
+        }
     }
-    let name = pg::cstr((*rte).ctename);
-    let Some(cte) = pg::list::<pg_sys::CommonTableExpr>((*q).cteList).into_iter().find(|c| pg::cstr((**c).ctename) == name) else {
-        return;
-    };
-    if (*cte).cterecursive || (*cte).ctematerialized == pg_sys::CTEMaterialize::CTEMaterializeAlways {
-        return;
+    // Sub-queries of expressions (EXISTS, IN, scalar), found without
+    // descending into the range table (done above) or the CTEs themselves.
+    let flags = (pg_sys::QTW_IGNORE_RANGE_TABLE | pg_sys::QTW_IGNORE_CTE_SUBQUERIES) as i32;
+    let ctx = (stack as *mut Vec<*mut pg_sys::Query>).cast();
+    query_tree_walker(q, Some(inline_in_sublinks), ctx, flags);
+    stack.pop();
+    if !(*q).hasRecursive {
+        (*q).cteList = std::ptr::null_mut();
     }
-    let sub = pg_sys::copyObjectImpl((*cte).ctequery.cast()) as *mut pg_sys::Query;
-    if !is_simple(sub) {
-        return;
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn inline_in_sublinks(node: *mut pg_sys::Node, ctx: *mut std::ffi::c_void) -> bool {
+    if node.is_null() {
+        return false;
     }
-    (*rte).rtekind = pg_sys::RTEKind::RTE_SUBQUERY;
-    (*rte).subquery = sub;
+    if pg::is_a(node, pg_sys::NodeTag::T_Query) {
+        inline_in_query(node.cast(), &mut *(ctx as *mut Vec<*mut pg_sys::Query>));
+        return false;
+    }
+    pg_sys::expression_tree_walker(node, Some(inline_in_sublinks), ctx)
+}
+
+unsafe fn query_tree_walker(
+    q: *mut pg_sys::Query,
+    walker: Option<unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut std::ffi::c_void) -> bool>,
+    ctx: *mut std::ffi::c_void,
+    flags: i32,
+) -> bool {
+    #[cfg(feature = "pg15")]
+    {
+        pg_sys::query_tree_walker(q, walker, ctx, flags)
+    }
+    #[cfg(not(feature = "pg15"))]
+    {
+        pg_sys::query_tree_walker_impl(q, walker, ctx, flags)
+    }
+}
+
+/// The range table indexes of the sub-queries in `q`'s FROM that stand on
+/// their own (they refer to nothing outside themselves): after
+/// `pull_up_subqueries`, those that could not be pulled up. In order.
+///
+/// # Safety
+/// `q` must be a Query returned by `pull_up_subqueries`.
+pub unsafe fn standalone_subqueries(q: *mut pg_sys::Query) -> Vec<i32> {
+    let n = pg_sys::list_length((*q).rtable);
+    (1..=n)
+        .filter(|&rtindex| {
+            let rte = pg_sys::list_nth((*q).rtable, rtindex - 1) as *mut pg_sys::RangeTblEntry;
+            referenced_in_join_tree((*q).jointree.cast(), rtindex)
+                && (*rte).rtekind == pg_sys::RTEKind::RTE_SUBQUERY
+                && is_standalone((*rte).subquery)
+        })
+        .collect()
+}
+
+/// A SELECT that refers to no enclosing query (neither LATERAL nor correlated).
+pub unsafe fn is_standalone(sub: *mut pg_sys::Query) -> bool {
+    !sub.is_null() && (*sub).commandType == pg_sys::CmdType::CMD_SELECT && !pg_sys::contain_vars_of_level(sub.cast(), 1)
+}
+
+/// Make the sub-query at `rtindex` a reference to the table `relid` (which
+/// has the sub-query's output columns, in order).
+///
+/// # Safety
+/// `q` must be a Query and `rtindex` one of its sub-query range table entries.
+pub unsafe fn replace_with_table(q: *mut pg_sys::Query, rtindex: i32, relid: pg_sys::Oid) {
+    let rte = pg_sys::list_nth((*q).rtable, rtindex - 1) as *mut pg_sys::RangeTblEntry;
+    (*rte).rtekind = pg_sys::RTEKind::RTE_RELATION;
+    (*rte).subquery = std::ptr::null_mut();
+    (*rte).relid = relid;
+    (*rte).relkind = pg_sys::RELKIND_RELATION as std::ffi::c_char;
+    (*rte).rellockmode = pg_sys::AccessShareLock as i32;
+    (*rte).inh = true;
     (*rte).ctename = std::ptr::null_mut();
-    (*rte).ctelevelsup = 0;
-    (*rte).coltypes = std::ptr::null_mut();
-    (*rte).coltypmods = std::ptr::null_mut();
-    (*rte).colcollations = std::ptr::null_mut();
+    (*rte).lateral = false;
 }
 
 /// A sub-query that is a plain select-project-join (what the parent's join

@@ -23,6 +23,10 @@ pub struct Analyzed {
     /// The query deparsed by ruleutils with an empty search_path: every name
     /// qualified where needed, so the text means the same whoever runs it.
     pub canonical_sql: String,
+    /// Sub-queries in FROM that the join block cannot absorb (they aggregate,
+    /// say), each deparsed like `canonical_sql`, without repeats: pg_tide
+    /// maintains each as a view of its own (see `reading_tables`).
+    pub subqueries: Vec<String>,
 }
 
 /// Parse, analyze, rewrite and check `sql`, then build its IR.
@@ -32,23 +36,59 @@ pub fn analyze(sql: &str) -> Analyzed {
     // used below comes from PostgreSQL in this call and lives in the current
     // memory context until the call returns.
     unsafe {
-        let query = parse_single_select(sql);
-        checks::check_statement(query);
-        let rewritten = pg::list::<pg_sys::Query>(pg_sys::QueryRewrite(pg_sys::copyObjectImpl(query.cast()).cast()));
-        if rewritten.len() != 1 {
-            raise(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, "the query's rewrite rules produce more than one statement", None, None);
+        let (canonical_sql, q) = prepare(sql);
+        let mut subqueries: Vec<String> = Vec::new();
+        for rtindex in flatten::standalone_subqueries(q) {
+            let text = subquery_sql(q, rtindex);
+            if !subqueries.contains(&text) {
+                subqueries.push(text);
+            }
         }
-        let q = rewritten[0];
-        checks::check_tree(q);
-        // The stored definition is the rewritten query: views used as sources
-        // are expanded once, here, so replacing such a view later does not
-        // change what the pg_tide view computes.
-        let canonical_sql = deparse_without_search_path(q);
-        let q = flatten::pull_up_subqueries(q);
         let mut notices = Vec::new();
         let tree = to_ir::query_to_ir(q, &mut notices);
-        Analyzed { tree, notices, canonical_sql }
+        Analyzed { tree, notices, canonical_sql, subqueries }
     }
+}
+
+/// The query `sql` with each of its stand-alone sub-queries in FROM (as
+/// `Analyzed::subqueries` lists them) replaced by the table that holds its
+/// rows, deparsed with an empty search_path.
+pub fn reading_tables(sql: &str, tables: &[(String, pg_sys::Oid)]) -> String {
+    // SAFETY: as in `analyze`.
+    unsafe {
+        let (_, q) = prepare(sql);
+        for rtindex in flatten::standalone_subqueries(q) {
+            let text = subquery_sql(q, rtindex);
+            let (_, relid) = tables.iter().find(|(t, _)| *t == text).expect("every stand-alone sub-query has its table");
+            flatten::replace_with_table(q, rtindex, *relid);
+        }
+        deparse_without_search_path(q)
+    }
+}
+
+/// Parse, analyze, rewrite and check `sql`; returns its canonical text and
+/// the Query with CTEs inlined and simple sub-queries pulled up.
+unsafe fn prepare(sql: &str) -> (String, *mut pg_sys::Query) {
+    let query = parse_single_select(sql);
+    checks::check_statement(query);
+    let rewritten = pg::list::<pg_sys::Query>(pg_sys::QueryRewrite(pg_sys::copyObjectImpl(query.cast()).cast()));
+    if rewritten.len() != 1 {
+        raise(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, "the query's rewrite rules produce more than one statement", None, None);
+    }
+    let q = rewritten[0];
+    checks::check_tree(q);
+    // The stored definition is the rewritten query: views used as sources
+    // are expanded once, here, so replacing such a view later does not
+    // change what the pg_tide view computes.
+    let canonical_sql = deparse_without_search_path(q);
+    flatten::inline_ctes(q);
+    (canonical_sql, flatten::pull_up_subqueries(q))
+}
+
+/// The sub-query at `rtindex` of `q`, deparsed with an empty search_path.
+unsafe fn subquery_sql(q: *mut pg_sys::Query, rtindex: i32) -> String {
+    let rte = pg_sys::list_nth((*q).rtable, rtindex - 1) as *mut pg_sys::RangeTblEntry;
+    deparse_without_search_path((*rte).subquery)
 }
 
 thread_local! {
@@ -156,6 +196,7 @@ pub unsafe fn definition_query(definition: pg_sys::Oid) -> *mut pg_sys::Query {
     pg_sys::relation_close(rel, pg_sys::AccessShareLock as i32);
     pg_sys::AcquireRewriteLocks(q, true, false);
     let rewritten = pg::list::<pg_sys::Query>(pg_sys::QueryRewrite(q));
+    flatten::inline_ctes(rewritten[0]);
     flatten::pull_up_subqueries(rewritten[0])
 }
 

@@ -192,9 +192,17 @@ impl Builder<'_> {
                 inherited: pg::in_inheritance_tree((*rte).relid),
             },
             RTE_SUBQUERY => {
-                let origin = if (*rte).relid == pg_sys::InvalidOid { SubqueryOrigin::From } else { SubqueryOrigin::View };
+                // An inlined CTE keeps its name (see flatten::inline_ctes).
+                let origin = if (*rte).relid != pg_sys::InvalidOid {
+                    SubqueryOrigin::View
+                } else if !(*rte).ctename.is_null() {
+                    SubqueryOrigin::Cte
+                } else {
+                    SubqueryOrigin::From
+                };
+                let standalone = super::flatten::is_standalone((*rte).subquery);
                 let input = self.query((*rte).subquery, false);
-                Node::Subquery { alias, origin, input: Box::new(input) }
+                Node::Subquery { alias, origin, standalone, input: Box::new(input) }
             }
             RTE_CTE => {
                 let name = pg::cstr((*rte).ctename);
@@ -208,14 +216,12 @@ impl Builder<'_> {
                     .find(|c| pg::cstr((**c).ctename) == name)
                     .expect("CTE referenced by the range table exists");
                 let input = self.query((*cte).ctequery.cast(), false);
+                let standalone = super::flatten::is_standalone((*cte).ctequery.cast());
                 if (*cte).cterecursive {
-                    Node::Subquery {
-                        alias,
-                        origin: SubqueryOrigin::Cte,
-                        input: Box::new(Node::RecursiveCte { name, input: Box::new(input) }),
-                    }
+                    let input = Box::new(Node::RecursiveCte { name, input: Box::new(input) });
+                    Node::Subquery { alias, origin: SubqueryOrigin::Cte, standalone, input }
                 } else {
-                    Node::Subquery { alias, origin: SubqueryOrigin::Cte, input: Box::new(input) }
+                    Node::Subquery { alias, origin: SubqueryOrigin::Cte, standalone, input: Box::new(input) }
                 }
             }
             RTE_FUNCTION => {

@@ -54,19 +54,18 @@ pub const MAINTAINED_AGGREGATES: &[&str] = &[
     "stddev_pop",
 ];
 
+/// How a sub-query in FROM that is not a plain select-project-join is kept.
+pub const SUBQUERY_RULE: &str = "maintained as a pg_tide view of its own (in schema tide_state), which this view reads as a base table: its changes reach this view as changes of that table";
+
 /// The rule for one operator, given its parent (None at the root).
 pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
     match node {
         // A statement fires the statement triggers of the table it names
         // only: a change made through a parent (or directly on a partition
         // or child) would be missed by the other's triggers.
-        Node::Scan { inherited: true, .. } => {
-            no("partitioned tables, partitions and tables in an inheritance tree are not maintained yet")
-        }
+        Node::Scan { inherited: true, .. } => no("partitioned tables, partitions and tables in an inheritance tree are not maintained yet"),
         Node::Scan { .. } => yes("changes from statement transition tables"),
-        Node::Join { kind: JoinKind::Inner | JoinKind::Cross, .. } => {
-            yes("bilinear: Δ(A⋈B) = ΔA⋈B + A⋈ΔB − ΔA⋈ΔB over new states")
-        }
+        Node::Join { kind: JoinKind::Inner | JoinKind::Cross, .. } => yes("bilinear: Δ(A⋈B) = ΔA⋈B + A⋈ΔB − ΔA⋈ΔB over new states"),
         Node::Join { kind, .. } => no(format!("{} joins are not maintained yet", kind_name(*kind))),
         Node::Filter { sublinks, .. } if !sublinks.is_empty() => {
             no(format!("{} subqueries in expressions are not maintained yet", sublinks[0].kind))
@@ -113,9 +112,15 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
         Node::Distinct { on: Some(_), .. } => no("DISTINCT ON is not maintained yet"),
         Node::Window { .. } => no("window functions are not maintained yet"),
         Node::SetOp { .. } => no(format!("{} is not maintained yet", node.operator())),
+        Node::Sort { limit: None, offset: None, .. } => yes("ORDER BY without LIMIT does not change the rows: ignored"),
         Node::Sort { .. } => no("ORDER BY ... LIMIT/OFFSET is not maintained yet"),
-        Node::Subquery { .. } if matches!(parent, Some(Node::SetOp { .. })) => no("a branch of a set operation, which is not maintained yet"),
-        Node::Subquery { .. } => no("sub-queries in FROM and CTEs that are not a plain select-project-join (aggregates, DISTINCT, LIMIT, set operations, LATERAL) are not maintained yet"),
+        Node::Subquery { .. } if matches!(parent, Some(Node::SetOp { .. })) => {
+            no("a branch of a set operation, which is not maintained yet")
+        }
+        Node::Subquery { standalone: false, .. } => {
+            no("LATERAL sub-queries in FROM (which refer to other FROM items) are not maintained yet")
+        }
+        Node::Subquery { .. } => yes(SUBQUERY_RULE),
         Node::RecursiveCte { .. } | Node::WorkTable { .. } => no("WITH RECURSIVE is not maintained yet"),
         Node::Constant { .. } => no("VALUES, functions in FROM and queries without FROM are not maintained yet"),
     }
@@ -145,30 +150,48 @@ fn kind_name(kind: JoinKind) -> &'static str {
     }
 }
 
-/// The locks maintenance takes, as `tide.explain` shows them.
+/// The locks maintenance takes, as `tide.explain` shows them. The internal
+/// views of sub-queries take their own, as views of their own.
 pub fn lock_description(root: &Node) -> String {
-    let mut joins = false;
-    let mut grouped = false;
-    let mut hidden_keys = false;
-    root.walk(&mut |n| match n {
-        Node::Join { .. } => joins = true,
-        Node::Aggregate { .. } | Node::Distinct { .. } => grouped = true,
-        Node::Project { input, columns, .. } => {
-            if let Some(keys) = group_keys(input) {
-                hidden_keys |= !keys.iter().all(|k| columns.iter().any(|c| &c.sql == k));
+    #[derive(Default)]
+    struct Seen {
+        joins: bool,
+        grouped: bool,
+        hidden_keys: bool,
+        subqueries: bool,
+    }
+    fn visit(n: &Node, seen: &mut Seen) {
+        match n {
+            Node::Subquery { standalone: true, .. } => {
+                seen.subqueries = true;
+                return;
             }
+            Node::Join { .. } => seen.joins = true,
+            Node::Aggregate { .. } | Node::Distinct { .. } => seen.grouped = true,
+            Node::Project { input, columns, .. } => {
+                if let Some(keys) = group_keys(input) {
+                    seen.hidden_keys |= !keys.iter().all(|k| columns.iter().any(|c| &c.sql == k));
+                }
+            }
+            _ => {}
         }
-        _ => {}
-    });
-    let joins = joins || hidden_keys;
+        for c in n.children() {
+            visit(c, seen);
+        }
+    }
+    let mut seen = Seen::default();
+    visit(root, &mut seen);
     let mut parts = Vec::new();
-    if joins {
+    if seen.joins || seen.hidden_keys {
         parts.push("a row lock on the view's entry in tide.view_locks: writers of its inputs run their maintenance one after another (under REPEATABLE READ and SERIALIZABLE the second writer gets a serialization failure to retry)");
     }
-    if grouped {
+    if seen.grouped {
         parts.push("row locks on the touched groups' state, in key order");
     } else {
         parts.push("advisory locks on the distinct rows a change deletes, in hash order");
+    }
+    if seen.subqueries {
+        parts.push("each sub-query's internal view takes its own locks first");
     }
     parts.join("; ")
 }

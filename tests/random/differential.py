@@ -44,6 +44,18 @@ VIEWS = {
     "v_hidden_keys": "SELECT sum(v) AS sv, count(*) AS c, max(n) AS mx FROM r GROUP BY g, s",
     "v_bool": "SELECT s, bool_and(v > 0) AS all_pos, bool_or(v > 4) AS any_big, every(n > 0) AS e, "
               "bool_or(g = 1) FILTER (WHERE k > 2) AS f FROM r GROUP BY s",
+    # Sub-queries that aggregate: internal views read by the view, also
+    # together with their own base table in one join.
+    "v_agg_sub": "SELECT m.g, m.top, q.t FROM (SELECT g, max(v) AS top, count(*) AS c FROM r GROUP BY g) m "
+                 "JOIN q ON q.w = m.g",
+    "v_above_avg": "SELECT r.k, r.v, a.av FROM r JOIN (SELECT g, avg(v) AS av FROM r GROUP BY g) a ON a.g = r.g "
+                   "WHERE r.v > a.av",
+    "v_agg_of_agg": "WITH per_k AS (SELECT k, sum(v) AS sv FROM r GROUP BY k) "
+                    "SELECT count(*) AS c, sum(sv) AS total, max(sv) AS mx FROM per_k",
+    "v_global_sub": "SELECT r.k, r.v FROM r, (SELECT avg(v) AS av FROM r) t WHERE r.v >= t.av",
+    "v_cte_twice": "WITH c AS (SELECT k, count(*) AS n FROM q GROUP BY k) "
+                   "SELECT c1.k, c1.n, c2.n AS n2 FROM c c1 JOIN c c2 ON c2.k = c1.k + 1",
+    "v_distinct_sub": "SELECT d.g, count(*) AS c FROM (SELECT DISTINCT g, s FROM r) d GROUP BY d.g",
 }
 
 SETUP = """
