@@ -69,7 +69,8 @@ COMMENT ON VIEW tide.views IS 'One row per pg_tide view';
 GRANT SELECT ON tide.views TO PUBLIC;
 
 -- A plain DROP of a view's table (or of a base table with CASCADE, or of a
--- schema) removes what pg_tide made for it. SECURITY DEFINER: the dropping
+-- schema) removes what pg_tide made for it. (The tables of its internal
+-- views depend on its table as parts of it: the same DROP removes them.) SECURITY DEFINER: the dropping
 -- user may not write the catalog, and this only ever removes entries whose
 -- objects were just dropped.
 CREATE FUNCTION tide.on_sql_drop() RETURNS event_trigger
@@ -83,7 +84,7 @@ BEGIN
          WHERE d.classid = 'pg_class'::regclass
            AND d.objsubid = 0
            AND (d.objid = c.view OR d.objid = c.definition)
-        RETURNING c.id, c.view, c.definition, c.base_tables
+        RETURNING c.view, c.definition, c.base_tables
     LOOP
         -- Capture triggers stay only on tables some view still reads.
         PERFORM tide.drop_capture(t)
@@ -95,13 +96,6 @@ BEGIN
         END IF;
         IF EXISTS (SELECT 1 FROM pg_class WHERE oid = gone.view) THEN
             EXECUTE format('DROP TABLE %s', gone.view::regclass);
-        END IF;
-        -- Then the internal views of its sub-queries go with it (dropping one
-        -- fires this trigger again for its own).
-        PERFORM 1 FROM tide.catalog ch WHERE ch.parent = gone.id;
-        IF FOUND THEN
-            EXECUTE (SELECT format('DROP TABLE IF EXISTS %s', string_agg(ch.view::regclass::text, ', '))
-                       FROM tide.catalog ch WHERE ch.parent = gone.id);
         END IF;
     END LOOP;
 END

@@ -155,23 +155,20 @@ fn build(target: &Target, query: &str, mode: &str) -> Built {
             Some("tide.explain(query) shows how each operator of the query is maintained."),
         );
     }
-    let children: Vec<(String, Built)> = analyzed.subqueries.iter().map(|sql| (sql.clone(), build(&Target::Internal, sql, mode))).collect();
-    let definition_sql = if children.is_empty() {
-        analyzed.canonical_sql
-    } else {
-        let tables: Vec<(String, pg_sys::Oid)> = children.iter().map(|(sql, c)| (sql.clone(), c.view)).collect();
-        analyze::reading_tables(query, &tables)
-    };
+    let children: Vec<Built> = analyzed.internal_views.iter().map(|sql| build(&Target::Internal, sql, mode)).collect();
 
     // The query, as a PostgreSQL view in tide_state: PostgreSQL then records
     // what the view depends on (tables, columns, functions, types), refuses
     // to drop or retype them from under it, follows renames, and gives
     // tide.verify and full rebuilds the query to run.
     let id = catalog::next_id();
+    for child in &children {
+        catalog::set_parent(child.id, id);
+    }
     let definition = sql::definition_name(id);
     let owner = Spi::get_one::<String>("SELECT current_user::text").ok().flatten().unwrap_or_default();
     catalog::as_superuser(|| {
-        run(&format!("CREATE VIEW {definition} AS {definition_sql}"));
+        run(&format!("CREATE VIEW {definition} AS {}", analyzed.canonical_sql));
         run(&format!("ALTER VIEW {definition} OWNER TO {}", ident(&owner)));
     });
     let definition_oid = relid_of(&definition);
@@ -200,8 +197,14 @@ fn build(target: &Target, query: &str, mode: &str) -> Built {
         }
     };
     let view_oid = relid_of(&view);
-    // SAFETY: both relations exist (created above in this transaction).
-    unsafe { record_dependency(view_oid, definition_oid, pg_sys::DependencyType::DEPENDENCY_NORMAL) };
+    // SAFETY: the relations exist (created above in this transaction).
+    unsafe {
+        record_dependency(view_oid, definition_oid, pg_sys::DependencyType::DEPENDENCY_NORMAL);
+        // An internal view is part of this one: dropped with it, and not on its own.
+        for child in &children {
+            record_dependency(child.view, view_oid, pg_sys::DependencyType::DEPENDENCY_INTERNAL);
+        }
+    }
 
     let start = Instant::now();
     let view_ref = apply::ViewRef { id, view: view_oid, definition: definition_oid, owner: current_user_oid() };
@@ -250,9 +253,6 @@ fn build(target: &Target, query: &str, mode: &str) -> Built {
         }
     }
     catalog::insert(id, view_oid, definition_oid, query, mode, rows, elapsed_ms(start), &base_tables);
-    for (_, child) in &children {
-        catalog::set_parent(child.id, id);
-    }
     catalog::as_superuser(|| {
         for t in &base_tables {
             Spi::run_with_args("SELECT tide.install_capture($1::regclass)", &[(*t).into()])
@@ -268,7 +268,8 @@ fn build(target: &Target, query: &str, mode: &str) -> Built {
 /// Record that relation `depender` depends on relation `referenced`: the
 /// view's table on its query's view (NORMAL: dropping a base table with
 /// CASCADE drops the pg_tide view too), the state on the view's table (AUTO:
-/// dropped with it).
+/// dropped with it), an internal view's table on the view's table (INTERNAL:
+/// dropped with it, and not on its own).
 unsafe fn record_dependency(depender: pg_sys::Oid, referenced: pg_sys::Oid, kind: pg_sys::DependencyType::Type) {
     let depender = pg_sys::ObjectAddress { classId: pg_sys::RelationRelationId, objectId: depender, objectSubId: 0 };
     let referenced = pg_sys::ObjectAddress { classId: pg_sys::RelationRelationId, objectId: referenced, objectSubId: 0 };

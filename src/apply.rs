@@ -210,7 +210,8 @@ pub fn compiled(view: &ViewRef) -> Rc<Compiled> {
     let c = Rc::new(as_owner(view.owner, || {
         // SAFETY: the definition view exists (the catalog row references it
         // and dropping it removes the row); it is opened and closed here.
-        let plan = unsafe { crate::analyze::plan::view_plan(crate::analyze::definition_query(view.definition)) };
+        let internal_views = crate::catalog::internal_views(view.id);
+        let plan = unsafe { crate::analyze::plan::view_plan(crate::analyze::plan_query(view.definition, &internal_views)) };
         compile(view.id, view.view, view.definition, plan)
     }));
     COMPILED.with(|m| m.borrow_mut().insert(view.id, c.clone()));

@@ -57,9 +57,22 @@ pub fn set_parent(id: i64, parent: i64) {
         .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not register the view: {e}"), None, None));
 }
 
-/// The internal views of view `id`'s sub-queries.
+/// The internal views of view `id` (those of its sub-queries).
 pub fn subqueries(id: i64) -> Vec<ViewRef> {
     fetch_all("c.parent = $1", id.into())
+}
+
+/// (query, table) of each internal view of view `id`.
+pub fn internal_views(id: i64) -> Vec<(String, pg_sys::Oid)> {
+    Spi::connect(|client| {
+        let rows = client.select("SELECT query, view::oid FROM tide.catalog WHERE parent = $1 ORDER BY id", None, &[id.into()])?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push((row.get::<String>(1)?.unwrap_or_default(), row.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::InvalidOid)));
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not read the catalog: {e}"), None, None))
 }
 
 pub fn record_refresh(id: i64, rows: i64, ms: f64) {

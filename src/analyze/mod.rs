@@ -23,10 +23,12 @@ pub struct Analyzed {
     /// The query deparsed by ruleutils with an empty search_path: every name
     /// qualified where needed, so the text means the same whoever runs it.
     pub canonical_sql: String,
-    /// Sub-queries in FROM that the join block cannot absorb (they aggregate,
-    /// say), each deparsed like `canonical_sql`, without repeats: pg_tide
-    /// maintains each as a view of its own (see `reading_tables`).
-    pub subqueries: Vec<String>,
+    /// The queries of the internal views the view needs, each deparsed like
+    /// `canonical_sql`, without repeats: sub-queries in FROM that the join
+    /// block cannot absorb (they aggregate, say). pg_tide maintains each as a
+    /// view of its own, which the view's plan reads as a table (see
+    /// `plan_query`).
+    pub internal_views: Vec<String>,
 }
 
 /// Parse, analyze, rewrite and check `sql`, then build its IR.
@@ -37,32 +39,12 @@ pub fn analyze(sql: &str) -> Analyzed {
     // memory context until the call returns.
     unsafe {
         let (canonical_sql, q) = prepare(sql);
-        let mut subqueries: Vec<String> = Vec::new();
-        for rtindex in flatten::standalone_subqueries(q) {
-            let text = subquery_sql(q, rtindex);
-            if !subqueries.contains(&text) {
-                subqueries.push(text);
-            }
-        }
+        // Found as `plan_query` will find them, from the stored definition.
+        let (_, stored) = prepare(&canonical_sql);
+        let internal_views = internal_view_queries(stored);
         let mut notices = Vec::new();
         let tree = to_ir::query_to_ir(q, &mut notices);
-        Analyzed { tree, notices, canonical_sql, subqueries }
-    }
-}
-
-/// The query `sql` with each of its stand-alone sub-queries in FROM (as
-/// `Analyzed::subqueries` lists them) replaced by the table that holds its
-/// rows, deparsed with an empty search_path.
-pub fn reading_tables(sql: &str, tables: &[(String, pg_sys::Oid)]) -> String {
-    // SAFETY: as in `analyze`.
-    unsafe {
-        let (_, q) = prepare(sql);
-        for rtindex in flatten::standalone_subqueries(q) {
-            let text = subquery_sql(q, rtindex);
-            let (_, relid) = tables.iter().find(|(t, _)| *t == text).expect("every stand-alone sub-query has its table");
-            flatten::replace_with_table(q, rtindex, *relid);
-        }
-        deparse_without_search_path(q)
+        Analyzed { tree, notices, canonical_sql, internal_views }
     }
 }
 
@@ -184,20 +166,50 @@ unsafe fn statement_kind(sql: &str, raw: *mut pg_sys::RawStmt) -> String {
     words.join(" ").to_uppercase()
 }
 
-/// The stored query of a pg_tide view's definition view, as the engine
-/// maintains it: views used as sources expanded (already so at creation),
-/// simple sub-queries pulled up.
+/// The query a pg_tide view's plan is made from: its definition view's
+/// query (views used as sources expanded already at creation), CTEs inlined,
+/// simple sub-queries pulled up, and every other stand-alone sub-query in
+/// FROM replaced by the table of the internal view that maintains it.
+/// `internal_views` are (query, table) of the view's internal views.
 ///
 /// # Safety
 /// `definition` must be the OID of an existing view.
-pub unsafe fn definition_query(definition: pg_sys::Oid) -> *mut pg_sys::Query {
+pub unsafe fn plan_query(definition: pg_sys::Oid, internal_views: &[(String, pg_sys::Oid)]) -> *mut pg_sys::Query {
     let rel = pg_sys::relation_open(definition, pg_sys::AccessShareLock as i32);
     let q = pg_sys::copyObjectImpl(pg_sys::get_view_query(rel).cast()) as *mut pg_sys::Query;
     pg_sys::relation_close(rel, pg_sys::AccessShareLock as i32);
     pg_sys::AcquireRewriteLocks(q, true, false);
-    let rewritten = pg::list::<pg_sys::Query>(pg_sys::QueryRewrite(q));
-    flatten::inline_ctes(rewritten[0]);
-    flatten::pull_up_subqueries(rewritten[0])
+    let q = pg::list::<pg_sys::Query>(pg_sys::QueryRewrite(q))[0];
+    flatten::inline_ctes(q);
+    let q = flatten::pull_up_subqueries(q);
+    let wanted = internal_view_queries(q);
+    if wanted.len() != internal_views.len() {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("the view needs {} internal views and has {}", wanted.len(), internal_views.len()),
+            None,
+            Some("Drop the view and create it again."),
+        );
+    }
+    for rtindex in flatten::standalone_subqueries(q) {
+        let k = wanted.iter().position(|w| *w == subquery_sql(q, rtindex)).expect("listed by internal_view_queries");
+        flatten::replace_with_table(q, rtindex, internal_views[k].1);
+    }
+    q
+}
+
+/// The queries of the internal views a query needs, in a fixed order,
+/// without repeats (see `Analyzed::internal_views`). Matched to the views'
+/// tables by position: both lists come from the same stored query.
+unsafe fn internal_view_queries(q: *mut pg_sys::Query) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for rtindex in flatten::standalone_subqueries(q) {
+        let text = subquery_sql(q, rtindex);
+        if !out.contains(&text) {
+            out.push(text);
+        }
+    }
+    out
 }
 
 /// `pg_get_querydef` under `search_path = ''`, restored afterwards (as
