@@ -236,7 +236,8 @@ impl Compiled {
     pub fn grouped(&self) -> Option<Grouped<'_>> {
         match &self.plan.shape {
             Shape::Grouped { keys, aggs, columns, having } => Some(Grouped {
-                spj: &self.plan.spj,
+                terms: &self.plan.terms,
+                source: &self.plan.source,
                 keys,
                 aggs,
                 columns,
@@ -253,7 +254,7 @@ impl Compiled {
     pub fn bag(&self) -> Option<Bag<'_>> {
         match &self.plan.shape {
             Shape::Bag { columns } => {
-                Some(Bag { spj: &self.plan.spj, columns, comparable: &self.comparable, view: &self.view, view_id: self.view_id })
+                Some(Bag { terms: &self.plan.terms, columns, comparable: &self.comparable, view: &self.view, view_id: self.view_id })
             }
             Shape::Grouped { .. } => None,
         }

@@ -154,7 +154,7 @@ fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTu
             let r = r.borrow();
             compiled.plan.base_tables().iter().map(|t| r.statements.get(t).copied().unwrap_or(0)).sum::<u32>()
         });
-        let multi_statement = compiled.plan.spj.inputs.len() > 1 && statements_in_round > 1;
+        let multi_statement = compiled.plan.joins() && statements_in_round > 1;
         match event {
             Some(event) if !multi_statement => {
                 let change = Change::Statement { relid: relid.to_u32(), event };

@@ -74,6 +74,7 @@ mod tests {
                 input: Box::new(Node::Join {
                     kind: JoinKind::Inner,
                     condition: Some("a.id = b.id".into()),
+                    keyed: false,
                     left: Box::new(scan(1, "a")),
                     right: Box::new(scan(2, "b")),
                 }),
@@ -95,7 +96,13 @@ mod tests {
 
     #[test]
     fn self_join_lists_the_table_once() {
-        let tree = Node::Join { kind: JoinKind::Cross, condition: None, left: Box::new(scan(7, "x")), right: Box::new(scan(7, "y")) };
+        let tree = Node::Join {
+            kind: JoinKind::Cross,
+            condition: None,
+            keyed: false,
+            left: Box::new(scan(7, "x")),
+            right: Box::new(scan(7, "y")),
+        };
         assert_eq!(tree.base_relations(), vec![7]);
         assert_eq!(explain_rows(&tree)[0].detail, "");
     }

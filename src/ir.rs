@@ -79,8 +79,10 @@ pub enum Node {
     Subquery { alias: String, origin: SubqueryOrigin, standalone: bool, input: Box<Node> },
     /// A constant relation: VALUES or a function in FROM.
     Constant { alias: String, detail: String },
-    /// A join of two inputs; `condition` is None for a cross join.
-    Join { kind: JoinKind, condition: Option<String>, left: Box<Node>, right: Box<Node> },
+    /// A join of two inputs; `condition` is None for a cross join. For an
+    /// outer join, `keyed`: the condition is equalities between the sides
+    /// (and conditions on one side), so a row's match is found by its keys.
+    Join { kind: JoinKind, condition: Option<String>, keyed: bool, left: Box<Node>, right: Box<Node> },
     /// WHERE or HAVING: rows for which the predicate is true.
     Filter { predicate: String, sublinks: Vec<SubLink>, input: Box<Node> },
     /// GROUP BY (possibly empty) with aggregates.

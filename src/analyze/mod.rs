@@ -5,6 +5,7 @@
 
 mod checks;
 mod flatten;
+mod outer;
 pub mod plan;
 mod to_ir;
 
@@ -25,9 +26,9 @@ pub struct Analyzed {
     pub canonical_sql: String,
     /// The queries of the internal views the view needs, each deparsed like
     /// `canonical_sql`, without repeats: sub-queries in FROM that the join
-    /// block cannot absorb (they aggregate, say). pg_tide maintains each as a
-    /// view of its own, which the view's plan reads as a table (see
-    /// `plan_query`).
+    /// block cannot absorb (they aggregate, say), and the distinct join keys
+    /// of each side an outer join pads. pg_tide maintains each as a view of
+    /// its own, which the view's plan reads as a table (see `plan_query`).
     pub internal_views: Vec<String>,
 }
 
@@ -169,12 +170,13 @@ unsafe fn statement_kind(sql: &str, raw: *mut pg_sys::RawStmt) -> String {
 /// The query a pg_tide view's plan is made from: its definition view's
 /// query (views used as sources expanded already at creation), CTEs inlined,
 /// simple sub-queries pulled up, and every other stand-alone sub-query in
-/// FROM replaced by the table of the internal view that maintains it.
+/// FROM replaced by the table of the internal view that maintains it; with
+/// the tables of the internal views holding outer joins' keys.
 /// `internal_views` are (query, table) of the view's internal views.
 ///
 /// # Safety
 /// `definition` must be the OID of an existing view.
-pub unsafe fn plan_query(definition: pg_sys::Oid, internal_views: &[(String, pg_sys::Oid)]) -> *mut pg_sys::Query {
+pub unsafe fn plan_query(definition: pg_sys::Oid, internal_views: &[(String, pg_sys::Oid)]) -> plan::PlanQuery {
     let rel = pg_sys::relation_open(definition, pg_sys::AccessShareLock as i32);
     let q = pg_sys::copyObjectImpl(pg_sys::get_view_query(rel).cast()) as *mut pg_sys::Query;
     pg_sys::relation_close(rel, pg_sys::AccessShareLock as i32);
@@ -191,11 +193,17 @@ pub unsafe fn plan_query(definition: pg_sys::Oid, internal_views: &[(String, pg_
             Some("Drop the view and create it again."),
         );
     }
-    for rtindex in flatten::standalone_subqueries(q) {
-        let k = wanted.iter().position(|w| *w == subquery_sql(q, rtindex)).expect("listed by internal_view_queries");
-        flatten::replace_with_table(q, rtindex, internal_views[k].1);
+    let table_of = |text: &str| internal_views[wanted.iter().position(|w| w == text).expect("listed by internal_view_queries")].1;
+    let mut keys = Vec::new();
+    for needed in outer::keys_needed(q) {
+        if let Some(split) = &needed.split {
+            keys.push((needed.join, needed.keys_side, table_of(&outer::keys_query(q, needed.keys_side, split))));
+        }
     }
-    q
+    for rtindex in flatten::standalone_subqueries(q) {
+        flatten::replace_with_table(q, rtindex, table_of(&subquery_sql(q, rtindex)));
+    }
+    plan::PlanQuery { query: q, keys }
 }
 
 /// The queries of the internal views a query needs, in a fixed order,
@@ -203,8 +211,11 @@ pub unsafe fn plan_query(definition: pg_sys::Oid, internal_views: &[(String, pg_
 /// tables by position: both lists come from the same stored query.
 unsafe fn internal_view_queries(q: *mut pg_sys::Query) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for rtindex in flatten::standalone_subqueries(q) {
-        let text = subquery_sql(q, rtindex);
+    let texts = flatten::standalone_subqueries(q)
+        .into_iter()
+        .map(|rtindex| subquery_sql(q, rtindex))
+        .chain(outer::keys_needed(q).into_iter().filter_map(|n| n.split.as_ref().map(|s| outer::keys_query(q, n.keys_side, s))));
+    for text in texts {
         if !out.contains(&text) {
             out.push(text);
         }

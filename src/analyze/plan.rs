@@ -1,51 +1,87 @@
 //! The analyzed Query as a `ViewPlan`: what the delta rules need, for a
 //! query that `delta::first_unmaintained` found maintainable (a join block of
-//! base tables, then a bag or groups).
+//! base tables, inner or outer joins, then a bag or groups).
 
+use super::outer;
 use super::to_ir::{collect, deparse, deparse_context, find_target, flatten_join_aliases};
-use crate::delta::plan::{Agg, AggKind, Input, OutputColumn, Shape, Spj, ViewPlan};
+use crate::delta::plan::{Agg, AggKind, Input, OutputColumn, Shape, Source, Spj, Term, ViewPlan};
 use crate::pg;
 use pgrx::pg_sys;
 use std::ffi::c_void;
 
-pub unsafe fn view_plan(q: *mut pg_sys::Query) -> ViewPlan {
+/// The query a plan is made from (see `analyze::plan_query`): the Query,
+/// and for each side an outer join pads, the table of its keys' internal
+/// view, by (join, keys side).
+pub struct PlanQuery {
+    pub query: *mut pg_sys::Query,
+    pub keys: Vec<(*mut pg_sys::JoinExpr, *mut pg_sys::Node, pg_sys::Oid)>,
+}
+
+pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
+    let q = pq.query;
     let (names, namespaces) = deparse_context(q, std::ptr::null_mut());
     let ex = |node: *mut pg_sys::Node| deparse(q, namespaces, node, false);
+    let used = used_columns(q);
+    let alias = |rt: i32| pg::quote_ident(&names[(rt - 1) as usize]);
+    let input = |rt: i32| {
+        let rte = pg_sys::list_nth((*q).rtable, rt - 1) as *mut pg_sys::RangeTblEntry;
+        let attnos: Vec<i16> = used.iter().filter(|(r, _)| *r == rt).map(|(_, a)| *a).collect();
+        let mut columns = Vec::new();
+        let mut consolidate = true;
+        for a in attnos {
+            columns.push(pg::cstr(pg_sys::get_attname((*rte).relid, a, false)));
+            let typid = pg_sys::get_atttype((*rte).relid, a);
+            consolidate &= pg::has_equality(typid);
+        }
+        Input { alias: alias(rt), relid: (*rte).relid.to_u32(), relation: pg::qualified_relation_name((*rte).relid), columns, consolidate }
+    };
+    // The row of NULLs that pads a table's place in an outer join's unmatched rows.
+    let null_row = |rt: i32| {
+        let rte = pg_sys::list_nth((*q).rtable, rt - 1) as *mut pg_sys::RangeTblEntry;
+        let cols: Vec<String> = used.iter().filter(|(r, _)| *r == rt).map(|(_, a)| null_column((*rte).relid, *a)).collect();
+        Input { alias: alias(rt), relid: 0, relation: format!("(SELECT {})", cols.join(", ")), columns: vec![], consolidate: true }
+    };
 
-    // The join block: every base table of the FROM clause, and the
-    // conjunction of join conditions and WHERE.
-    let mut rtindexes = Vec::new();
-    let mut quals = Vec::new();
+    // The input: signed select-project-join terms (one unless outer joins).
+    let mut parts = Vec::new();
     for item in pg::list::<pg_sys::Node>((*(*q).jointree).fromlist) {
-        join_tree(item, &mut rtindexes, &mut quals);
+        parts = product(parts, expand(q, item, &pq.keys, &ex));
     }
     if !(*(*q).jointree).quals.is_null() {
-        quals.push((*(*q).jointree).quals);
+        let w = ex((*(*q).jointree).quals);
+        for p in &mut parts {
+            p.conds.push(w.clone());
+        }
     }
-    let used = used_columns(q);
-    let inputs = rtindexes
-        .iter()
-        .map(|&rt| {
-            let rte = pg_sys::list_nth((*q).rtable, rt - 1) as *mut pg_sys::RangeTblEntry;
-            let attnos: Vec<i16> = used.iter().filter(|(r, _)| *r == rt).map(|(_, a)| *a).collect();
-            let mut columns = Vec::new();
-            let mut consolidate = true;
-            for a in attnos {
-                columns.push(pg::cstr(pg_sys::get_attname((*rte).relid, a, false)));
-                let typid = pg_sys::get_atttype((*rte).relid, a);
-                consolidate &= pg::has_equality(typid);
-            }
-            Input {
-                alias: pg::quote_ident(&names[(rt - 1) as usize]),
-                relid: (*rte).relid.to_u32(),
-                relation: pg::qualified_relation_name((*rte).relid),
-                columns,
-                consolidate,
-            }
+    let terms: Vec<Term> = parts
+        .into_iter()
+        .map(|p| {
+            let inputs = p
+                .items
+                .iter()
+                .map(|item| match item {
+                    Item::Table(rt) => input(*rt),
+                    Item::Nulls(rt) => null_row(*rt),
+                    Item::Keys { table, n } => {
+                        let columns = (1..=*n).map(|i| format!("k{i}")).collect();
+                        Input {
+                            alias: keys_alias(*table),
+                            relid: table.to_u32(),
+                            relation: pg::qualified_relation_name(*table),
+                            columns,
+                            consolidate: true,
+                        }
+                    }
+                })
+                .collect();
+            let predicate = if p.conds.is_empty() { None } else { Some(p.conds.join(" AND ")) };
+            Term { sign: p.sign, spj: Spj { inputs, predicate } }
         })
         .collect();
-    let predicate = if quals.is_empty() { None } else { Some(quals.iter().map(|&n| ex(n)).collect::<Vec<_>>().join(" AND ")) };
-    let spj = Spj { inputs, predicate };
+    let source = match terms.as_slice() {
+        [t] if t.sign > 0 => t.spj.source(),
+        _ => Source { from: from_clause(q), predicate: (!(*(*q).jointree).quals.is_null()).then(|| ex((*(*q).jointree).quals)) },
+    };
 
     let targets: Vec<*mut pg_sys::TargetEntry> =
         pg::list::<pg_sys::TargetEntry>((*q).targetList).into_iter().filter(|t| !(**t).resjunk).collect();
@@ -55,7 +91,7 @@ pub unsafe fn view_plan(q: *mut pg_sys::Query) -> ViewPlan {
     if !grouped && !distinct {
         let columns =
             targets.iter().map(|t| OutputColumn { name: pg::cstr((**t).resname), sql: ex((**t).expr.cast()), key: None }).collect();
-        return ViewPlan { spj, shape: Shape::Bag { columns } };
+        return ViewPlan { terms, source, shape: Shape::Bag { columns } };
     }
 
     // Groups: GROUP BY keys, or for DISTINCT every output column.
@@ -94,32 +130,163 @@ pub unsafe fn view_plan(q: *mut pg_sys::Query) -> ViewPlan {
         let mutated = placeholders((*q).havingQual, &mut ctx);
         deparse(q, namespaces, mutated, true)
     });
-    ViewPlan { spj, shape: Shape::Grouped { keys, aggs, columns, having } }
+    ViewPlan { terms, source, shape: Shape::Grouped { keys, aggs, columns, having } }
 }
 
-unsafe fn join_tree(item: *mut pg_sys::Node, rtindexes: &mut Vec<i32>, quals: &mut Vec<*mut pg_sys::Node>) {
-    use pg_sys::NodeTag::*;
-    match (*item).type_ {
-        T_RangeTblRef => rtindexes.push((*(item as *mut pg_sys::RangeTblRef)).rtindex),
-        T_JoinExpr => {
-            let j = item as *mut pg_sys::JoinExpr;
-            join_tree((*j).larg, rtindexes, quals);
-            join_tree((*j).rarg, rtindexes, quals);
-            if !(*j).quals.is_null() {
-                quals.push((*j).quals);
-            }
+/// A FROM item of a term: a table, the NULL row standing for a table on the
+/// padded side of an outer join, or the distinct join keys of such a side
+/// (an internal view's table with columns k1..kn).
+enum Item {
+    Table(i32),
+    Nulls(i32),
+    Keys { table: pg_sys::Oid, n: usize },
+}
+
+/// A term under construction: sign · (items joined, filtered by conds).
+#[derive(Default)]
+struct Part {
+    sign: i64,
+    items: Vec<Item>,
+    conds: Vec<String>,
+}
+
+/// Every pairing of a term of `a` with a term of `b` (an empty `a` is the
+/// one empty term).
+fn product(a: Vec<Part>, b: Vec<Part>) -> Vec<Part> {
+    if a.is_empty() {
+        return b;
+    }
+    let mut out = Vec::new();
+    for x in &a {
+        for y in &b {
+            let mut items: Vec<Item> = x.items.iter().map(Item::copy).collect();
+            items.extend(y.items.iter().map(Item::copy));
+            let mut conds = x.conds.clone();
+            conds.extend(y.conds.iter().cloned());
+            out.push(Part { sign: x.sign * y.sign, items, conds });
         }
+    }
+    out
+}
+
+impl Item {
+    fn copy(&self) -> Item {
+        match self {
+            Item::Table(rt) => Item::Table(*rt),
+            Item::Nulls(rt) => Item::Nulls(*rt),
+            Item::Keys { table, n } => Item::Keys { table: *table, n: *n },
+        }
+    }
+}
+
+fn keys_alias(table: pg_sys::Oid) -> String {
+    format!("__tide_keys_{}", table.to_u32())
+}
+
+/// The terms of a join tree node. An outer join `L ⟕ R ON θ` is
+/// `L⋈R + L×NULL_R − (L⋈K)×NULL_R` (see `outer`), FULL with both sides.
+unsafe fn expand(
+    q: *mut pg_sys::Query,
+    node: *mut pg_sys::Node,
+    keys: &[(*mut pg_sys::JoinExpr, *mut pg_sys::Node, pg_sys::Oid)],
+    ex: &dyn Fn(*mut pg_sys::Node) -> String,
+) -> Vec<Part> {
+    use pg_sys::NodeTag::*;
+    match (*node).type_ {
+        T_RangeTblRef => vec![Part { sign: 1, items: vec![Item::Table((*(node as *mut pg_sys::RangeTblRef)).rtindex)], conds: vec![] }],
         T_FromExpr => {
-            let f = item as *mut pg_sys::FromExpr;
-            for i in pg::list::<pg_sys::Node>((*f).fromlist) {
-                join_tree(i, rtindexes, quals);
+            let f = node as *mut pg_sys::FromExpr;
+            let mut parts = Vec::new();
+            for item in pg::list::<pg_sys::Node>((*f).fromlist) {
+                parts = product(parts, expand(q, item, keys, ex));
             }
             if !(*f).quals.is_null() {
-                quals.push((*f).quals);
+                let c = ex((*f).quals);
+                parts.iter_mut().for_each(|p| p.conds.push(c.clone()));
             }
+            parts
         }
-        _ => {}
+        T_JoinExpr => {
+            let j = node as *mut pg_sys::JoinExpr;
+            let left = expand(q, (*j).larg, keys, ex);
+            let right = expand(q, (*j).rarg, keys, ex);
+            let theta = (!(*j).quals.is_null()).then(|| ex((*j).quals));
+            let sides = outer::padded_sides(j);
+            let mut parts = product(clone_parts(&left), clone_parts(&right));
+            if let Some(t) = &theta {
+                parts.iter_mut().for_each(|p| p.conds.push(t.clone()));
+            }
+            for (kept, keys_side) in sides {
+                let kept_parts = if kept == (*j).larg { &left } else { &right };
+                let nulls: Vec<Item> = outer::relations_under(keys_side).into_iter().map(Item::Nulls).collect();
+                let split = outer::split(q, (*j).quals, &outer::relations_under(kept), &outer::relations_under(keys_side))
+                    .expect("delta::maintenance refuses outer joins whose condition does not split");
+                let table = keys
+                    .iter()
+                    .find(|(jj, side, _)| *jj == j && *side == keys_side)
+                    .map(|(_, _, t)| *t)
+                    .expect("plan_query found the keys' table");
+                let alias = keys_alias(table);
+                let mut matched: Vec<String> = split.outer_only.iter().map(|c| ex(*c)).collect();
+                for (i, (expr, _)) in split.equalities.iter().enumerate() {
+                    matched.push(format!("({}) = {alias}.k{}", ex(*expr), i + 1));
+                }
+                for p in kept_parts {
+                    // The kept side's rows, padded.
+                    let mut items: Vec<Item> = p.items.iter().map(Item::copy).collect();
+                    items.extend(nulls.iter().map(Item::copy));
+                    parts.push(Part { sign: p.sign, items, conds: p.conds.clone() });
+                    // Minus those with a match, padded.
+                    let mut items: Vec<Item> = p.items.iter().map(Item::copy).collect();
+                    items.push(Item::Keys { table, n: split.equalities.len() });
+                    items.extend(nulls.iter().map(Item::copy));
+                    let mut conds = p.conds.clone();
+                    conds.extend(matched.iter().cloned());
+                    parts.push(Part { sign: -p.sign, items, conds });
+                }
+            }
+            parts
+        }
+        _ => vec![],
     }
+}
+
+fn clone_parts(parts: &[Part]) -> Vec<Part> {
+    parts.iter().map(|p| Part { sign: p.sign, items: p.items.iter().map(Item::copy).collect(), conds: p.conds.clone() }).collect()
+}
+
+/// `NULL::<type> AS <column>` for column `attno` of `relid`, with its
+/// typmod and (when not the default) its collation.
+unsafe fn null_column(relid: pg_sys::Oid, attno: i16) -> String {
+    let (mut typid, mut typmod, mut collid) = (pg_sys::InvalidOid, -1, pg_sys::InvalidOid);
+    pg_sys::get_atttypetypmodcoll(relid, attno, &mut typid, &mut typmod, &mut collid);
+    let mut value = format!("NULL::{}", pg::cstr(pg_sys::format_type_with_typemod(typid, typmod)));
+    if collid != pg_sys::InvalidOid && collid != pg_sys::DEFAULT_COLLATION_OID {
+        value.push_str(&format!(" COLLATE {}", pg::cstr(pg_sys::generate_collation_name(collid))));
+    }
+    format!("{value} AS {}", pg::quote_ident(&pg::cstr(pg_sys::get_attname(relid, attno, false))))
+}
+
+/// The query's FROM clause as ruleutils writes it (with the aliases the
+/// plan's expressions use): the query with its select list reduced to `1`
+/// and no WHERE, deparsed, then what follows `FROM`.
+unsafe fn from_clause(q: *mut pg_sys::Query) -> String {
+    let c = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;
+    let one = pg_sys::makeConst(pg_sys::INT4OID, -1, pg_sys::InvalidOid, 4, pg_sys::Datum::from(1i32), false, true);
+    let target = pg_sys::makeTargetEntry(one.cast(), 1, pg_sys::pstrdup(c"one".as_ptr()), false);
+    (*c).targetList = pg_sys::lappend(std::ptr::null_mut(), target.cast());
+    (*(*c).jointree).quals = std::ptr::null_mut();
+    (*c).groupClause = std::ptr::null_mut();
+    (*c).groupingSets = std::ptr::null_mut();
+    (*c).havingQual = std::ptr::null_mut();
+    (*c).hasAggs = false;
+    (*c).distinctClause = std::ptr::null_mut();
+    (*c).sortClause = std::ptr::null_mut();
+    (*c).limitCount = std::ptr::null_mut();
+    (*c).limitOffset = std::ptr::null_mut();
+    let text = pg::cstr(pg_sys::pg_get_querydef(c, false));
+    let at = text.find("FROM ").expect("a query with a FROM clause");
+    text[at + "FROM ".len()..].trim().to_string()
 }
 
 unsafe fn aggregate(a: *mut pg_sys::Aggref, ex: &dyn Fn(*mut pg_sys::Node) -> String) -> Agg {

@@ -139,7 +139,13 @@ impl Builder<'_> {
         };
         let mut node = self.join_tree_item(first);
         for item in iter {
-            node = Node::Join { kind: JoinKind::Cross, condition: None, left: Box::new(node), right: Box::new(self.join_tree_item(item)) };
+            node = Node::Join {
+                kind: JoinKind::Cross,
+                condition: None,
+                keyed: false,
+                left: Box::new(node),
+                right: Box::new(self.join_tree_item(item)),
+            };
         }
         node
     }
@@ -164,7 +170,13 @@ impl Builder<'_> {
                     _ => JoinKind::Inner,
                 };
                 let condition = (!quals.is_null()).then(|| self.expr(quals));
-                Node::Join { kind, condition, left: Box::new(left), right: Box::new(right) }
+                let q = self.level().query;
+                let sides = super::outer::padded_sides(j);
+                let keyed = !sides.is_empty()
+                    && sides.into_iter().all(|(kept, keys)| {
+                        super::outer::split(q, quals, &super::outer::relations_under(kept), &super::outer::relations_under(keys)).is_some()
+                    });
+                Node::Join { kind, condition, keyed, left: Box::new(left), right: Box::new(right) }
             }
             T_FromExpr => {
                 let f = item as *mut pg_sys::FromExpr;

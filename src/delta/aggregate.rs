@@ -26,12 +26,13 @@
 
 use super::bag;
 use super::join::{self, Change, WEIGHT};
-use super::plan::{substitute_params, Agg, AggKind, OutputColumn, Spj};
+use super::plan::{substitute_params, Agg, AggKind, OutputColumn, Source, Term};
 use crate::sql::ident;
 
 /// Everything the grouped statements need.
 pub struct Grouped<'a> {
-    pub spj: &'a Spj,
+    pub terms: &'a [Term],
+    pub source: &'a Source,
     pub keys: &'a [String],
     pub aggs: &'a [Agg],
     pub columns: &'a [OutputColumn],
@@ -139,11 +140,7 @@ impl Grouped<'_> {
                 }
             }
         }
-        let from = self.spj.inputs.iter().map(|i| format!("{} AS {}", i.relation, i.alias)).collect::<Vec<_>>().join(", ");
-        let mut q = format!("SELECT {} FROM {from}", list.join(", "));
-        if let Some(p) = &self.spj.predicate {
-            q.push_str(&format!(" WHERE {p}"));
-        }
+        let mut q = format!("SELECT {}{}", list.join(", "), self.source.sql(&[]));
         if !self.global() {
             q.push_str(&format!(" GROUP BY {}", self.keys.join(", ")));
         }
@@ -174,7 +171,6 @@ impl Grouped<'_> {
     /// row per group and non-NULL value, with its number of rows `c` (and
     /// `d`, the last change of `c`, which tells a change that crossed 0).
     pub fn distinct_tables(&self) -> Vec<(String, String)> {
-        let from = self.spj.inputs.iter().map(|x| format!("{} AS {}", x.relation, x.alias)).collect::<Vec<_>>().join(", ");
         self.aggs
             .iter()
             .enumerate()
@@ -188,12 +184,11 @@ impl Grouped<'_> {
                 list.push(format!("{} AS v", arg(a)));
                 list.push("count(*) AS c".into());
                 list.push("0::bigint AS d".into());
-                let mut conds: Vec<String> = self.spj.predicate.iter().cloned().collect();
-                conds.push(format!("({}) IS NOT NULL", arg(a)));
+                let mut conds = vec![format!("({}) IS NOT NULL", arg(a))];
                 conds.extend(a.filter.iter().cloned());
                 let mut group: Vec<String> = self.keys.to_vec();
                 group.push(arg(a));
-                let q = format!("SELECT {} FROM {from} WHERE {} GROUP BY {}", list.join(", "), conds.join(" AND "), group.join(", "));
+                let q = format!("SELECT {}{} GROUP BY {}", list.join(", "), self.source.sql(&conds), group.join(", "));
                 (self.distinct_table(i + 1), q)
             })
             .collect()
@@ -209,7 +204,7 @@ impl Grouped<'_> {
     /// touched groups into the view; returns (groups emptied, groups to recompute).
     pub fn apply(&self, change: &Change) -> String {
         let nk = self.keys.len();
-        let multi = join::changed_positions(self.spj, change) > 1;
+        let multi = !join::weights_are_net(self.terms, change);
         // Per-row values: keys, then one value per aggregate.
         let mut select: Vec<String> = self.keys.to_vec();
         for a in self.aggs {
@@ -218,7 +213,7 @@ impl Grouped<'_> {
                 _ => filtered(a, &arg(a)),
             });
         }
-        let rows = join::delta_rows(self.spj, change, &select);
+        let rows = join::delta_rows(self.terms, change, &select);
         let c = |j: usize| format!("c{}", j + 1);
         let mut cons: Vec<String> = (0..nk).map(|j| format!("{} AS {}", c(j), key_col(j))).collect();
         if self.global() {
@@ -499,8 +494,7 @@ impl Grouped<'_> {
                 continue;
             }
             let i = i + 1;
-            let from = self.spj.inputs.iter().map(|x| format!("{} AS {}", x.relation, x.alias)).collect::<Vec<_>>().join(", ");
-            let mut conds: Vec<String> = self.spj.predicate.iter().cloned().collect();
+            let mut conds = Vec::new();
             for (j, k) in self.keys.iter().enumerate() {
                 let sk = format!("s.{}", key_col(j));
                 conds.push(format!("(({k}) = {sk} OR (({k}) IS NULL AND {sk} IS NULL))"));
@@ -508,8 +502,7 @@ impl Grouped<'_> {
             if let Some(f) = &a.filter {
                 conds.push(f.clone());
             }
-            let wher = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-            sets.push(format!("a{i}_m = (SELECT {}({}) FROM {from}{wher})", extreme_fn(a.kind), arg(a)));
+            sets.push(format!("a{i}_m = (SELECT {}({}){})", extreme_fn(a.kind), arg(a), self.source.sql(&conds)));
         }
         if sets.is_empty() {
             return None;

@@ -9,11 +9,11 @@
 //! whose snapshot sees every writer that held such a lock before.
 
 use super::join::{self, Change, WEIGHT};
-use super::plan::{OutputColumn, Spj};
+use super::plan::{OutputColumn, Term};
 use crate::sql::ident;
 
 pub struct Bag<'a> {
-    pub spj: &'a Spj,
+    pub terms: &'a [Term],
     pub columns: &'a [OutputColumn],
     /// Per output column: whether its type has an equality operator (else it
     /// is grouped and matched through its text form).
@@ -96,7 +96,7 @@ impl Bag<'_> {
     /// ΔV consolidated: c1..cn and a non-zero weight.
     fn delta(&self, change: &Change) -> String {
         let select: Vec<String> = self.columns.iter().map(|c| c.sql.clone()).collect();
-        consolidate(&join::delta_rows(self.spj, change, &select), self.comparable)
+        consolidate(&join::delta_rows(self.terms, change, &select), self.comparable)
     }
 
     fn row_hash(&self, d: &str) -> String {
@@ -110,7 +110,8 @@ impl Bag<'_> {
 
     /// Statement 1 (only for changes that delete): lock the rows to delete.
     pub fn lock_rows(&self, change: &Change) -> Option<String> {
-        if change.inserts_only() {
+        // Without negative terms, an insertion only adds rows.
+        if change.inserts_only() && self.terms.iter().all(|t| t.sign > 0) {
             return None;
         }
         Some(format!(

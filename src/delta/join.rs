@@ -6,7 +6,7 @@
 //! inputs in S replaced by Δ and the others by their new state. One changed
 //! input is the single term ΔA ⋈ (others); a self-join has the ΔA ⋈ ΔA term.
 
-use super::plan::{Input, Spj};
+use super::plan::{Input, Spj, Term};
 use crate::sql::ident;
 
 /// Name of the weight column carried by every delta relation.
@@ -84,23 +84,43 @@ pub fn delta_relation(input: &Input, change: &Change) -> String {
     }
 }
 
-/// How many input positions read a changed table. With more than one, the
-/// expansion has correction terms (−ΔA⋈ΔB): a row of negative weight is not
-/// necessarily a deleted row, nor one of positive weight an inserted one.
-pub fn changed_positions(spj: &Spj, change: &Change) -> usize {
-    spj.inputs.iter().filter(|i| change.reads(i.relid)).count()
+/// Whether every weight of a change's ΔQ is a real insertion (positive) or
+/// deletion (negative): one term, positive, with one input position reading
+/// a changed table. Otherwise the expansion has correction terms (−ΔA⋈ΔB)
+/// or negative terms, and a row of negative weight is not necessarily a
+/// deleted row, nor one of positive weight an inserted one.
+pub fn weights_are_net(terms: &[Term], change: &Change) -> bool {
+    match terms {
+        [t] => t.sign > 0 && t.spj.inputs.iter().filter(|i| change.reads(i.relid)).count() <= 1,
+        _ => false,
+    }
 }
 
-/// ΔQ for a change: the union of the expansion's terms over every input
+/// ΔQ for a change: the union, over the input's terms, of each term's
+/// expansion (its weights times its sign).
+pub fn delta_rows(terms: &[Term], change: &Change, select: &[String]) -> String {
+    let parts: Vec<String> = terms.iter().map(|t| term_delta_rows(&t.spj, t.sign, change, select)).filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() {
+        // No term reads a changed table: an empty change of the right shape.
+        let mut list: Vec<String> = select.iter().enumerate().map(|(i, e)| format!("{e} AS c{}", i + 1)).collect();
+        list.push(format!("0 AS {WEIGHT}"));
+        let from = terms.first().map(|t| t.spj.source().sql(&["false".into()])).unwrap_or_default();
+        return format!("SELECT {}{from}", list.join(", "));
+    }
+    parts.join(" UNION ALL ")
+}
+
+/// One term's ΔQ: the union of the expansion's terms over every input
 /// position reading a changed table, each `SELECT <select>, <weight> AS
 /// __tide_w FROM ... WHERE ...`. `select` are expressions over the inputs' aliases.
-pub fn delta_rows(spj: &Spj, change: &Change, select: &[String]) -> String {
+fn term_delta_rows(spj: &Spj, sign: i64, change: &Change, select: &[String]) -> String {
     let changed: Vec<usize> = spj.inputs.iter().enumerate().filter(|(_, i)| change.reads(i.relid)).map(|(p, _)| p).collect();
     let mut terms = Vec::new();
     let n = changed.len();
     for mask in 1u32..(1u32 << n) {
         let subset: Vec<usize> = (0..n).filter(|b| mask & (1 << b) != 0).map(|b| changed[b]).collect();
-        let sign = if subset.len() % 2 == 1 { "" } else { "-" };
+        let positive = (subset.len() % 2 == 1) == (sign > 0);
+        let sign = if positive { "" } else { "-" };
         let from = spj
             .inputs
             .iter()
@@ -143,7 +163,7 @@ mod tests {
     #[test]
     fn one_changed_input_is_one_term() {
         let spj = Spj { inputs: vec![input("a", 1, &["id", "x"]), input("b", 2, &["id"])], predicate: Some("(a.id = b.id)".into()) };
-        let sql = delta_rows(&spj, &Change::Statement { relid: 1, event: Event::Insert }, &["a.x".into()]);
+        let sql = delta_rows(&[Term { sign: 1, spj }], &Change::Statement { relid: 1, event: Event::Insert }, &["a.x".into()]);
         assert_eq!(
             sql,
             "SELECT a.x AS c1, (a.__tide_w) AS __tide_w FROM (SELECT \"id\", \"x\", 1 AS __tide_w FROM tide_new) AS a, public.t2 AS b WHERE (a.id = b.id)"
@@ -153,7 +173,7 @@ mod tests {
     #[test]
     fn self_join_has_three_terms_with_signs() {
         let spj = Spj { inputs: vec![input("a", 1, &["id"]), input("b", 1, &["id"])], predicate: None };
-        let sql = delta_rows(&spj, &Change::Statement { relid: 1, event: Event::Delete }, &["a.id".into()]);
+        let sql = delta_rows(&[Term { sign: 1, spj }], &Change::Statement { relid: 1, event: Event::Delete }, &["a.id".into()]);
         let terms: Vec<&str> = sql.split(" UNION ALL ").collect();
         assert_eq!(terms.len(), 3);
         assert!(terms[0].contains("(a.__tide_w) AS __tide_w") && terms[0].contains("public.t1 AS b"));
@@ -164,7 +184,7 @@ mod tests {
     #[test]
     fn a_round_reads_collected_rows_of_every_changed_table() {
         let spj = Spj { inputs: vec![input("a", 1, &["id"]), input("b", 2, &["id"]), input("c", 3, &["id"])], predicate: None };
-        let sql = delta_rows(&spj, &Change::Round { relids: vec![1, 3] }, &["a.id".into()]);
+        let sql = delta_rows(&[Term { sign: 1, spj }], &Change::Round { relids: vec![1, 3] }, &["a.id".into()]);
         assert!(sql.contains("FROM tide_new_1") && sql.contains("FROM tide_old_3"), "{sql}");
         assert!(sql.contains("-(a.__tide_w * c.__tide_w) AS __tide_w"), "{sql}");
         assert!(!sql.contains("tide_new_2"), "{sql}");
@@ -183,5 +203,30 @@ mod tests {
         // No column read (count(*)): the weights still add up.
         let sql = delta_relation(&input("a", 1, &[]), &update);
         assert!(sql.starts_with("SELECT sum(__tide_w)::int AS __tide_w FROM (SELECT 1 AS"), "{sql}");
+    }
+
+    #[test]
+    fn negative_terms_flip_their_signs() {
+        let term = |sign, inputs| Term { sign, spj: Spj { inputs, predicate: None } };
+        let null_b = Input { alias: "b".into(), relid: 0, relation: "(SELECT NULL::int AS id)".into(), columns: vec![], consolidate: true };
+        let terms = vec![
+            term(1, vec![input("a", 1, &["id"]), input("b", 2, &["id"])]),
+            term(1, vec![input("a", 1, &["id"]), null_b.clone()]),
+            term(-1, vec![input("a", 1, &["id"]), input("k", 3, &["k1"]), null_b]),
+        ];
+        let insert_a = Change::Statement { relid: 1, event: Event::Insert };
+        let sql = delta_rows(&terms, &insert_a, &["a.id".into()]);
+        let parts: Vec<&str> = sql.split(" UNION ALL ").collect();
+        assert_eq!(parts.len(), 3, "{sql}");
+        assert!(parts[1].contains("(a.__tide_w) AS __tide_w") && parts[1].contains("(SELECT NULL::int AS id) AS b"), "{sql}");
+        assert!(parts[2].contains("-(a.__tide_w) AS __tide_w"), "{sql}");
+        assert!(!weights_are_net(&terms, &insert_a));
+        // A change of the keys' table reaches only the negative term.
+        let sql = delta_rows(&terms, &Change::Statement { relid: 3, event: Event::Insert }, &["a.id".into()]);
+        assert_eq!(sql.split(" UNION ALL ").count(), 1, "{sql}");
+        assert!(sql.contains("-(k.__tide_w) AS __tide_w"), "{sql}");
+        // A change no term reads is empty.
+        let sql = delta_rows(&terms[..1], &Change::Statement { relid: 9, event: Event::Insert }, &["a.id".into()]);
+        assert!(sql.ends_with("WHERE false"), "{sql}");
     }
 }

@@ -57,6 +57,10 @@ pub const MAINTAINED_AGGREGATES: &[&str] = &[
 /// How a sub-query in FROM that is not a plain select-project-join is kept.
 pub const SUBQUERY_RULE: &str = "maintained as a pg_tide view of its own (in schema tide_state), which this view reads as a base table: its changes reach this view as changes of that table";
 
+/// How an outer join is kept.
+pub const OUTER_JOIN_RULE: &str =
+    "outer join as terms: A⟕B = A⋈B + A×NULL_B − (A⋈K)×NULL_B, K the distinct join keys of B kept as an internal view; each term bilinear";
+
 /// The rule for one operator, given its parent (None at the root).
 pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
     match node {
@@ -66,6 +70,11 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
         Node::Scan { inherited: true, .. } => no("partitioned tables, partitions and tables in an inheritance tree are not maintained yet"),
         Node::Scan { .. } => yes("changes from statement transition tables"),
         Node::Join { kind: JoinKind::Inner | JoinKind::Cross, .. } => yes("bilinear: Δ(A⋈B) = ΔA⋈B + A⋈ΔB − ΔA⋈ΔB over new states"),
+        Node::Join { kind: JoinKind::Left | JoinKind::Right | JoinKind::Full, keyed: true, .. } => yes(OUTER_JOIN_RULE),
+        Node::Join { kind: kind @ (JoinKind::Left | JoinKind::Right | JoinKind::Full), .. } => no(format!(
+            "{} joins are maintained when the condition is equalities between the two sides (and conditions on one side), not for this one",
+            kind_name(*kind)
+        )),
         Node::Join { kind, .. } => no(format!("{} joins are not maintained yet", kind_name(*kind))),
         Node::Filter { sublinks, .. } if !sublinks.is_empty() => {
             no(format!("{} subqueries in expressions are not maintained yet", sublinks[0].kind))

@@ -1,8 +1,11 @@
 //! The maintainable shape of a view's query, as the delta rules need it.
 //!
-//! A maintained query is a select-project-join block (base tables joined by
-//! inner or cross joins, a WHERE predicate), and on top of it either a bag of
+//! A maintained query is an input relation, and on top of it either a bag of
 //! output rows, or groups (GROUP BY / DISTINCT) with aggregates and HAVING.
+//! The input is a sum of select-project-join terms with signs (a Z-set): one
+//! term for inner joins; an outer join adds the unmatched rows of a side,
+//! padded with NULLs, as that side's rows minus those that have a match
+//! (see `Term`). Every term's expressions are written over the same aliases.
 //! `analyze` builds a `ViewPlan` from PostgreSQL's analyzed Query; the SQL of
 //! every expression is ruleutils' deparse, written over the FROM items'
 //! aliases.
@@ -11,6 +14,7 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Input {
     pub alias: String,
+    /// 0 for a constant relation (the NULL row padding an outer join), which never changes.
     pub relid: u32,
     /// Schema-qualified, quoted.
     pub relation: String,
@@ -90,9 +94,48 @@ pub enum Shape {
     },
 }
 
+/// A term of the input: `sign` · (its join block's rows). With an outer
+/// join `L ⟕ R ON L.a = R.b`, the input is `L⋈R + L×NULL_R − (L⋈K)×NULL_R`,
+/// where NULL_R is R's row of NULLs (a constant) and K the distinct keys `b`
+/// of R, kept by an internal view: each term is maintained by the join rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    pub sign: i64,
+    pub spj: Spj,
+}
+
+/// The whole input relation, as `FROM <from> [WHERE <predicate>]`, for the
+/// statements that read full states (backfill, min/max recomputation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub from: String,
+    pub predicate: Option<String>,
+}
+
+impl Source {
+    /// ` FROM ... [WHERE ...]` with `extra` conditions added.
+    pub fn sql(&self, extra: &[String]) -> String {
+        let conds: Vec<&str> = self.predicate.iter().map(String::as_str).chain(extra.iter().map(String::as_str)).collect();
+        if conds.is_empty() {
+            format!(" FROM {}", self.from)
+        } else {
+            format!(" FROM {} WHERE {}", self.from, conds.join(" AND "))
+        }
+    }
+}
+
+impl Spj {
+    /// The join block itself as a source.
+    pub fn source(&self) -> Source {
+        let from = self.inputs.iter().map(|i| format!("{} AS {}", i.relation, i.alias)).collect::<Vec<_>>().join(", ");
+        Source { from, predicate: self.predicate.clone() }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewPlan {
-    pub spj: Spj,
+    pub terms: Vec<Term>,
+    pub source: Source,
     pub shape: Shape,
 }
 
@@ -100,19 +143,26 @@ impl ViewPlan {
     /// Distinct base tables, in order of first appearance.
     pub fn base_tables(&self) -> Vec<u32> {
         let mut out = Vec::new();
-        for i in &self.spj.inputs {
-            if !out.contains(&i.relid) {
+        for i in self.terms.iter().flat_map(|t| &t.spj.inputs) {
+            if i.relid != 0 && !out.contains(&i.relid) {
                 out.push(i.relid);
             }
         }
         out
     }
 
+    /// Whether a change of two inputs at once has a correction term
+    /// (ΔA⋈ΔB): some term reads two or more inputs that can change (a
+    /// self-join included), or the input has several terms.
+    pub fn joins(&self) -> bool {
+        self.terms.len() > 1 || self.terms.iter().any(|t| t.spj.inputs.iter().filter(|i| i.relid != 0).count() > 1)
+    }
+
     /// Whether writers must take turns: any view joining two or more inputs
     /// (a self-join included) has the ΔA⋈ΔB term; a grouped view with hidden
     /// keys replaces rows found by value, which two writers could both pick.
     pub fn needs_view_lock(&self) -> bool {
-        self.spj.inputs.len() > 1 || self.hidden_group_keys()
+        self.joins() || self.hidden_group_keys()
     }
 
     /// A grouped view with a GROUP BY key that is not one of its columns: its

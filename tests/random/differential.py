@@ -56,6 +56,17 @@ VIEWS = {
     "v_cte_twice": "WITH c AS (SELECT k, count(*) AS n FROM q GROUP BY k) "
                    "SELECT c1.k, c1.n, c2.n AS n2 FROM c c1 JOIN c c2 ON c2.k = c1.k + 1",
     "v_distinct_sub": "SELECT d.g, count(*) AS c FROM (SELECT DISTINCT g, s FROM r) d GROUP BY d.g",
+    # Outer joins: rows moving between matched and unmatched, NULL keys.
+    "v_left": "SELECT r.k, r.v, q.t FROM r LEFT JOIN q ON q.k = r.k",
+    "v_left_agg": "SELECT r.g, count(q.id) AS nq, sum(q.w) AS sw, min(q.w) AS mn, count(*) AS c "
+                  "FROM r LEFT JOIN q ON q.k = r.k AND q.t <> 'c' GROUP BY r.g",
+    "v_right": "SELECT r.g, q.w FROM r RIGHT JOIN q ON r.k = q.k AND r.v > 0 WHERE q.w IS NOT NULL",
+    "v_full": "SELECT r.id AS rid, q.id AS qid, r.g FROM r FULL JOIN q ON q.k = r.g",
+    "v_anti": "SELECT r.id, r.k FROM r LEFT JOIN q ON q.k = r.k WHERE q.id IS NULL",
+    "v_left_two": "SELECT r.id, q.id AS qid, q2.id AS q2id FROM r LEFT JOIN q ON q.k = r.k LEFT JOIN q q2 ON q2.w = r.g",
+    "v_inner_left": "SELECT a.k, b.t, c.v FROM r a JOIN q b ON b.k = a.k LEFT JOIN r c ON c.g = b.w AND c.s = 'a'",
+    "v_q13": "SELECT c_count, count(*) AS custdist FROM (SELECT r.k, count(q.id) AS c_count FROM r LEFT JOIN q "
+             "ON q.k = r.k AND q.t IS DISTINCT FROM 'b' GROUP BY r.k) x GROUP BY c_count",
 }
 
 SETUP = """

@@ -1,0 +1,218 @@
+//! Outer joins, as the delta rules take them: `L ⟕ R ON θ` is the inner
+//! join, plus L's rows padded with NULLs, minus the padded rows of L that
+//! have a match. "Has a match" is a join with K, the distinct join keys of
+//! R, which pg_tide keeps as an internal view: with one K row per key, the
+//! join matches each L row at most once.
+//!
+//! That holds when θ is a conjunction of equalities between an expression of
+//! L and one of R (the keys), conditions on R alone (they filter K) and
+//! conditions on L alone. `split` sorts θ's conjuncts so; other conditions
+//! are refused.
+
+use super::to_ir::{collect, flatten_join_aliases};
+use crate::pg;
+use pgrx::pg_sys;
+
+/// θ's conjuncts, sorted for one padded side ("outer": the side whose rows
+/// are kept; "keys": the side whose keys find a match).
+pub(super) struct Split {
+    /// (expression over the outer side, expression over the keys side)
+    pub equalities: Vec<(*mut pg_sys::Node, *mut pg_sys::Node)>,
+    pub keys_only: Vec<*mut pg_sys::Node>,
+    pub outer_only: Vec<*mut pg_sys::Node>,
+}
+
+/// The range table indexes under a join tree node.
+pub(super) unsafe fn relations_under(node: *mut pg_sys::Node) -> Vec<i32> {
+    use pg_sys::NodeTag::*;
+    let mut out = Vec::new();
+    match (*node).type_ {
+        T_RangeTblRef => out.push((*(node as *mut pg_sys::RangeTblRef)).rtindex),
+        T_JoinExpr => {
+            let j = node as *mut pg_sys::JoinExpr;
+            out.extend(relations_under((*j).larg));
+            out.extend(relations_under((*j).rarg));
+        }
+        T_FromExpr => {
+            for item in pg::list::<pg_sys::Node>((*(node as *mut pg_sys::FromExpr)).fromlist) {
+                out.extend(relations_under(item));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The range table indexes of the joins under a join tree node.
+unsafe fn joins_under(node: *mut pg_sys::Node) -> Vec<i32> {
+    use pg_sys::NodeTag::*;
+    let mut out = Vec::new();
+    match (*node).type_ {
+        T_JoinExpr => {
+            let j = node as *mut pg_sys::JoinExpr;
+            out.push((*j).rtindex);
+            out.extend(joins_under((*j).larg));
+            out.extend(joins_under((*j).rarg));
+        }
+        T_FromExpr => {
+            for item in pg::list::<pg_sys::Node>((*(node as *mut pg_sys::FromExpr)).fromlist) {
+                out.extend(joins_under(item));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The range table indexes of this level's columns in an expression.
+unsafe fn varnos(q: *mut pg_sys::Query, expr: *mut pg_sys::Node) -> Vec<i32> {
+    let mut found = Vec::new();
+    collect(flatten_join_aliases(q, expr), pg_sys::NodeTag::T_Var, &mut found);
+    let mut out: Vec<i32> =
+        found.into_iter().map(|n| n as *mut pg_sys::Var).filter(|v| (**v).varlevelsup == 0).map(|v| (*v).varno).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The conjuncts of a condition (join aliases flattened).
+unsafe fn conjuncts(q: *mut pg_sys::Query, quals: *mut pg_sys::Node) -> Vec<*mut pg_sys::Node> {
+    if quals.is_null() {
+        return Vec::new();
+    }
+    let flat = flatten_join_aliases(q, quals);
+    pg::list::<pg_sys::Node>(pg_sys::make_ands_implicit(flat.cast()))
+}
+
+/// Sort `quals` for keeping the rows of `outer` (range table indexes) and
+/// finding matches among `keys`; None when some conjunct is none of the
+/// three kinds, or there is no equality at all.
+pub(super) unsafe fn split(q: *mut pg_sys::Query, quals: *mut pg_sys::Node, outer: &[i32], keys: &[i32]) -> Option<Split> {
+    let within = |vars: &[i32], side: &[i32]| vars.iter().all(|v| side.contains(v));
+    let mut s = Split { equalities: Vec::new(), keys_only: Vec::new(), outer_only: Vec::new() };
+    for c in conjuncts(q, quals) {
+        let vars = varnos(q, c);
+        if pg::is_a(c, pg_sys::NodeTag::T_OpExpr) {
+            let op = c as *mut pg_sys::OpExpr;
+            let args: Vec<*mut pg_sys::Node> = pg::list((*op).args);
+            if args.len() == 2 && pg_sys::op_mergejoinable((*op).opno, pg_sys::exprType(args[0])) {
+                let (a, b) = (varnos(q, args[0]), varnos(q, args[1]));
+                let one_each = !a.is_empty() && !b.is_empty();
+                if one_each && within(&a, outer) && within(&b, keys) {
+                    s.equalities.push((args[0], args[1]));
+                    continue;
+                }
+                if one_each && within(&a, keys) && within(&b, outer) {
+                    s.equalities.push((args[1], args[0]));
+                    continue;
+                }
+            }
+        }
+        if !vars.is_empty() && within(&vars, keys) {
+            s.keys_only.push(c);
+        } else if within(&vars, outer) {
+            s.outer_only.push(c);
+        } else {
+            return None;
+        }
+    }
+    (!s.equalities.is_empty()).then_some(s)
+}
+
+/// The query of the internal view holding the distinct join keys of
+/// `keys_side` (a join tree node of `q`) under `split`: `SELECT DISTINCT *
+/// FROM (SELECT <key expressions> AS k1.. FROM <side> WHERE <keys-only
+/// conditions>) keys`, deparsed with an empty search_path.
+pub(super) unsafe fn keys_query(q: *mut pg_sys::Query, keys_side: *mut pg_sys::Node, split: &Split) -> String {
+    let k = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;
+    let quals = if split.keys_only.is_empty() {
+        std::ptr::null_mut()
+    } else {
+        let mut list: *mut pg_sys::List = std::ptr::null_mut();
+        for c in &split.keys_only {
+            list = pg_sys::lappend(list, pg_sys::copyObjectImpl((*c).cast()));
+        }
+        pg_sys::make_ands_explicit(list).cast()
+    };
+    let side = pg_sys::copyObjectImpl(keys_side.cast()) as *mut pg_sys::Node;
+    (*k).jointree = pg_sys::makeFromExpr(pg_sys::lappend(std::ptr::null_mut(), side.cast()), quals);
+    let mut targets: *mut pg_sys::List = std::ptr::null_mut();
+    for (i, (_, key)) in split.equalities.iter().enumerate() {
+        let name = std::ffi::CString::new(format!("k{}", i + 1)).expect("no NUL");
+        let expr = pg_sys::copyObjectImpl((*key).cast()) as *mut pg_sys::Expr;
+        targets = pg_sys::lappend(targets, pg_sys::makeTargetEntry(expr, (i + 1) as i16, pg_sys::pstrdup(name.as_ptr()), false).cast());
+    }
+    (*k).targetList = targets;
+    (*k).groupClause = std::ptr::null_mut();
+    (*k).groupingSets = std::ptr::null_mut();
+    (*k).havingQual = std::ptr::null_mut();
+    (*k).hasAggs = false;
+    (*k).hasWindowFuncs = false;
+    (*k).windowClause = std::ptr::null_mut();
+    (*k).distinctClause = std::ptr::null_mut();
+    (*k).hasDistinctOn = false;
+    (*k).sortClause = std::ptr::null_mut();
+    (*k).limitCount = std::ptr::null_mut();
+    (*k).limitOffset = std::ptr::null_mut();
+    (*k).hasTargetSRFs = false;
+    // Joins above the keys side are no longer in the join tree: ruleutils
+    // expects every join of the range table there, so they become empty items.
+    let kept = joins_under((*k).jointree.cast());
+    for (i, rte) in pg::list::<pg_sys::RangeTblEntry>((*k).rtable).into_iter().enumerate() {
+        if (*rte).rtekind == pg_sys::RTEKind::RTE_JOIN && !kept.contains(&(i as i32 + 1)) {
+            (*rte).rtekind = pg_sys::RTEKind::RTE_RESULT;
+            (*rte).joinaliasvars = std::ptr::null_mut();
+            (*rte).joinleftcols = std::ptr::null_mut();
+            (*rte).joinrightcols = std::ptr::null_mut();
+        }
+    }
+    format!("SELECT DISTINCT * FROM ({}) AS keys", super::deparse_without_search_path(k).trim())
+}
+
+/// A side of an outer join whose keys the plan needs.
+pub(super) struct KeysNeeded {
+    pub join: *mut pg_sys::JoinExpr,
+    pub keys_side: *mut pg_sys::Node,
+    /// None when the condition does not split (refused by `delta::maintenance`).
+    pub split: Option<Split>,
+}
+
+/// For each side an outer join of `q`'s join tree pads, in a fixed order
+/// (pre-order; for a FULL join the right side's keys, then the left's).
+pub(super) unsafe fn keys_needed(q: *mut pg_sys::Query) -> Vec<KeysNeeded> {
+    let mut out = Vec::new();
+    visit(q, (*q).jointree.cast(), &mut out);
+    out
+}
+
+unsafe fn visit(q: *mut pg_sys::Query, node: *mut pg_sys::Node, out: &mut Vec<KeysNeeded>) {
+    use pg_sys::NodeTag::*;
+    match (*node).type_ {
+        T_JoinExpr => {
+            let j = node as *mut pg_sys::JoinExpr;
+            for (outer, keys) in padded_sides(j) {
+                let split = split(q, (*j).quals, &relations_under(outer), &relations_under(keys));
+                out.push(KeysNeeded { join: j, keys_side: keys, split });
+            }
+            visit(q, (*j).larg, out);
+            visit(q, (*j).rarg, out);
+        }
+        T_FromExpr => {
+            for item in pg::list::<pg_sys::Node>((*(node as *mut pg_sys::FromExpr)).fromlist) {
+                visit(q, item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// (kept side, keys side) for each side an outer join pads: LEFT keeps the
+/// left side's rows, RIGHT the right's, FULL both.
+pub(super) unsafe fn padded_sides(j: *mut pg_sys::JoinExpr) -> Vec<(*mut pg_sys::Node, *mut pg_sys::Node)> {
+    match (*j).jointype {
+        pg_sys::JoinType::JOIN_LEFT => vec![((*j).larg, (*j).rarg)],
+        pg_sys::JoinType::JOIN_RIGHT => vec![((*j).rarg, (*j).larg)],
+        pg_sys::JoinType::JOIN_FULL => vec![((*j).larg, (*j).rarg), ((*j).rarg, (*j).larg)],
+        _ => vec![],
+    }
+}
