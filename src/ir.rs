@@ -64,6 +64,8 @@ pub struct SubLink {
     /// EXISTS, ANY, ALL, EXPR (scalar), ARRAY, ...
     pub kind: String,
     pub correlated: bool,
+    /// A NOT EXISTS maintained as an anti-join (its keys kept as an internal view).
+    pub anti: bool,
     pub query: Box<Node>,
 }
 

@@ -7,6 +7,7 @@ mod checks;
 mod flatten;
 mod outer;
 pub mod plan;
+pub mod sublinks;
 mod to_ir;
 
 use crate::ir::Node;
@@ -39,19 +40,20 @@ pub fn analyze(sql: &str) -> Analyzed {
     // used below comes from PostgreSQL in this call and lives in the current
     // memory context until the call returns.
     unsafe {
-        let (canonical_sql, q) = prepare(sql);
+        let (canonical_sql, m) = prepare(sql);
         // Found as `plan_query` will find them, from the stored definition.
         let (_, stored) = prepare(&canonical_sql);
-        let internal_views = internal_view_queries(stored);
+        let internal_views = internal_view_queries(&stored);
         let mut notices = Vec::new();
-        let tree = to_ir::query_to_ir(q, &mut notices);
+        let anti: Vec<*mut pg_sys::Node> = m.anti.iter().map(|a| a.conjunct).collect();
+        let tree = to_ir::query_to_ir(m.query, &anti, &mut notices);
         Analyzed { tree, notices, canonical_sql, internal_views }
     }
 }
 
 /// Parse, analyze, rewrite and check `sql`; returns its canonical text and
-/// the Query with CTEs inlined and simple sub-queries pulled up.
-unsafe fn prepare(sql: &str) -> (String, *mut pg_sys::Query) {
+/// the Query as `maintained_form` makes it.
+unsafe fn prepare(sql: &str) -> (String, Maintained) {
     let query = parse_single_select(sql);
     checks::check_statement(query);
     let rewritten = pg::list::<pg_sys::Query>(pg_sys::QueryRewrite(pg_sys::copyObjectImpl(query.cast()).cast()));
@@ -64,8 +66,30 @@ unsafe fn prepare(sql: &str) -> (String, *mut pg_sys::Query) {
     // are expanded once, here, so replacing such a view later does not
     // change what the pg_tide view computes.
     let canonical_sql = deparse_without_search_path(q);
+    (canonical_sql, maintained_form(q))
+}
+
+/// A query in the form the engine maintains it.
+struct Maintained {
+    query: *mut pg_sys::Query,
+    anti: Vec<sublinks::Anti>,
+}
+
+/// CTEs inlined, simple sub-queries pulled up, sub-links unnested into
+/// joins with sub-queries (see `sublinks`).
+unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
     flatten::inline_ctes(q);
-    (canonical_sql, flatten::pull_up_subqueries(q))
+    let q = flatten::pull_up_subqueries(q);
+    let anti = sublinks::unnest(q);
+    Maintained { query: q, anti }
+}
+
+/// The range table entries of the sub-queries that become internal views:
+/// stand-alone sub-queries in FROM, then the keys of NOT EXISTS.
+unsafe fn internal_subqueries(m: &Maintained) -> Vec<i32> {
+    let mut out = flatten::standalone_subqueries(m.query);
+    out.extend(m.anti.iter().map(|a| a.rtindex));
+    out
 }
 
 /// The sub-query at `rtindex` of `q`, deparsed with an empty search_path.
@@ -181,10 +205,9 @@ pub unsafe fn plan_query(definition: pg_sys::Oid, internal_views: &[(String, pg_
     let q = pg_sys::copyObjectImpl(pg_sys::get_view_query(rel).cast()) as *mut pg_sys::Query;
     pg_sys::relation_close(rel, pg_sys::AccessShareLock as i32);
     pg_sys::AcquireRewriteLocks(q, true, false);
-    let q = pg::list::<pg_sys::Query>(pg_sys::QueryRewrite(q))[0];
-    flatten::inline_ctes(q);
-    let q = flatten::pull_up_subqueries(q);
-    let wanted = internal_view_queries(q);
+    let m = maintained_form(pg::list::<pg_sys::Query>(pg_sys::QueryRewrite(q))[0]);
+    let q = m.query;
+    let wanted = internal_view_queries(&m);
     if wanted.len() != internal_views.len() {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -200,18 +223,19 @@ pub unsafe fn plan_query(definition: pg_sys::Oid, internal_views: &[(String, pg_
             keys.push((needed.join, needed.keys_side, table_of(&outer::keys_query(q, needed.keys_side, split))));
         }
     }
-    for rtindex in flatten::standalone_subqueries(q) {
+    for rtindex in internal_subqueries(&m) {
         flatten::replace_with_table(q, rtindex, table_of(&subquery_sql(q, rtindex)));
     }
-    plan::PlanQuery { query: q, keys }
+    plan::PlanQuery { query: q, keys, anti: m.anti }
 }
 
 /// The queries of the internal views a query needs, in a fixed order,
 /// without repeats (see `Analyzed::internal_views`). Matched to the views'
 /// tables by position: both lists come from the same stored query.
-unsafe fn internal_view_queries(q: *mut pg_sys::Query) -> Vec<String> {
+unsafe fn internal_view_queries(m: &Maintained) -> Vec<String> {
+    let q = m.query;
     let mut out: Vec<String> = Vec::new();
-    let texts = flatten::standalone_subqueries(q)
+    let texts = internal_subqueries(m)
         .into_iter()
         .map(|rtindex| subquery_sql(q, rtindex))
         .chain(outer::keys_needed(q).into_iter().filter_map(|n| n.split.as_ref().map(|s| outer::keys_query(q, n.keys_side, s))));

@@ -15,13 +15,26 @@ use std::ffi::c_void;
 pub struct PlanQuery {
     pub query: *mut pg_sys::Query,
     pub keys: Vec<(*mut pg_sys::JoinExpr, *mut pg_sys::Node, pg_sys::Oid)>,
+    /// NOT EXISTS conjuncts of WHERE, with their keys' tables.
+    pub anti: Vec<super::sublinks::Anti>,
 }
 
 pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
     let q = pq.query;
     let (names, namespaces) = deparse_context(q, std::ptr::null_mut());
     let ex = |node: *mut pg_sys::Node| deparse(q, namespaces, node, false);
-    let used = used_columns(q);
+    let mut used = used_columns(q);
+    // The anti-joins' equalities are not in the query tree (their NOT EXISTS is).
+    for e in pq.anti.iter().flat_map(|a| &a.equalities) {
+        let mut vars = Vec::new();
+        collect(*e, pg_sys::NodeTag::T_Var, &mut vars);
+        for v in vars.into_iter().map(|v| v as *mut pg_sys::Var).filter(|v| (**v).varlevelsup == 0 && (**v).varattno > 0) {
+            if !used.contains(&((*v).varno, (*v).varattno)) {
+                used.push(((*v).varno, (*v).varattno));
+            }
+        }
+    }
+    used.sort_unstable();
     let alias = |rt: i32| pg::quote_ident(&names[(rt - 1) as usize]);
     let input = |rt: i32| {
         let rte = pg_sys::list_nth((*q).rtable, rt - 1) as *mut pg_sys::RangeTblEntry;
@@ -47,11 +60,27 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
     for item in pg::list::<pg_sys::Node>((*(*q).jointree).fromlist) {
         parts = product(parts, expand(q, item, &pq.keys, &ex));
     }
-    if !(*(*q).jointree).quals.is_null() {
-        let w = ex((*(*q).jointree).quals);
-        for p in &mut parts {
-            p.conds.push(w.clone());
-        }
+    // WHERE, but for NOT EXISTS: the rows minus those with a match (as
+    // for an outer join's unmatched rows, without the padding).
+    let quals = (*(*q).jointree).quals;
+    let conjuncts: Vec<*mut pg_sys::Node> = if quals.is_null() { vec![] } else { pg::list(pg_sys::make_ands_implicit(quals.cast())) };
+    for c in conjuncts.iter().filter(|c| !pq.anti.iter().any(|a| a.conjunct == **c)) {
+        let w = ex(*c);
+        parts.iter_mut().for_each(|p| p.conds.push(w.clone()));
+    }
+    for a in &pq.anti {
+        let matched: Vec<String> = a.equalities.iter().map(|e| ex(*e)).collect();
+        let with_match: Vec<Part> = parts
+            .iter()
+            .map(|p| {
+                let mut items: Vec<Item> = p.items.iter().map(Item::copy).collect();
+                items.push(Item::Keys { rt: a.rtindex, n: a.equalities.len().max(1) });
+                let mut conds = p.conds.clone();
+                conds.extend(matched.iter().cloned());
+                Part { sign: -p.sign, items, conds }
+            })
+            .collect();
+        parts.extend(with_match);
     }
     let terms: Vec<Term> = parts
         .into_iter()
@@ -62,7 +91,7 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
                 .map(|item| match item {
                     Item::Table(rt) => input(*rt),
                     Item::Nulls(rt) => null_row(*rt),
-                    Item::Keys { table, n } => {
+                    Item::OuterKeys { table, n } => {
                         let columns = (1..=*n).map(|i| format!("k{i}")).collect();
                         Input {
                             alias: keys_alias(*table),
@@ -72,6 +101,7 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
                             consolidate: true,
                         }
                     }
+                    Item::Keys { rt, n } => Input { columns: (1..=*n).map(|i| format!("k{i}")).collect(), ..input(*rt) },
                 })
                 .collect();
             let predicate = if p.conds.is_empty() { None } else { Some(p.conds.join(" AND ")) };
@@ -134,12 +164,14 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
 }
 
 /// A FROM item of a term: a table, the NULL row standing for a table on the
-/// padded side of an outer join, or the distinct join keys of such a side
-/// (an internal view's table with columns k1..kn).
+/// padded side of an outer join, the distinct join keys of such a side (an
+/// internal view's table with columns k1..kn), or those of a NOT EXISTS
+/// (in the range table, outside the join tree).
 enum Item {
     Table(i32),
     Nulls(i32),
-    Keys { table: pg_sys::Oid, n: usize },
+    OuterKeys { table: pg_sys::Oid, n: usize },
+    Keys { rt: i32, n: usize },
 }
 
 /// A term under construction: sign · (items joined, filtered by conds).
@@ -174,7 +206,8 @@ impl Item {
         match self {
             Item::Table(rt) => Item::Table(*rt),
             Item::Nulls(rt) => Item::Nulls(*rt),
-            Item::Keys { table, n } => Item::Keys { table: *table, n: *n },
+            Item::OuterKeys { table, n } => Item::OuterKeys { table: *table, n: *n },
+            Item::Keys { rt, n } => Item::Keys { rt: *rt, n: *n },
         }
     }
 }
@@ -238,7 +271,7 @@ unsafe fn expand(
                     parts.push(Part { sign: p.sign, items, conds: p.conds.clone() });
                     // Minus those with a match, padded.
                     let mut items: Vec<Item> = p.items.iter().map(Item::copy).collect();
-                    items.push(Item::Keys { table, n: split.equalities.len() });
+                    items.push(Item::OuterKeys { table, n: split.equalities.len() });
                     items.extend(nulls.iter().map(Item::copy));
                     let mut conds = p.conds.clone();
                     conds.extend(matched.iter().cloned());

@@ -22,10 +22,12 @@ struct Builder<'a> {
     /// Enclosing levels, innermost last.
     levels: Vec<Level>,
     notices: &'a mut Vec<String>,
+    /// Conjuncts of the top level's WHERE maintained as anti-joins (NOT EXISTS).
+    anti: &'a [*mut pg_sys::Node],
 }
 
-pub unsafe fn query_to_ir(q: *mut pg_sys::Query, notices: &mut Vec<String>) -> Node {
-    let mut b = Builder { levels: Vec::new(), notices };
+pub unsafe fn query_to_ir(q: *mut pg_sys::Query, anti: &[*mut pg_sys::Node], notices: &mut Vec<String>) -> Node {
+    let mut b = Builder { levels: Vec::new(), notices, anti };
     b.query(q, true)
 }
 
@@ -127,7 +129,15 @@ impl Builder<'_> {
 
     unsafe fn filter(&mut self, quals: *mut pg_sys::Node, input: Node) -> Node {
         let mut sublinks = Vec::new();
-        self.collect_sublinks(quals, &mut sublinks);
+        let conjuncts: Vec<*mut pg_sys::Node> = pg::list(pg_sys::make_ands_implicit(quals.cast()));
+        for c in conjuncts {
+            let anti = self.levels.len() == 1 && self.anti.contains(&c);
+            let from = sublinks.len();
+            self.collect_sublinks(c, &mut sublinks);
+            for s in &mut sublinks[from..] {
+                s.anti = anti;
+            }
+        }
         Node::Filter { predicate: self.expr(quals), sublinks, input: Box::new(input) }
     }
 
@@ -357,7 +367,7 @@ impl Builder<'_> {
             };
             let correlated = references_outer(sub);
             let query = self.query(sub, false);
-            out.push(SubLink { kind: kind.into(), correlated, query: Box::new(query) });
+            out.push(SubLink { kind: kind.into(), correlated, anti: false, query: Box::new(query) });
         }
     }
 }

@@ -142,7 +142,8 @@ impl Grouped<'_> {
         }
         let mut q = format!("SELECT {}{}", list.join(", "), self.source.sql(&[]));
         if !self.global() {
-            q.push_str(&format!(" GROUP BY {}", self.keys.join(", ")));
+            // By position: a key may be a constant, which GROUP BY takes as a position itself.
+            q.push_str(&format!(" GROUP BY {}", (1..=self.keys.len()).map(|p| p.to_string()).collect::<Vec<_>>().join(", ")));
         }
         q
     }
@@ -186,8 +187,9 @@ impl Grouped<'_> {
                 list.push("0::bigint AS d".into());
                 let mut conds = vec![format!("({}) IS NOT NULL", arg(a))];
                 conds.extend(a.filter.iter().cloned());
-                let mut group: Vec<String> = self.keys.to_vec();
-                group.push(arg(a));
+                // By position (see backfill_query): the keys, then the value.
+                let value_at = self.key_cols().len() + 1;
+                let group: Vec<String> = (1..=value_at).filter(|p| !self.global() || *p == value_at).map(|p| p.to_string()).collect();
                 let q = format!("SELECT {}{} GROUP BY {}", list.join(", "), self.source.sql(&conds), group.join(", "));
                 (self.distinct_table(i + 1), q)
             })

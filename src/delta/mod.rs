@@ -57,6 +57,10 @@ pub const MAINTAINED_AGGREGATES: &[&str] = &[
 /// How a sub-query in FROM that is not a plain select-project-join is kept.
 pub const SUBQUERY_RULE: &str = "maintained as a pg_tide view of its own (in schema tide_state), which this view reads as a base table: its changes reach this view as changes of that table";
 
+/// How NOT EXISTS is kept.
+pub const ANTI_JOIN_RULE: &str =
+    "anti-join as terms: σ¬∃(A) = A − A⋈K, K the distinct keys of the sub-query kept as an internal view; each term bilinear";
+
 /// How an outer join is kept.
 pub const OUTER_JOIN_RULE: &str =
     "outer join as terms: A⟕B = A⋈B + A×NULL_B − (A⋈K)×NULL_B, K the distinct join keys of B kept as an internal view; each term bilinear";
@@ -76,9 +80,15 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
             kind_name(*kind)
         )),
         Node::Join { kind, .. } => no(format!("{} joins are not maintained yet", kind_name(*kind))),
-        Node::Filter { sublinks, .. } if !sublinks.is_empty() => {
-            no(format!("{} subqueries in expressions are not maintained yet", sublinks[0].kind))
+        Node::Filter { sublinks, .. } if sublinks.iter().any(|s| !s.anti) => {
+            let s = sublinks.iter().find(|s| !s.anti).expect("one");
+            no(format!(
+                "{}{} subqueries here are not maintained yet (EXISTS, NOT EXISTS and IN in WHERE are, when the sub-query refers to the query by equalities; scalar sub-queries that aggregate without GROUP BY are)",
+                if s.correlated { "correlated " } else { "" },
+                s.kind
+            ))
         }
+        Node::Filter { sublinks, .. } if !sublinks.is_empty() => yes(ANTI_JOIN_RULE),
         Node::Filter { input, .. } if matches!(input.as_ref(), Node::Aggregate { .. }) => {
             yes("HAVING: evaluated on each touched group's new state")
         }
@@ -98,9 +108,11 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
             }
             yes("per-group state (counts, sums, sums of squares; a count per value for DISTINCT aggregates) with relative updates; min/max recompute a group that lost its extreme")
         }
-        Node::Project { sublinks, .. } if !sublinks.is_empty() => {
-            no(format!("{} subqueries in the select list are not maintained yet", sublinks[0].kind))
-        }
+        Node::Project { sublinks, .. } if !sublinks.is_empty() => no(format!(
+            "{}{} subqueries in the select list are not maintained yet (scalar sub-queries that aggregate without GROUP BY are)",
+            if sublinks[0].correlated { "correlated " } else { "" },
+            sublinks[0].kind
+        )),
         Node::Project { input, columns, .. } => {
             if let Some(keys) = group_keys(input) {
                 if keys.iter().all(|k| columns.iter().any(|c| &c.sql == k)) {

@@ -67,6 +67,19 @@ VIEWS = {
     "v_inner_left": "SELECT a.k, b.t, c.v FROM r a JOIN q b ON b.k = a.k LEFT JOIN r c ON c.g = b.w AND c.s = 'a'",
     "v_q13": "SELECT c_count, count(*) AS custdist FROM (SELECT r.k, count(q.id) AS c_count FROM r LEFT JOIN q "
              "ON q.k = r.k AND q.t IS DISTINCT FROM 'b' GROUP BY r.k) x GROUP BY c_count",
+    # Sub-queries in expressions: semi-joins, anti-joins, scalar sub-queries.
+    "v_exists": "SELECT r.id, r.g FROM r WHERE EXISTS (SELECT 1 FROM q WHERE q.k = r.k AND q.t <> 'a')",
+    "v_not_exists": "SELECT r.id, r.v FROM r WHERE NOT EXISTS (SELECT 1 FROM q WHERE q.w = r.g)",
+    "v_not_exists_two": "SELECT r.id FROM r WHERE NOT EXISTS (SELECT 1 FROM q WHERE q.k = r.k) "
+                        "AND NOT EXISTS (SELECT 1 FROM q WHERE q.w = r.v) AND r.s IS NOT NULL",
+    "v_exists_uncorr": "SELECT q.id FROM q WHERE EXISTS (SELECT 1 FROM r WHERE r.v > 5)",
+    "v_in": "SELECT q.id, q.t FROM q WHERE q.k IN (SELECT g FROM r WHERE v > 0)",
+    "v_in_agg": "SELECT q.id FROM q WHERE q.w IN (SELECT k FROM r GROUP BY k HAVING count(*) > 1)",
+    "v_scalar": "SELECT r.id, r.v FROM r WHERE r.v > (SELECT avg(v) FROM r r2 WHERE r2.s = 'a')",
+    "v_corr_scalar": "SELECT r.id, r.v FROM r WHERE r.v >= (SELECT max(r2.v) FROM r r2 WHERE r2.g = r.g)",
+    "v_corr_agg": "SELECT r.g, sum(r.v) AS s, count(*) AS c FROM r "
+                  "WHERE r.v < (SELECT 2 * avg(q.w) FROM q WHERE q.k = r.k) GROUP BY r.g",
+    "v_scalar_select": "SELECT q.id, q.w - (SELECT min(v) FROM r) AS d FROM q",
 }
 
 SETUP = """

@@ -1,0 +1,542 @@
+//! Sub-queries in expressions (sub-links), turned into joins with
+//! sub-queries in FROM, which pg_tide maintains as internal views:
+//!
+//! - `EXISTS (SELECT .. FROM s WHERE s.b = t.a AND <s only>)` in WHERE: a
+//!   join with K = `SELECT DISTINCT s.b FROM s WHERE <s only>` on `t.a =
+//!   K.b`. One K row per key, so each row of t is matched at most once.
+//! - `t.a IN (SELECT s.b FROM s ...)` in WHERE: the same, the compared
+//!   columns being keys too (a grouped sub-query is kept whole: K is its
+//!   distinct rows).
+//! - `NOT EXISTS (...)` in WHERE: the rows minus those with a match in K,
+//!   as terms of the plan (`Unnested::anti`).
+//! - A scalar sub-query that aggregates without GROUP BY: uncorrelated, it
+//!   is one row, joined to every row; correlated by equalities and compared
+//!   in WHERE with a strict operator, it is grouped by the correlated
+//!   columns and joined on them (a row without a group would compare with
+//!   NULL and be dropped either way; aggregates that are not NULL over no
+//!   rows, such as count, are not taken this way).
+//!
+//! Only sub-links in top-level conjuncts of WHERE (scalar ones anywhere in
+//! WHERE and, without GROUP BY, in the select list) are unnested; the rest
+//! stay and are refused by `delta::maintenance`, naming them.
+
+use super::to_ir::flatten_join_aliases;
+use crate::pg;
+use pgrx::pg_sys;
+use std::ffi::{c_int, c_void};
+
+unsafe extern "C-unwind" {
+    fn IncrementVarSublevelsUp(node: *mut pg_sys::Node, delta_sublevels_up: c_int, min_sublevels_up: c_int);
+}
+
+/// A NOT EXISTS conjunct of WHERE, kept as terms: the rows minus those whose
+/// `equalities` (over this query and the keys' range table entry) hold.
+pub struct Anti {
+    /// The conjunct itself (left in WHERE for the statements that read full states).
+    pub conjunct: *mut pg_sys::Node,
+    /// The range table entry of the keys' sub-query (outside the join tree).
+    pub rtindex: i32,
+    pub equalities: Vec<*mut pg_sys::Node>,
+}
+
+/// Rewrite `q`'s sub-links as described above; returns the anti-joins.
+///
+/// # Safety
+/// `q` must be an analyzed SELECT Query with CTEs inlined.
+pub(super) unsafe fn unnest(q: *mut pg_sys::Query) -> Vec<Anti> {
+    if !(*q).hasSubLinks || (*q).jointree.is_null() {
+        return Vec::new();
+    }
+    let mut anti = Vec::new();
+    let mut conjuncts: Vec<*mut pg_sys::Node> = Vec::new();
+    let quals = (*(*q).jointree).quals;
+    let list = if quals.is_null() { Vec::new() } else { pg::list::<pg_sys::Node>(pg_sys::make_ands_implicit(quals.cast())) };
+    for c in list {
+        if let Some(sub) = sublink(c, pg_sys::SubLinkType::EXISTS_SUBLINK) {
+            if let Some(keys) = keys_of(sub, None) {
+                let rt = add_subquery(q, keys.query, "exists");
+                (*(*q).jointree).fromlist = pg_sys::lappend((*(*q).jointree).fromlist, range_table_ref(rt).cast());
+                conjuncts.extend(keys.equalities(rt));
+                continue;
+            }
+        } else if let Some(sub) = negated_exists(c) {
+            if let Some(keys) = keys_of(sub, None) {
+                let rt = add_subquery(q, keys.query, "not_exists");
+                anti.push(Anti { conjunct: c, rtindex: rt, equalities: keys.equalities(rt) });
+                conjuncts.push(c);
+                continue;
+            }
+        } else if let Some(link) = any_sublink(c) {
+            if let Some(keys) = keys_of((*link).subselect.cast(), Some((*link).testexpr)) {
+                let rt = add_subquery(q, keys.query, "in");
+                (*(*q).jointree).fromlist = pg_sys::lappend((*(*q).jointree).fromlist, range_table_ref(rt).cast());
+                conjuncts.extend(keys.equalities(rt));
+                continue;
+            }
+        }
+        conjuncts.push(correlated_scalar(q, c).unwrap_or_else(|| replace_scalars(q, c)));
+    }
+    let mut l: *mut pg_sys::List = std::ptr::null_mut();
+    for c in conjuncts {
+        l = pg_sys::lappend(l, c.cast());
+    }
+    (*(*q).jointree).quals = if l.is_null() { std::ptr::null_mut() } else { pg_sys::make_ands_explicit(l).cast() };
+    if (*q).groupClause.is_null() && !(*q).hasAggs {
+        for t in pg::list::<pg_sys::TargetEntry>((*q).targetList) {
+            (*t).expr = replace_scalars(q, (*t).expr.cast()).cast();
+        }
+    }
+    anti
+}
+
+/// The sub-query of `node` if it is a sub-link of `kind`.
+unsafe fn sublink(node: *mut pg_sys::Node, kind: pg_sys::SubLinkType::Type) -> Option<*mut pg_sys::Query> {
+    if !pg::is_a(node, pg_sys::NodeTag::T_SubLink) {
+        return None;
+    }
+    let s = node as *mut pg_sys::SubLink;
+    ((*s).subLinkType == kind).then(|| (*s).subselect.cast())
+}
+
+unsafe fn negated_exists(node: *mut pg_sys::Node) -> Option<*mut pg_sys::Query> {
+    if !pg::is_a(node, pg_sys::NodeTag::T_BoolExpr) {
+        return None;
+    }
+    let b = node as *mut pg_sys::BoolExpr;
+    if (*b).boolop != pg_sys::BoolExprType::NOT_EXPR {
+        return None;
+    }
+    sublink(pg::list::<pg_sys::Node>((*b).args)[0], pg_sys::SubLinkType::EXISTS_SUBLINK)
+}
+
+unsafe fn any_sublink(node: *mut pg_sys::Node) -> Option<*mut pg_sys::SubLink> {
+    sublink(node, pg_sys::SubLinkType::ANY_SUBLINK).map(|_| node as *mut pg_sys::SubLink)
+}
+
+/// The distinct keys of a semi-join's sub-query, and how they compare with
+/// this query's rows.
+struct Keys {
+    query: *mut pg_sys::Query,
+    /// Per key column (1-based, in order): the equality's operator node (to
+    /// copy), the expression over this query, and whether it is the left operand.
+    pairs: Vec<(*mut pg_sys::OpExpr, *mut pg_sys::Node, bool)>,
+}
+
+impl Keys {
+    /// The equalities, over this query and the keys' entry `rt`.
+    unsafe fn equalities(&self, rt: i32) -> Vec<*mut pg_sys::Node> {
+        let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*self.query).targetList);
+        self.pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (op, outer, outer_left))| {
+                let e = (*targets[i]).expr.cast();
+                let var = pg_sys::makeVar(rt, (i + 1) as i16, pg_sys::exprType(e), pg_sys::exprTypmod(e), pg_sys::exprCollation(e), 0);
+                let eq = pg_sys::copyObjectImpl((*op).cast()) as *mut pg_sys::OpExpr;
+                let args = if *outer_left { [*outer, var.cast()] } else { [var.cast(), *outer] };
+                (*eq).args = pg_sys::lappend(pg_sys::lappend(std::ptr::null_mut(), args[0].cast()), args[1].cast());
+                eq.cast()
+            })
+            .collect()
+    }
+}
+
+/// The keys of an EXISTS (`test` None) or IN (`test` its comparison)
+/// sub-query, when its references to this query are equalities in its WHERE.
+unsafe fn keys_of(sub: *mut pg_sys::Query, test: Option<*mut pg_sys::Node>) -> Option<Keys> {
+    if (*sub).commandType != pg_sys::CmdType::CMD_SELECT
+        || !(*sub).setOperations.is_null()
+        || !(*sub).limitCount.is_null()
+        || !(*sub).limitOffset.is_null()
+        || (*sub).hasWindowFuncs
+        || (*sub).hasTargetSRFs
+    {
+        return None;
+    }
+    let grouped = (*sub).hasAggs || !(*sub).groupClause.is_null() || !(*sub).havingQual.is_null() || !(*sub).distinctClause.is_null();
+    let k = pg_sys::copyObjectImpl(sub.cast()) as *mut pg_sys::Query;
+    // Keys compared by the IN: (operator, outer expression, outer is left, sub-query output column).
+    let mut compared: Vec<(*mut pg_sys::OpExpr, *mut pg_sys::Node, bool, i32)> = Vec::new();
+    if let Some(test) = test {
+        let ops: Vec<*mut pg_sys::Node> = pg::list(pg_sys::make_ands_implicit(test.cast()));
+        for op in ops {
+            let (op, args) = equality(op)?;
+            let (outer, param, outer_left) = match (param_of(args[0]), param_of(args[1])) {
+                (None, Some(p)) => (args[0], p, true),
+                (Some(p), None) => (args[1], p, false),
+                _ => return None,
+            };
+            // The outer expression is this query's own (level 0 here).
+            if pg_sys::contain_vars_of_level(outer, 1) {
+                return None;
+            }
+            compared.push((op, outer, outer_left, param));
+        }
+    }
+    // The sub-query's WHERE: references to this query only as equalities.
+    let mut inner_only: *mut pg_sys::List = std::ptr::null_mut();
+    let mut correlated: Vec<(*mut pg_sys::OpExpr, *mut pg_sys::Node, bool, *mut pg_sys::Node)> = Vec::new();
+    let quals = (*(*k).jointree).quals;
+    if !quals.is_null() {
+        let flat = flatten_join_aliases(k, quals);
+        for c in pg::list::<pg_sys::Node>(pg_sys::make_ands_implicit(flat.cast())) {
+            if !pg_sys::contain_vars_of_level(c, 1) {
+                inner_only = pg_sys::lappend(inner_only, c.cast());
+                continue;
+            }
+            let (op, args) = equality(c)?;
+            let outer_only = |n: *mut pg_sys::Node| pg_sys::contain_vars_of_level(n, 1) && !pg_sys::contain_vars_of_level(n, 0);
+            let (outer, inner, outer_left) = if outer_only(args[0]) && !pg_sys::contain_vars_of_level(args[1], 1) {
+                (args[0], args[1], true)
+            } else if outer_only(args[1]) && !pg_sys::contain_vars_of_level(args[0], 1) {
+                (args[1], args[0], false)
+            } else {
+                return None;
+            };
+            if grouped {
+                return None;
+            }
+            let outer = pg_sys::copyObjectImpl(outer.cast()) as *mut pg_sys::Node;
+            pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(outer, -1, 1));
+            correlated.push((op, outer, outer_left, inner));
+        }
+    }
+    let targets: Vec<*mut pg_sys::TargetEntry> =
+        pg::list::<pg_sys::TargetEntry>((*k).targetList).into_iter().filter(|t| !(**t).resjunk).collect();
+    let mut pairs = Vec::new();
+    if grouped {
+        // Kept whole (uncorrelated): its distinct rows are the keys; every
+        // output column must be compared, in order.
+        if compared.len() != targets.len() || compared.iter().enumerate().any(|(i, c)| c.3 != i as i32 + 1) {
+            return None;
+        }
+        if (*k).hasDistinctOn {
+            return None;
+        }
+        for (op, outer, left, _) in &compared {
+            pairs.push((*op, *outer, *left));
+        }
+        (*k).sortClause = std::ptr::null_mut();
+        let k = if distinct_already(k) { k } else { wrap_distinct(k) };
+        if pg_sys::contain_vars_of_level(k.cast(), 1) {
+            return None;
+        }
+        return Some(Keys { query: k, pairs });
+    } else {
+        (*(*k).jointree).quals = if inner_only.is_null() { std::ptr::null_mut() } else { pg_sys::make_ands_explicit(inner_only).cast() };
+        let mut list: *mut pg_sys::List = std::ptr::null_mut();
+        let mut push = |e: *mut pg_sys::Node| {
+            let n = pg_sys::list_length(list) + 1;
+            let name = std::ffi::CString::new(format!("k{n}")).expect("no NUL");
+            let te = pg_sys::makeTargetEntry(e.cast(), n as i16, pg_sys::pstrdup(name.as_ptr()), false);
+            list = pg_sys::lappend(list, te.cast());
+        };
+        for (op, outer, left, param) in &compared {
+            push(pg_sys::copyObjectImpl((*targets[(*param - 1) as usize]).expr.cast()).cast());
+            pairs.push((*op, *outer, *left));
+        }
+        for (op, outer, left, inner) in &correlated {
+            push(*inner);
+            pairs.push((*op, *outer, *left));
+        }
+        if pairs.is_empty() {
+            // Uncorrelated EXISTS: one row when the sub-query has any.
+            push(pg_sys::makeBoolConst(true, false));
+        }
+        (*k).targetList = list;
+        (*k).sortClause = std::ptr::null_mut();
+        (*k).distinctClause = std::ptr::null_mut();
+        make_distinct(k);
+    }
+    if pg_sys::contain_vars_of_level(k.cast(), 1) {
+        return None;
+    }
+    Some(Keys { query: k, pairs })
+}
+
+/// `node` as an equality (a mergejoinable operator) with its two operands.
+unsafe fn equality(node: *mut pg_sys::Node) -> Option<(*mut pg_sys::OpExpr, Vec<*mut pg_sys::Node>)> {
+    if !pg::is_a(node, pg_sys::NodeTag::T_OpExpr) {
+        return None;
+    }
+    let op = node as *mut pg_sys::OpExpr;
+    let args: Vec<*mut pg_sys::Node> = pg::list((*op).args);
+    (args.len() == 2 && pg_sys::op_mergejoinable((*op).opno, pg_sys::exprType(args[0]))).then_some((op, args))
+}
+
+/// The sub-query output column a PARAM_SUBLINK parameter stands for.
+unsafe fn param_of(node: *mut pg_sys::Node) -> Option<i32> {
+    let mut n = node;
+    // An implicit cast of the sub-query's column.
+    while pg::is_a(n, pg_sys::NodeTag::T_RelabelType) {
+        n = (*(n as *mut pg_sys::RelabelType)).arg.cast();
+    }
+    if !pg::is_a(n, pg_sys::NodeTag::T_Param) {
+        return None;
+    }
+    let p = n as *mut pg_sys::Param;
+    ((*p).paramkind == pg_sys::ParamKind::PARAM_SUBLINK).then_some((*p).paramid)
+}
+
+/// Whether a grouped query's rows are distinct already: DISTINCT, or every
+/// output column a GROUP BY key.
+unsafe fn distinct_already(k: *mut pg_sys::Query) -> bool {
+    if !(*k).distinctClause.is_null() {
+        return true;
+    }
+    let groups: Vec<pg_sys::Index> = pg::list::<pg_sys::SortGroupClause>((*k).groupClause).iter().map(|g| (**g).tleSortGroupRef).collect();
+    (*k).groupingSets.is_null()
+        && !groups.is_empty()
+        && pg::list::<pg_sys::TargetEntry>((*k).targetList)
+            .iter()
+            .filter(|t| !(***t).resjunk)
+            .all(|t| groups.contains(&(**t).ressortgroupref))
+}
+
+/// `SELECT DISTINCT * FROM (sub) s`, as a Query.
+unsafe fn wrap_distinct(sub: *mut pg_sys::Query) -> *mut pg_sys::Query {
+    let w = pg_sys::palloc0(std::mem::size_of::<pg_sys::Query>()) as *mut pg_sys::Query;
+    (*w).type_ = pg_sys::NodeTag::T_Query;
+    (*w).commandType = pg_sys::CmdType::CMD_SELECT;
+    (*w).querySource = pg_sys::QuerySource::QSRC_ORIGINAL;
+    (*w).canSetTag = true;
+    let rt = add_subquery(w, sub, "s");
+    (*w).jointree = pg_sys::makeFromExpr(pg_sys::lappend(std::ptr::null_mut(), range_table_ref(rt).cast()), std::ptr::null_mut());
+    let mut list: *mut pg_sys::List = std::ptr::null_mut();
+    for (i, t) in pg::list::<pg_sys::TargetEntry>((*sub).targetList).into_iter().filter(|t| !(**t).resjunk).enumerate() {
+        let e = (*t).expr.cast();
+        let var = pg_sys::makeVar(rt, (i + 1) as i16, pg_sys::exprType(e), pg_sys::exprTypmod(e), pg_sys::exprCollation(e), 0);
+        list = pg_sys::lappend(list, pg_sys::makeTargetEntry(var.cast(), (i + 1) as i16, pg_sys::pstrdup((*t).resname), false).cast());
+    }
+    (*w).targetList = list;
+    make_distinct(w);
+    w
+}
+
+/// DISTINCT over every output column of `k`.
+unsafe fn make_distinct(k: *mut pg_sys::Query) {
+    let mut next = pg::list::<pg_sys::TargetEntry>((*k).targetList).iter().map(|t| (**t).ressortgroupref).max().unwrap_or(0);
+    let mut clause: *mut pg_sys::List = std::ptr::null_mut();
+    for t in pg::list::<pg_sys::TargetEntry>((*k).targetList) {
+        if (*t).resjunk {
+            continue;
+        }
+        if (*t).ressortgroupref == 0 {
+            next += 1;
+            (*t).ressortgroupref = next;
+        }
+        clause = pg_sys::lappend(clause, sort_group_clause((*t).expr.cast(), (*t).ressortgroupref).cast());
+    }
+    (*k).distinctClause = clause;
+    (*k).hasDistinctOn = false;
+}
+
+/// A SortGroupClause for grouping or DISTINCT on `expr`, with its type's
+/// default operators.
+unsafe fn sort_group_clause(expr: *mut pg_sys::Node, sortgroupref: pg_sys::Index) -> *mut pg_sys::SortGroupClause {
+    let (mut lt, mut eq, mut hashable) = (pg_sys::InvalidOid, pg_sys::InvalidOid, false);
+    pg_sys::get_sort_group_operators(pg_sys::exprType(expr), true, true, false, &mut lt, &mut eq, std::ptr::null_mut(), &mut hashable);
+    let c = pg_sys::palloc0(std::mem::size_of::<pg_sys::SortGroupClause>()) as *mut pg_sys::SortGroupClause;
+    (*c).type_ = pg_sys::NodeTag::T_SortGroupClause;
+    (*c).tleSortGroupRef = sortgroupref;
+    (*c).eqop = eq;
+    (*c).sortop = lt;
+    (*c).nulls_first = false;
+    (*c).hashable = hashable;
+    c
+}
+
+/// Add `sub` as a sub-query in `q`'s range table (not yet in its join
+/// tree); returns its range table index.
+unsafe fn add_subquery(q: *mut pg_sys::Query, sub: *mut pg_sys::Query, name: &str) -> i32 {
+    let pstate = pg_sys::make_parsestate(std::ptr::null_mut());
+    (*pstate).p_rtable = (*q).rtable;
+    let n = pg_sys::list_length((*q).rtable) + 1;
+    let alias = std::ffi::CString::new(format!("{name}_{n}")).expect("no NUL");
+    let item = pg_sys::addRangeTableEntryForSubquery(pstate, sub, pg_sys::makeAlias(alias.as_ptr(), std::ptr::null_mut()), false, true);
+    (*q).rtable = (*pstate).p_rtable;
+    (*item).p_rtindex
+}
+
+unsafe fn range_table_ref(rt: i32) -> *mut pg_sys::RangeTblRef {
+    let r = pg_sys::palloc0(std::mem::size_of::<pg_sys::RangeTblRef>()) as *mut pg_sys::RangeTblRef;
+    (*r).type_ = pg_sys::NodeTag::T_RangeTblRef;
+    (*r).rtindex = rt;
+    r
+}
+
+/// An uncorrelated scalar sub-query that aggregates without GROUP BY (one
+/// row, always): its single output column.
+unsafe fn one_row_aggregate(sub: *mut pg_sys::Query) -> bool {
+    (*sub).commandType == pg_sys::CmdType::CMD_SELECT
+        && (*sub).setOperations.is_null()
+        && (*sub).hasAggs
+        && (*sub).groupClause.is_null()
+        && (*sub).groupingSets.is_null()
+        && (*sub).havingQual.is_null()
+        && (*sub).limitCount.is_null()
+        && (*sub).limitOffset.is_null()
+        && !(*sub).hasTargetSRFs
+        && !(*sub).hasWindowFuncs
+}
+
+struct Scalars {
+    q: *mut pg_sys::Query,
+}
+
+/// Replace every uncorrelated one-row scalar sub-query in `node` by a column
+/// of that sub-query, added to `q`'s FROM.
+unsafe fn replace_scalars(q: *mut pg_sys::Query, node: *mut pg_sys::Node) -> *mut pg_sys::Node {
+    let mut ctx = Scalars { q };
+    scalar_mutator(node, (&mut ctx as *mut Scalars).cast())
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn scalar_mutator(node: *mut pg_sys::Node, ctx: *mut c_void) -> *mut pg_sys::Node {
+    if node.is_null() {
+        return node;
+    }
+    if let Some(sub) = sublink(node, pg_sys::SubLinkType::EXPR_SUBLINK) {
+        if one_row_aggregate(sub) && !pg_sys::contain_vars_of_level(sub.cast(), 1) {
+            let q = (*(ctx as *mut Scalars)).q;
+            let sub = pg_sys::copyObjectImpl(sub.cast()) as *mut pg_sys::Query;
+            let rt = add_subquery(q, sub, "scalar");
+            (*(*q).jointree).fromlist = pg_sys::lappend((*(*q).jointree).fromlist, range_table_ref(rt).cast());
+            return output_var(sub, rt).cast();
+        }
+        return node;
+    }
+    if pg::is_a(node, pg_sys::NodeTag::T_Query) {
+        return node;
+    }
+    // SAFETY: PostgreSQL declares the mutator callback without a prototype
+    // and calls it as (Node *, void *), which is this function's signature.
+    let mutator: unsafe extern "C-unwind" fn() -> *mut pg_sys::Node =
+        std::mem::transmute(scalar_mutator as unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> *mut pg_sys::Node);
+    pg_sys::expression_tree_mutator(node, Some(mutator), ctx)
+}
+
+/// A Var for the first output column of sub-query `sub` at range table entry `rt`.
+unsafe fn output_var(sub: *mut pg_sys::Query, rt: i32) -> *mut pg_sys::Var {
+    let t = pg::list::<pg_sys::TargetEntry>((*sub).targetList)[0];
+    let e = (*t).expr.cast();
+    pg_sys::makeVar(rt, 1, pg_sys::exprType(e), pg_sys::exprTypmod(e), pg_sys::exprCollation(e), 0)
+}
+
+/// A WHERE conjunct `x <op> (correlated scalar sub-query)` with a strict
+/// operator: the sub-query grouped by its correlated columns, joined on
+/// them, and the conjunct comparing with its output column.
+unsafe fn correlated_scalar(q: *mut pg_sys::Query, c: *mut pg_sys::Node) -> Option<*mut pg_sys::Node> {
+    if !pg::is_a(c, pg_sys::NodeTag::T_OpExpr) {
+        return None;
+    }
+    let op = c as *mut pg_sys::OpExpr;
+    if !pg_sys::func_strict((*op).opfuncid) {
+        return None;
+    }
+    let args: Vec<*mut pg_sys::Node> = pg::list((*op).args);
+    let position = args.iter().position(|a| sublink(*a, pg_sys::SubLinkType::EXPR_SUBLINK).is_some())?;
+    let sub = sublink(args[position], pg_sys::SubLinkType::EXPR_SUBLINK)?;
+    if !one_row_aggregate(sub) || !pg_sys::contain_vars_of_level(sub.cast(), 1) {
+        return None;
+    }
+    let target = pg::list::<pg_sys::TargetEntry>((*sub).targetList)[0];
+    if !null_when_empty((*target).expr.cast()) {
+        return None;
+    }
+    // Its WHERE: correlation as equalities, the rest its own.
+    let k = pg_sys::copyObjectImpl(sub.cast()) as *mut pg_sys::Query;
+    let mut inner_only: *mut pg_sys::List = std::ptr::null_mut();
+    let mut correlated = Vec::new();
+    let quals = (*(*k).jointree).quals;
+    if quals.is_null() {
+        return None;
+    }
+    for d in pg::list::<pg_sys::Node>(pg_sys::make_ands_implicit(flatten_join_aliases(k, quals).cast())) {
+        if !pg_sys::contain_vars_of_level(d, 1) {
+            inner_only = pg_sys::lappend(inner_only, d.cast());
+            continue;
+        }
+        let (eq, a) = equality(d)?;
+        let outer_only = |n: *mut pg_sys::Node| pg_sys::contain_vars_of_level(n, 1) && !pg_sys::contain_vars_of_level(n, 0);
+        let (outer, inner, outer_left) = if outer_only(a[0]) && !pg_sys::contain_vars_of_level(a[1], 1) {
+            (a[0], a[1], true)
+        } else if outer_only(a[1]) && !pg_sys::contain_vars_of_level(a[0], 1) {
+            (a[1], a[0], false)
+        } else {
+            return None;
+        };
+        let outer = pg_sys::copyObjectImpl(outer.cast()) as *mut pg_sys::Node;
+        pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(outer, -1, 1));
+        correlated.push((eq, outer, outer_left, inner));
+    }
+    (*(*k).jointree).quals = if inner_only.is_null() { std::ptr::null_mut() } else { pg_sys::make_ands_explicit(inner_only).cast() };
+    // Output: the value, then the correlated columns, grouped by them.
+    let mut group: *mut pg_sys::List = std::ptr::null_mut();
+    for (i, (_, _, _, inner)) in correlated.iter().enumerate() {
+        let name = std::ffi::CString::new(format!("k{}", i + 1)).expect("no NUL");
+        let te = pg_sys::makeTargetEntry((*inner).cast(), (i + 2) as i16, pg_sys::pstrdup(name.as_ptr()), false);
+        (*te).ressortgroupref = (i + 1) as pg_sys::Index;
+        (*k).targetList = pg_sys::lappend((*k).targetList, te.cast());
+        group = pg_sys::lappend(group, sort_group_clause(*inner, (i + 1) as pg_sys::Index).cast());
+    }
+    (*k).groupClause = group;
+    if pg_sys::contain_vars_of_level(k.cast(), 1) {
+        return None;
+    }
+    let rt = add_subquery(q, k, "scalar");
+    (*(*q).jointree).fromlist = pg_sys::lappend((*(*q).jointree).fromlist, range_table_ref(rt).cast());
+    let keys = Keys { query: k, pairs: correlated.iter().map(|(eq, outer, left, _)| (*eq, *outer, *left)).collect() };
+    // The key columns follow the value: shift by one.
+    let mut conds: Vec<*mut pg_sys::Node> = keys.equalities(rt);
+    for (i, cond) in conds.iter_mut().enumerate() {
+        for a in pg::list::<pg_sys::Node>((*(*cond as *mut pg_sys::OpExpr)).args) {
+            let v = a as *mut pg_sys::Var;
+            if pg::is_a(a, pg_sys::NodeTag::T_Var) && (*v).varno == rt {
+                // varattnosyn is what ruleutils prints.
+                (*v).varattno = (i + 2) as i16;
+                (*v).varattnosyn = (i + 2) as i16;
+            }
+        }
+    }
+    let compared = pg_sys::copyObjectImpl(c.cast()) as *mut pg_sys::OpExpr;
+    let mut new_args: *mut pg_sys::List = std::ptr::null_mut();
+    for (i, a) in args.iter().enumerate() {
+        let a = if i == position { output_var(k, rt).cast() } else { *a };
+        new_args = pg_sys::lappend(new_args, a.cast());
+    }
+    (*compared).args = new_args;
+    conds.push(compared.cast());
+    let mut l: *mut pg_sys::List = std::ptr::null_mut();
+    for c in conds {
+        l = pg_sys::lappend(l, c.cast());
+    }
+    Some(pg_sys::make_ands_explicit(l).cast())
+}
+
+/// An expression that is NULL when computed over no rows: aggregates that
+/// are NULL then (all but count), under strict operators and functions,
+/// with constants.
+unsafe fn null_when_empty(e: *mut pg_sys::Node) -> bool {
+    use pg_sys::NodeTag::*;
+    match (*e).type_ {
+        T_Aggref => pg::cstr(pg_sys::get_func_name((*(e as *mut pg_sys::Aggref)).aggfnoid)) != "count",
+        T_OpExpr => {
+            let op = e as *mut pg_sys::OpExpr;
+            pg_sys::func_strict((*op).opfuncid) && args_ok((*op).args)
+        }
+        T_FuncExpr => {
+            let f = e as *mut pg_sys::FuncExpr;
+            pg_sys::func_strict((*f).funcid) && args_ok((*f).args)
+        }
+        T_RelabelType => null_when_empty((*(e as *mut pg_sys::RelabelType)).arg.cast()),
+        _ => false,
+    }
+}
+
+/// Every argument is NULL over no rows or aggregates nothing (a constant,
+/// say), and at least one is NULL so.
+unsafe fn args_ok(args: *mut pg_sys::List) -> bool {
+    let args: Vec<*mut pg_sys::Node> = pg::list(args);
+    args.iter().all(|a| !pg_sys::contain_agg_clause(*a) || null_when_empty(*a)) && args.iter().any(|a| null_when_empty(*a))
+}

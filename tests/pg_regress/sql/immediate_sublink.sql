@@ -1,0 +1,68 @@
+-- Sub-queries in expressions: EXISTS, NOT EXISTS, IN (also over a grouped
+-- sub-query), uncorrelated scalar sub-queries, correlated scalar sub-queries
+-- compared in WHERE (TPC-H Q2, Q17, Q20's shape). Each becomes a join with
+-- a sub-query maintained as an internal view: the distinct keys of a
+-- semi-join, the one row of an aggregate, or its groups by the correlated
+-- columns; NOT EXISTS is the rows minus those with a match.
+CREATE SCHEMA immediate_sublink;
+SET search_path = immediate_sublink, public;
+CREATE TABLE part (id int, kind text, price numeric);
+CREATE TABLE supply (part_id int, supplier int, cost numeric, qty int);
+INSERT INTO part VALUES (1, 'bolt', 10), (2, 'nut', 2), (3, 'gear', 50), (4, 'cog', NULL), (NULL, 'ghost', 1);
+INSERT INTO supply VALUES (1, 100, 9, 5), (1, 101, 8, 1), (2, 100, 1, 50), (3, 102, 40, 2), (3, 102, 45, 3), (NULL, 103, 1, 1), (9, 100, 3, 3);
+SELECT tide.create_view('supplied', 'SELECT p.id, p.kind FROM part p WHERE EXISTS (SELECT 1 FROM supply s WHERE s.part_id = p.id AND s.qty > 1)');
+SELECT tide.create_view('unsupplied', 'SELECT p.id, p.kind FROM part p WHERE NOT EXISTS (SELECT 1 FROM supply s WHERE s.part_id = p.id)');
+SELECT tide.create_view('from_100', 'SELECT p.kind FROM part p WHERE p.id IN (SELECT part_id FROM supply WHERE supplier = 100)');
+SELECT tide.create_view('big_parts', 'SELECT p.kind FROM part p WHERE p.id IN (SELECT part_id FROM supply GROUP BY part_id HAVING sum(qty) > 4)');
+SELECT tide.create_view('pricey', 'SELECT p.kind, p.price FROM part p WHERE p.price > (SELECT avg(price) FROM part)');
+SELECT tide.create_view('margin', 'SELECT p.kind, p.price - (SELECT min(cost) FROM supply) AS margin FROM part p');
+-- Q2's shape: the supplier with the lowest cost per part
+SELECT tide.create_view('cheapest', $$SELECT s.part_id, s.supplier, s.cost FROM supply s
+    WHERE s.cost = (SELECT min(s2.cost) FROM supply s2 WHERE s2.part_id = s.part_id)$$);
+-- Q17's shape: an aggregate over rows below a per-part average
+SELECT tide.create_view('small_orders', $$SELECT sum(s.qty) AS total, count(*) AS n FROM supply s
+    WHERE s.qty < (SELECT 0.8 * avg(s2.qty) FROM supply s2 WHERE s2.part_id = s.part_id)$$);
+SELECT operator, incremental FROM tide.explain('SELECT p.id FROM part p WHERE NOT EXISTS (SELECT 1 FROM supply s WHERE s.part_id = p.id)') WHERE operator = 'Filter';
+SELECT * FROM supplied ORDER BY id;
+SELECT * FROM unsupplied ORDER BY kind;
+SELECT * FROM from_100 ORDER BY kind;
+SELECT * FROM big_parts ORDER BY kind;
+SELECT * FROM pricey ORDER BY kind;
+SELECT * FROM cheapest ORDER BY part_id, supplier;
+SELECT * FROM small_orders;
+INSERT INTO supply VALUES (4, 100, 5, 9), (2, 104, 0.5, 1);
+DELETE FROM supply WHERE supplier = 102 AND cost = 40;
+UPDATE supply SET part_id = 3 WHERE supplier = 101;
+UPDATE part SET price = 500 WHERE kind = 'nut';
+INSERT INTO part VALUES (9, 'spring', 7);
+SELECT * FROM supplied ORDER BY id;
+SELECT * FROM unsupplied ORDER BY kind;
+SELECT * FROM from_100 ORDER BY kind;
+SELECT * FROM big_parts ORDER BY kind;
+SELECT * FROM pricey ORDER BY kind;
+SELECT * FROM cheapest ORDER BY part_id, supplier;
+SELECT * FROM small_orders;
+SELECT tide.verify('supplied'), tide.verify('unsupplied'), tide.verify('from_100'), tide.verify('big_parts'),
+       tide.verify('pricey'), tide.verify('margin'), tide.verify('cheapest'), tide.verify('small_orders');
+-- both sides in one statement, rollback, TRUNCATE
+WITH gone AS (DELETE FROM part WHERE id = 1 RETURNING id)
+INSERT INTO supply SELECT id + 1, 105, 1, 10 FROM gone;
+BEGIN;
+DELETE FROM supply;
+SELECT count(*) AS unsupplied_now FROM unsupplied;
+ROLLBACK;
+SELECT tide.verify('supplied'), tide.verify('unsupplied'), tide.verify('from_100'), tide.verify('big_parts'),
+       tide.verify('pricey'), tide.verify('margin'), tide.verify('cheapest'), tide.verify('small_orders');
+TRUNCATE supply;
+SELECT * FROM unsupplied ORDER BY kind;
+SELECT tide.verify('supplied'), tide.verify('unsupplied'), tide.verify('from_100'), tide.verify('big_parts'),
+       tide.verify('pricey'), tide.verify('margin'), tide.verify('cheapest'), tide.verify('small_orders');
+-- what is not taken this way is refused, naming it
+SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE EXISTS (SELECT 1 FROM supply s WHERE s.cost < p.price)');
+SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE p.id = 1 OR EXISTS (SELECT 1 FROM supply s WHERE s.part_id = p.id)');
+SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE p.price > (SELECT count(*) FROM supply s WHERE s.part_id = p.id)');
+SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE p.id NOT IN (SELECT part_id FROM supply)');
+SET client_min_messages = warning;
+DROP SCHEMA immediate_sublink CASCADE;
+RESET client_min_messages;
+SELECT count(*) AS orphans_left FROM tide.catalog c WHERE c.parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tide.catalog p WHERE p.id = c.parent);
