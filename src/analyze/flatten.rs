@@ -93,6 +93,16 @@ unsafe fn inline_in_query(q: *mut pg_sys::Query, stack: &mut Vec<*mut pg_sys::Qu
                 }
                 (*rte).rtekind = pg_sys::RTEKind::RTE_SUBQUERY;
                 (*rte).subquery = sub;
+                // Column names the CTE gave (`WITH r (a, b) AS ...`) become
+                // the item's column aliases, which ruleutils then writes out.
+                if !(*cte).aliascolnames.is_null() {
+                    if (*rte).alias.is_null() {
+                        (*rte).alias = pg_sys::makeAlias((*cte).ctename, std::ptr::null_mut());
+                    }
+                    if (*(*rte).alias).colnames.is_null() {
+                        (*(*rte).alias).colnames = pg_sys::copyObjectImpl((*cte).aliascolnames.cast()).cast();
+                    }
+                }
                 // ctename stays: tide.explain shows the item as a CTE.
                 (*rte).ctelevelsup = 0;
                 (*rte).coltypes = std::ptr::null_mut();
@@ -173,6 +183,17 @@ pub unsafe fn is_standalone(sub: *mut pg_sys::Query) -> bool {
 /// `q` must be a Query and `rtindex` one of its sub-query range table entries.
 pub unsafe fn replace_with_table(q: *mut pg_sys::Query, rtindex: i32, relid: pg_sys::Oid) {
     let rte = pg_sys::list_nth((*q).rtable, rtindex - 1) as *mut pg_sys::RangeTblEntry;
+    // Columns go by the table's own names (the plan reads them so), not
+    // by aliases the query gave the sub-query's columns.
+    let mut names: *mut pg_sys::List = std::ptr::null_mut();
+    for (name, _) in pg::columns(relid) {
+        let name = std::ffi::CString::new(name).expect("no NUL in a column name");
+        names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(name.as_ptr())).cast());
+    }
+    if !(*rte).alias.is_null() {
+        (*(*rte).alias).colnames = std::ptr::null_mut();
+    }
+    (*(*rte).eref).colnames = names;
     (*rte).rtekind = pg_sys::RTEKind::RTE_RELATION;
     (*rte).subquery = std::ptr::null_mut();
     (*rte).relid = relid;

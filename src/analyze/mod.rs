@@ -70,14 +70,14 @@ unsafe fn prepare(sql: &str) -> (String, Maintained) {
 }
 
 /// A query in the form the engine maintains it.
-struct Maintained {
+pub(crate) struct Maintained {
     query: *mut pg_sys::Query,
     anti: Vec<sublinks::Anti>,
 }
 
 /// CTEs inlined, simple sub-queries pulled up, sub-links unnested into
 /// joins with sub-queries (see `sublinks`).
-unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
+pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
     flatten::inline_ctes(q);
     let q = flatten::pull_up_subqueries(q);
     let anti = sublinks::unnest(q);

@@ -223,7 +223,17 @@ impl Builder<'_> {
                     SubqueryOrigin::From
                 };
                 let standalone = super::flatten::is_standalone((*rte).subquery);
-                let input = self.query((*rte).subquery, false);
+                let input = if standalone && self.levels.len() == 1 {
+                    // It becomes an internal view: described as that view
+                    // maintains its query (sub-links unnested, and so on).
+                    let m = super::maintained_form(pg_sys::copyObjectImpl((*rte).subquery.cast()) as *mut pg_sys::Query);
+                    let anti: Vec<*mut pg_sys::Node> = m.anti.iter().map(|a| a.conjunct).collect();
+                    let mut notices = Vec::new();
+                    let mut inner = Builder { levels: Vec::new(), notices: &mut notices, anti: &anti };
+                    inner.query(m.query, false)
+                } else {
+                    self.query((*rte).subquery, false)
+                };
                 Node::Subquery { alias, origin, standalone, input: Box::new(input) }
             }
             RTE_CTE => {
