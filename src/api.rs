@@ -246,6 +246,10 @@ fn build(target: &Target, query: &str, mode: &str) -> Built {
     let rows = apply::rebuild_view(&view_ref);
     // The index maintenance finds the view's rows by.
     let index = compiled.grouped().and_then(|g| g.view_key_index()).or_else(|| compiled.bag().and_then(|b| b.view_index()));
+    if let crate::delta::plan::Shape::TopK { index: Some(index), .. } = &compiled.plan.shape {
+        // On the internal view the rows are read from.
+        catalog::as_superuser(|| run(index));
+    }
     if let Some(index) = index {
         match target {
             Target::User { .. } => run(&index),

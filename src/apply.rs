@@ -247,7 +247,7 @@ impl Compiled {
                 id: self.view_id,
                 comparable: &self.comparable,
             }),
-            Shape::Bag { .. } => None,
+            Shape::Bag { .. } | Shape::TopK { .. } => None,
         }
     }
 
@@ -256,13 +256,18 @@ impl Compiled {
             Shape::Bag { columns } => {
                 Some(Bag { terms: &self.plan.terms, columns, comparable: &self.comparable, view: &self.view, view_id: self.view_id })
             }
-            Shape::Grouped { .. } => None,
+            Shape::Grouped { .. } | Shape::TopK { .. } => None,
         }
     }
 
     /// Prepare the statements that apply a change.
     fn prepare(&self, client: &pgrx::spi::SpiClient<'_>, change: &Change) -> Result<Prepared, pgrx::spi::Error> {
         let keep = |sql: String| client.prepare_mut(sql.as_str(), &[]).map(|p| p.keep());
+        if let Shape::TopK { columns, refill, .. } = &self.plan.shape {
+            let t = crate::delta::topk::TopK { view: &self.view, columns, refill };
+            let main = t.apply().into_iter().map(keep).collect::<Result<Vec<_>, _>>()?;
+            return Ok(Prepared { main, recompute: None, publish: None, purge: None });
+        }
         if let Some(g) = self.grouped() {
             Ok(Prepared {
                 main: vec![keep(g.apply(change))?],

@@ -49,7 +49,8 @@ pub unsafe fn pull_up_subqueries(mut q: *mut pg_sys::Query) -> *mut pg_sys::Quer
                 continue;
             }
             let rte = pg_sys::list_nth((*q).rtable, rtindex - 1) as *mut pg_sys::RangeTblEntry;
-            if (*rte).rtekind != pg_sys::RTEKind::RTE_SUBQUERY || !is_simple((*rte).subquery) || (*rte).lateral {
+            // (A security barrier is also what marks the rows under a top-K, see `topk`.)
+            if (*rte).rtekind != pg_sys::RTEKind::RTE_SUBQUERY || !is_simple((*rte).subquery) || (*rte).lateral || (*rte).security_barrier {
                 continue;
             }
             q = pull_up(q, rtindex, rte);

@@ -9,6 +9,7 @@ mod outer;
 pub mod plan;
 pub mod sublinks;
 mod to_ir;
+mod topk;
 
 use crate::ir::Node;
 use crate::pg::{self, raise};
@@ -75,9 +76,10 @@ pub(crate) struct Maintained {
     anti: Vec<sublinks::Anti>,
 }
 
-/// CTEs inlined, simple sub-queries pulled up, sub-links unnested into
-/// joins with sub-queries (see `sublinks`).
+/// LIMIT over a sub-query (see `topk`), CTEs inlined, simple sub-queries
+/// pulled up, sub-links unnested into joins with sub-queries (see `sublinks`).
 pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
+    let q = topk::limit_over_subquery(q);
     flatten::inline_ctes(q);
     let q = flatten::pull_up_subqueries(q);
     let anti = sublinks::unnest(q);

@@ -115,6 +115,13 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
 
     let targets: Vec<*mut pg_sys::TargetEntry> =
         pg::list::<pg_sys::TargetEntry>((*q).targetList).into_iter().filter(|t| !(**t).resjunk).collect();
+    if !(*q).limitCount.is_null() || !(*q).limitOffset.is_null() {
+        // Over the internal view of the query without its LIMIT (see analyze::topk).
+        let columns = targets.iter().map(|t| pg::cstr((**t).resname)).collect();
+        let refill = super::deparse_without_search_path(q).trim().to_string();
+        let index = top_k_index(q);
+        return ViewPlan { terms, source, shape: Shape::TopK { columns, refill, index } };
+    }
     let all_targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*q).targetList);
     let grouped = (*q).hasAggs || !(*q).groupClause.is_null() || !(*q).havingQual.is_null();
     let distinct = !(*q).distinctClause.is_null();
@@ -161,6 +168,33 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
         deparse(q, namespaces, mutated, true)
     });
     ViewPlan { terms, source, shape: Shape::Grouped { keys, aggs, columns, having } }
+}
+
+/// The index the rows under a top-K are read through: on the ORDER BY keys,
+/// in their order and directions.
+unsafe fn top_k_index(q: *mut pg_sys::Query) -> Option<String> {
+    let rte = pg_sys::list_nth((*q).rtable, 0) as *mut pg_sys::RangeTblEntry;
+    let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*q).targetList);
+    let mut keys = Vec::new();
+    for s in pg::list::<pg_sys::SortGroupClause>((*q).sortClause) {
+        let t = find_target(&targets, (*s).tleSortGroupRef)?;
+        if !pg::is_a((*t).expr, pg_sys::NodeTag::T_Var) {
+            return None;
+        }
+        let attno = (*((*t).expr as *mut pg_sys::Var)).varattno;
+        let mut key = pg::quote_ident(&pg::cstr(pg_sys::get_attname((*rte).relid, attno, false)));
+        let mut reverse = false;
+        pg_sys::get_equality_op_for_ordering_op((*s).sortop, &mut reverse);
+        if reverse {
+            key.push_str(" DESC");
+        }
+        if (*s).nulls_first != reverse {
+            key.push_str(if (*s).nulls_first { " NULLS FIRST" } else { " NULLS LAST" });
+        }
+        keys.push(key);
+    }
+    (!keys.is_empty() && keys.len() <= 32)
+        .then(|| format!("CREATE INDEX ON {} ({})", pg::qualified_relation_name((*rte).relid), keys.join(", ")))
 }
 
 /// A FROM item of a term: a table, the NULL row standing for a table on the

@@ -293,13 +293,19 @@ unsafe fn distinct_already(k: *mut pg_sys::Query) -> bool {
             .all(|t| groups.contains(&(**t).ressortgroupref))
 }
 
-/// `SELECT DISTINCT * FROM (sub) s`, as a Query.
-unsafe fn wrap_distinct(sub: *mut pg_sys::Query) -> *mut pg_sys::Query {
+/// An empty SELECT Query, to build on.
+pub(super) unsafe fn new_select() -> *mut pg_sys::Query {
     let w = pg_sys::palloc0(std::mem::size_of::<pg_sys::Query>()) as *mut pg_sys::Query;
     (*w).type_ = pg_sys::NodeTag::T_Query;
     (*w).commandType = pg_sys::CmdType::CMD_SELECT;
     (*w).querySource = pg_sys::QuerySource::QSRC_ORIGINAL;
     (*w).canSetTag = true;
+    w
+}
+
+/// `SELECT DISTINCT * FROM (sub) s`, as a Query.
+unsafe fn wrap_distinct(sub: *mut pg_sys::Query) -> *mut pg_sys::Query {
+    let w = new_select();
     let rt = add_subquery(w, sub, "s");
     (*w).jointree = pg_sys::makeFromExpr(pg_sys::lappend(std::ptr::null_mut(), range_table_ref(rt).cast()), std::ptr::null_mut());
     let mut list: *mut pg_sys::List = std::ptr::null_mut();
@@ -348,7 +354,7 @@ unsafe fn sort_group_clause(expr: *mut pg_sys::Node, sortgroupref: pg_sys::Index
 
 /// Add `sub` as a sub-query in `q`'s range table (not yet in its join
 /// tree); returns its range table index.
-unsafe fn add_subquery(q: *mut pg_sys::Query, sub: *mut pg_sys::Query, name: &str) -> i32 {
+pub(super) unsafe fn add_subquery(q: *mut pg_sys::Query, sub: *mut pg_sys::Query, name: &str) -> i32 {
     let pstate = pg_sys::make_parsestate(std::ptr::null_mut());
     (*pstate).p_rtable = (*q).rtable;
     let n = pg_sys::list_length((*q).rtable) + 1;
@@ -358,7 +364,7 @@ unsafe fn add_subquery(q: *mut pg_sys::Query, sub: *mut pg_sys::Query, name: &st
     (*item).p_rtindex
 }
 
-unsafe fn range_table_ref(rt: i32) -> *mut pg_sys::RangeTblRef {
+pub(super) unsafe fn range_table_ref(rt: i32) -> *mut pg_sys::RangeTblRef {
     let r = pg_sys::palloc0(std::mem::size_of::<pg_sys::RangeTblRef>()) as *mut pg_sys::RangeTblRef;
     (*r).type_ = pg_sys::NodeTag::T_RangeTblRef;
     (*r).rtindex = rt;

@@ -14,6 +14,7 @@ pub mod aggregate;
 pub mod bag;
 pub mod join;
 pub mod plan;
+pub mod topk;
 
 use crate::ir::{JoinKind, Node};
 
@@ -56,6 +57,15 @@ pub const MAINTAINED_AGGREGATES: &[&str] = &[
 
 /// How a sub-query in FROM that is not a plain select-project-join is kept.
 pub const SUBQUERY_RULE: &str = "maintained as a pg_tide view of its own (in schema tide_state), which this view reads as a base table: its changes reach this view as changes of that table";
+
+/// How ORDER BY ... LIMIT is kept.
+pub const TOP_K_RULE: &str = "top-K: the query without its LIMIT is kept whole by an internal view indexed on the ORDER BY keys; when it changes, the view's rows are read again from it through that index (the cost of K rows)";
+
+/// The input of a top-K the engine maintains: the rows of an internal view
+/// (see `analyze`, which puts the query under its LIMIT there).
+fn top_k_input(node: &Node) -> bool {
+    matches!(node, Node::Project { input, .. } if matches!(input.as_ref(), Node::Subquery { standalone: true, .. }))
+}
 
 /// How NOT EXISTS is kept.
 pub const ANTI_JOIN_RULE: &str =
@@ -134,7 +144,8 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
         Node::Window { .. } => no("window functions are not maintained yet"),
         Node::SetOp { .. } => no(format!("{} is not maintained yet", node.operator())),
         Node::Sort { limit: None, offset: None, .. } => yes("ORDER BY without LIMIT does not change the rows: ignored"),
-        Node::Sort { .. } => no("ORDER BY ... LIMIT/OFFSET is not maintained yet"),
+        Node::Sort { input, .. } if top_k_input(input) => yes(TOP_K_RULE),
+        Node::Sort { .. } => no("ORDER BY ... LIMIT/OFFSET is maintained at the top of a view's query, not here"),
         Node::Subquery { .. } if matches!(parent, Some(Node::SetOp { .. })) => {
             no("a branch of a set operation, which is not maintained yet")
         }

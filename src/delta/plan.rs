@@ -84,6 +84,9 @@ pub struct OutputColumn {
 pub enum Shape {
     /// The join block's rows, projected: a bag (duplicates kept).
     Bag { columns: Vec<OutputColumn> },
+    /// ORDER BY ... LIMIT over an internal view: `refill` reads the view's
+    /// rows from it (see `topk`), through `index` on the internal view.
+    TopK { columns: Vec<String>, refill: String, index: Option<String> },
     /// GROUP BY keys (or DISTINCT over all columns), aggregates, HAVING.
     Grouped {
         keys: Vec<String>,
@@ -153,9 +156,12 @@ impl ViewPlan {
 
     /// Whether a change of two inputs at once has a correction term
     /// (ΔA⋈ΔB): some term reads two or more inputs that can change (a
-    /// self-join included), or the input has several terms.
+    /// self-join included), or the input has several terms. A top-K view
+    /// counts too: it is rewritten once per round, and writers take turns.
     pub fn joins(&self) -> bool {
-        self.terms.len() > 1 || self.terms.iter().any(|t| t.spj.inputs.iter().filter(|i| i.relid != 0).count() > 1)
+        self.terms.len() > 1
+            || self.terms.iter().any(|t| t.spj.inputs.iter().filter(|i| i.relid != 0).count() > 1)
+            || matches!(self.shape, Shape::TopK { .. })
     }
 
     /// Whether writers must take turns: any view joining two or more inputs
@@ -170,7 +176,7 @@ impl ViewPlan {
     pub fn hidden_group_keys(&self) -> bool {
         match &self.shape {
             Shape::Grouped { keys, columns, .. } => (0..keys.len()).any(|k| !columns.iter().any(|c| c.key == Some(k))),
-            Shape::Bag { .. } => false,
+            Shape::Bag { .. } | Shape::TopK { .. } => false,
         }
     }
 }

@@ -51,7 +51,8 @@ SELECT tide.create_view('over_mean', 'SELECT e.id FROM emp e, (SELECT avg(salary
 SELECT tide.create_view('dept_count', $$SELECT n.cnt, count(*) AS depts FROM
     (SELECT d.dept, count(*) AS cnt FROM (SELECT DISTINCT dept, active FROM emp) d GROUP BY d.dept) n GROUP BY n.cnt$$);
 SELECT name, array_length(base_tables, 1) AS inputs FROM tide.views WHERE name::text IN ('per_dept_max', 'above_avg', 'dept_stats', 'over_mean', 'dept_count') ORDER BY 1;
-SELECT count(*) AS internal_views FROM tide.catalog WHERE parent IS NOT NULL;
+SELECT count(*) AS internal_views FROM tide.catalog ch JOIN tide.catalog p ON p.id = ch.parent
+  JOIN pg_class pc ON pc.oid = p.view WHERE pc.relnamespace = 'immediate_subquery'::regnamespace;
 SELECT operator, detail, rule FROM tide.explain('SELECT m.dept, m.top FROM (SELECT dept, max(salary) AS top FROM emp GROUP BY dept) m') WHERE operator = 'Subquery';
 SELECT * FROM per_dept_max ORDER BY dept;
 SELECT * FROM above_avg ORDER BY id;
@@ -98,7 +99,8 @@ SELECT set_config('tide_test.ins', format('INSERT INTO %s VALUES (1, 1)', c.view
   FROM tide.catalog c WHERE parent = (SELECT id FROM tide.catalog WHERE view = 'per_dept_max'::regclass);
 DO $$ BEGIN EXECUTE current_setting('tide_test.ins'); EXCEPTION WHEN wrong_object_type THEN RAISE NOTICE 'refused: %', SQLERRM ~ 'cannot change pg_tide view'; END $$;
 SELECT tide.drop_view('per_dept_max');
-SELECT count(*) AS internal_views FROM tide.catalog WHERE parent IS NOT NULL;
+SELECT count(*) AS internal_views FROM tide.catalog ch JOIN tide.catalog p ON p.id = ch.parent
+  JOIN pg_class pc ON pc.oid = p.view WHERE pc.relnamespace = 'immediate_subquery'::regnamespace;
 SET client_min_messages = warning;
 DROP TABLE emp CASCADE;
 RESET client_min_messages;
@@ -106,7 +108,7 @@ SELECT count(*) AS views_left FROM tide.catalog c WHERE c.view::text NOT LIKE 't
     (SELECT oid FROM pg_class WHERE relnamespace = 'immediate_subquery'::regnamespace);
 SELECT count(*) AS orphans FROM tide.catalog c WHERE c.parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tide.catalog p WHERE p.id = c.parent);
 SELECT count(*) AS subquery_tables_left FROM pg_class
- WHERE relnamespace = 'tide_state'::regnamespace AND relname LIKE 'subquery%' AND oid NOT IN (SELECT view FROM tide.catalog);
+ WHERE relnamespace = 'tide_state'::regnamespace AND relkind = 'r' AND relname LIKE 'subquery%' AND oid NOT IN (SELECT view FROM tide.catalog);
 -- LATERAL sub-queries are refused, naming them
 CREATE TABLE lat (id int, x int);
 SELECT tide.create_view('lat_v', 'SELECT l.id, s.m FROM lat l, LATERAL (SELECT max(x) AS m FROM lat l2 WHERE l2.id < l.id) s');

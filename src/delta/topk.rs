@@ -1,0 +1,46 @@
+//! ORDER BY ... LIMIT (top-K). The query without its LIMIT is kept whole by
+//! an internal view, with an index on the ORDER BY keys; the view holds the
+//! first rows of it. When the internal view changes, the view's rows are
+//! read again from it, through that index: the cost is that of K rows, and
+//! a row leaving the top is replaced from the maintained rows, never by
+//! recomputing the query.
+
+use crate::sql::ident_list;
+
+pub struct TopK<'a> {
+    /// The view's table, qualified.
+    pub view: &'a str,
+    /// The view's columns (unquoted names).
+    pub columns: &'a [String],
+    /// `SELECT ... FROM <internal view> ORDER BY ... LIMIT ...`: the view's rows.
+    pub refill: &'a str,
+}
+
+impl TopK<'_> {
+    /// The statements that bring the view up to date, whatever changed.
+    pub fn apply(&self) -> Vec<String> {
+        vec![format!("DELETE FROM {}", self.view), format!("INSERT INTO {} ({}) {}", self.view, ident_list(self.columns), self.refill)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refills_the_view_from_the_ordered_rows() {
+        let columns = vec!["id".to_string(), "total".to_string()];
+        let t = TopK {
+            view: "public.top",
+            columns: &columns,
+            refill: "SELECT s.id, s.total FROM tide_state.subquery_3 s ORDER BY s.total DESC LIMIT 10",
+        };
+        assert_eq!(
+            t.apply(),
+            vec![
+                "DELETE FROM public.top".to_string(),
+                "INSERT INTO public.top (\"id\", \"total\") SELECT s.id, s.total FROM tide_state.subquery_3 s ORDER BY s.total DESC LIMIT 10".to_string()
+            ]
+        );
+    }
+}

@@ -1,0 +1,44 @@
+-- ORDER BY ... LIMIT / OFFSET: the query without its LIMIT is kept by an
+-- internal view indexed on the ORDER BY keys; the view holds its first rows
+-- and is refilled from it when it changes (deleting a row from the top
+-- brings the next one in, without recomputing the query).
+CREATE SCHEMA immediate_topk;
+SET search_path = immediate_topk, public;
+CREATE TABLE sales (id int PRIMARY KEY, region text, amount int);
+INSERT INTO sales SELECT g, 'r' || (g % 7), (g * 37) % 1000 FROM generate_series(1, 200) g;
+SELECT tide.create_view('top5', 'SELECT id, amount FROM sales ORDER BY amount DESC, id LIMIT 5');
+SELECT tide.create_view('top_regions', 'SELECT region, sum(amount) AS total FROM sales GROUP BY region ORDER BY total DESC, region LIMIT 3');
+SELECT tide.create_view('page2', 'SELECT id FROM sales ORDER BY id LIMIT 3 OFFSET 3');
+-- ordered by a column it does not show
+SELECT tide.create_view('cheapest_ids', 'SELECT id FROM sales ORDER BY amount, id LIMIT 4');
+SELECT operator, detail, incremental FROM tide.explain('SELECT id, amount FROM sales ORDER BY amount DESC, id LIMIT 5') WHERE operator = 'Limit';
+SELECT * FROM top5 ORDER BY amount DESC, id;
+SELECT * FROM top_regions ORDER BY total DESC;
+SELECT * FROM page2 ORDER BY id;
+SELECT * FROM cheapest_ids ORDER BY id;
+-- the top row leaves: the sixth comes in
+DELETE FROM sales WHERE id = 27;
+SELECT * FROM top5 ORDER BY amount DESC, id;
+-- a row climbs to the top, a new one enters, the first ids go
+UPDATE sales SET amount = 5000 WHERE id = 100;
+INSERT INTO sales VALUES (1000, 'r9', 999);
+DELETE FROM sales WHERE id <= 4;
+SELECT * FROM top5 ORDER BY amount DESC, id;
+SELECT * FROM top_regions ORDER BY total DESC;
+SELECT * FROM page2 ORDER BY id;
+SELECT tide.verify('top5'), tide.verify('top_regions'), tide.verify('page2'), tide.verify('cheapest_ids');
+-- rollback, fewer rows than the limit, TRUNCATE
+BEGIN;
+DELETE FROM sales WHERE id > 6;
+SELECT * FROM top5 ORDER BY amount DESC, id;
+ROLLBACK;
+TRUNCATE sales;
+SELECT count(*) AS rows_left FROM top5;
+INSERT INTO sales VALUES (1, 'a', 10), (2, 'b', 20);
+SELECT * FROM top5 ORDER BY amount DESC, id;
+SELECT tide.verify('top5'), tide.verify('top_regions'), tide.verify('page2'), tide.verify('cheapest_ids');
+-- the index the rows are read through
+SELECT count(*) AS order_key_indexes FROM pg_indexes WHERE schemaname = 'tide_state' AND indexdef LIKE '%(amount DESC, id)%';
+SET client_min_messages = warning;
+DROP SCHEMA immediate_topk CASCADE;
+RESET client_min_messages;
