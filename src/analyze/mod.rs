@@ -7,6 +7,7 @@ mod checks;
 mod flatten;
 mod outer;
 pub mod plan;
+mod setop;
 pub mod sublinks;
 mod to_ir;
 mod topk;
@@ -87,11 +88,24 @@ pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
 }
 
 /// The range table entries of the sub-queries that become internal views:
-/// stand-alone sub-queries in FROM, then the keys of NOT EXISTS.
+/// the branches of a set operation; stand-alone sub-queries in FROM, then
+/// the keys of NOT EXISTS.
 unsafe fn internal_subqueries(m: &Maintained) -> Vec<i32> {
+    if !(*m.query).setOperations.is_null() {
+        return setop::leaves((*m.query).setOperations);
+    }
     let mut out = flatten::standalone_subqueries(m.query);
     out.extend(m.anti.iter().map(|a| a.rtindex));
     out
+}
+
+/// The query of the internal view of sub-query `rtindex` (see `internal_subqueries`).
+unsafe fn internal_query(m: &Maintained, rtindex: i32) -> String {
+    if !(*m.query).setOperations.is_null() {
+        setop::branch_query(m.query, rtindex)
+    } else {
+        subquery_sql(m.query, rtindex)
+    }
 }
 
 /// The sub-query at `rtindex` of `q`, deparsed with an empty search_path.
@@ -226,7 +240,7 @@ pub unsafe fn plan_query(definition: pg_sys::Oid, internal_views: &[(String, pg_
         }
     }
     for rtindex in internal_subqueries(&m) {
-        flatten::replace_with_table(q, rtindex, table_of(&subquery_sql(q, rtindex)));
+        flatten::replace_with_table(q, rtindex, table_of(&internal_query(&m, rtindex)));
     }
     plan::PlanQuery { query: q, keys, anti: m.anti }
 }
@@ -239,7 +253,7 @@ unsafe fn internal_view_queries(m: &Maintained) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let texts = internal_subqueries(m)
         .into_iter()
-        .map(|rtindex| subquery_sql(q, rtindex))
+        .map(|rtindex| internal_query(m, rtindex))
         .chain(outer::keys_needed(q).into_iter().filter_map(|n| n.split.as_ref().map(|s| outer::keys_query(q, n.keys_side, s))));
     for text in texts {
         if !out.contains(&text) {

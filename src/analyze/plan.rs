@@ -21,6 +21,9 @@ pub struct PlanQuery {
 
 pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
     let q = pq.query;
+    if !(*q).setOperations.is_null() {
+        return set_operation_plan(q);
+    }
     let (names, namespaces) = deparse_context(q, std::ptr::null_mut());
     let ex = |node: *mut pg_sys::Node| deparse(q, namespaces, node, false);
     let mut used = used_columns(q);
@@ -167,6 +170,60 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
         let mutated = placeholders((*q).havingQual, &mut ctx);
         deparse(q, namespaces, mutated, true)
     });
+    ViewPlan { terms, source, shape: Shape::Grouped { keys, aggs, columns, having } }
+}
+
+/// A set operation over its branches' internal views (see `analyze::setop`):
+/// one term per branch, each its table under the alias `u`.
+unsafe fn set_operation_plan(q: *mut pg_sys::Query) -> ViewPlan {
+    let s = (*q).setOperations as *mut pg_sys::SetOperationStmt;
+    let names = super::setop::names(q);
+    let alias = "u".to_string();
+    let tables: Vec<pg_sys::Oid> = super::setop::leaves((*q).setOperations)
+        .into_iter()
+        .map(|rt| (*(pg_sys::list_nth((*q).rtable, rt - 1) as *mut pg_sys::RangeTblEntry)).relid)
+        .collect();
+    let terms: Vec<Term> = tables
+        .iter()
+        .map(|t| {
+            let columns = pg::columns(*t).into_iter().map(|(n, _)| n).collect();
+            let input =
+                Input { alias: alias.clone(), relid: t.to_u32(), relation: pg::qualified_relation_name(*t), columns, consolidate: true };
+            Term { sign: 1, spj: Spj { inputs: vec![input], predicate: None } }
+        })
+        .collect();
+    let union = tables.iter().map(|t| format!("SELECT * FROM {}", pg::qualified_relation_name(*t))).collect::<Vec<_>>().join(" UNION ALL ");
+    let source = Source { from: format!("({union}) AS {alias}"), predicate: None };
+    let column = |n: &String| format!("{alias}.{}", pg::quote_ident(n));
+    if (*s).op == pg_sys::SetOperation::SETOP_UNION && (*s).all {
+        let columns = names.iter().map(|n| OutputColumn { name: n.clone(), sql: column(n), key: None }).collect();
+        return ViewPlan { terms, source, shape: Shape::Bag { columns } };
+    }
+    // The distinct rows; for INTERSECT and EXCEPT, counted per side.
+    let keys: Vec<String> = names.iter().map(column).collect();
+    let sided = super::setop::sided(q);
+    let aggs: Vec<Agg> = if sided {
+        (1..=2)
+            .map(|side| Agg {
+                kind: AggKind::CountStar,
+                arg: None,
+                filter: Some(format!("{alias}.{} = {side}", super::setop::SIDE)),
+                result_type: "bigint".into(),
+            })
+            .collect()
+    } else {
+        vec![]
+    };
+    let columns = names
+        .iter()
+        .enumerate()
+        .map(|(j, n)| OutputColumn { name: n.clone(), sql: format!("${}", aggs.len() + j + 1), key: Some(j) })
+        .collect();
+    let having = match (*s).op {
+        pg_sys::SetOperation::SETOP_INTERSECT => Some("(($1 > 0) AND ($2 > 0))".to_string()),
+        pg_sys::SetOperation::SETOP_EXCEPT => Some("(($1 > 0) AND ($2 = 0))".to_string()),
+        _ => None,
+    };
     ViewPlan { terms, source, shape: Shape::Grouped { keys, aggs, columns, having } }
 }
 

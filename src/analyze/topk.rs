@@ -8,12 +8,12 @@ use crate::pg;
 use pgrx::pg_sys;
 
 /// `q` with its LIMIT / OFFSET over a sub-query holding the rest, or `q`
-/// itself when it has none (or is a set operation, refused elsewhere).
+/// itself when it has none.
 ///
 /// # Safety
 /// `q` must be an analyzed SELECT Query.
 pub(super) unsafe fn limit_over_subquery(q: *mut pg_sys::Query) -> *mut pg_sys::Query {
-    if ((*q).limitCount.is_null() && (*q).limitOffset.is_null()) || !(*q).setOperations.is_null() {
+    if (*q).limitCount.is_null() && (*q).limitOffset.is_null() {
         return q;
     }
     let inner = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;

@@ -142,12 +142,16 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
         Node::Distinct { on: None, .. } => yes("a count per distinct row; a row appears or goes when its count crosses 0"),
         Node::Distinct { on: Some(_), .. } => no("DISTINCT ON is not maintained yet"),
         Node::Window { .. } => no("window functions are not maintained yet"),
-        Node::SetOp { .. } => no(format!("{} is not maintained yet", node.operator())),
+        Node::SetOp { .. } if matches!(parent, Some(Node::SetOp { .. })) => yes("part of the set operation above"),
+        Node::SetOp { .. } => match set_operation(node) {
+            Ok(rule) => yes(rule),
+            Err(reason) => no(reason),
+        },
         Node::Sort { limit: None, offset: None, .. } => yes("ORDER BY without LIMIT does not change the rows: ignored"),
         Node::Sort { input, .. } if top_k_input(input) => yes(TOP_K_RULE),
         Node::Sort { .. } => no("ORDER BY ... LIMIT/OFFSET is maintained at the top of a view's query, not here"),
         Node::Subquery { .. } if matches!(parent, Some(Node::SetOp { .. })) => {
-            no("a branch of a set operation, which is not maintained yet")
+            yes("a branch: an internal view of its rows (with the set operation's column names and types), one term of the input")
         }
         Node::Subquery { standalone: false, .. } => {
             no("LATERAL sub-queries in FROM (which refer to other FROM items) are not maintained yet")
@@ -155,6 +159,31 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
         Node::Subquery { .. } => yes(SUBQUERY_RULE),
         Node::RecursiveCte { .. } | Node::WorkTable { .. } => no("WITH RECURSIVE is not maintained yet"),
         Node::Constant { .. } => no("VALUES, functions in FROM and queries without FROM are not maintained yet"),
+    }
+}
+
+/// The rule for a set operation at the top of a query, or why it is not
+/// maintained: UNION ALL trees; UNION over UNION [ALL]; INTERSECT and EXCEPT
+/// of two branches.
+fn set_operation(node: &Node) -> Result<&'static str, String> {
+    use crate::ir::SetOpKind::*;
+    fn all_union(n: &Node, all: Option<bool>) -> bool {
+        match n {
+            Node::SetOp { op: Union, all: a, left, right } => all.is_none_or(|x| x == *a) && all_union(left, all) && all_union(right, all),
+            Node::SetOp { .. } => false,
+            _ => true,
+        }
+    }
+    let Node::SetOp { op, all, left, right } = node else { return Err("not a set operation".into()) };
+    let leaf = |n: &Node| !matches!(n, Node::SetOp { .. });
+    match (op, all) {
+        (Union, true) if all_union(node, Some(true)) => Ok("UNION ALL: the sum of its branches, one term each; a bag"),
+        (Union, false) if all_union(node, None) => Ok("UNION: a count per distinct row over the sum of its branches"),
+        (Intersect | Except, false) if leaf(left) && leaf(right) => {
+            Ok("INTERSECT / EXCEPT: per distinct row, a count from each side; the row is in the view while the counts say so")
+        }
+        (Intersect | Except, true) => Err(format!("{} is not maintained yet", node.operator())),
+        _ => Err("this combination of set operations is not maintained yet (UNION ALL trees, UNION over UNION [ALL], INTERSECT and EXCEPT of two branches are)".into()),
     }
 }
 

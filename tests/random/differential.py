@@ -85,6 +85,12 @@ VIEWS = {
     "v_topk_agg": "SELECT g, sum(v) AS s FROM r GROUP BY g ORDER BY sum(v) DESC NULLS LAST, g NULLS FIRST LIMIT 2",
     "v_topk_offset": "SELECT id FROM q ORDER BY w NULLS FIRST, id LIMIT 2 OFFSET 1",
     "v_topk_join": "SELECT r.id, q.id AS qid FROM r JOIN q ON q.k = r.k ORDER BY r.id DESC, q.id LIMIT 4",
+    # Set operations.
+    "v_union_all": "SELECT k, g AS x FROM r WHERE v > 0 UNION ALL SELECT k, w FROM q UNION ALL SELECT g, k FROM r WHERE s = 'a'",
+    "v_union": "SELECT k, s FROM r UNION SELECT k, t FROM q",
+    "v_intersect": "SELECT k, g FROM r INTERSECT SELECT k, w FROM q",
+    "v_except": "SELECT k, g FROM r EXCEPT SELECT k, w FROM q",
+    "v_union_agg": "SELECT x, count(*) AS c, sum(y) AS s FROM (SELECT k AS x, v AS y FROM r UNION ALL SELECT k, w FROM q) u GROUP BY x",
 }
 
 SETUP = """

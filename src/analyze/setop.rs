@@ -1,0 +1,69 @@
+//! UNION [ALL], INTERSECT, EXCEPT at the top of a view's query. Each branch
+//! becomes an internal view whose rows carry the set operation's column
+//! names and types (and, under INTERSECT or EXCEPT, the side they come
+//! from); the view's input is the sum of those tables, one term each:
+//! a bag for UNION ALL, groups for the others (UNION: the distinct rows;
+//! INTERSECT: rows counted on both sides; EXCEPT: on the left side only).
+
+use crate::pg;
+use pgrx::pg_sys;
+
+/// The column that tells an INTERSECT / EXCEPT branch's side (1 left, 2 right).
+pub const SIDE: &str = "__tide_side";
+
+/// The branches (range table indexes) of the set operation, left to right.
+pub(super) unsafe fn leaves(node: *mut pg_sys::Node) -> Vec<i32> {
+    if pg::is_a(node, pg_sys::NodeTag::T_RangeTblRef) {
+        return vec![(*(node as *mut pg_sys::RangeTblRef)).rtindex];
+    }
+    let s = node as *mut pg_sys::SetOperationStmt;
+    let mut out = leaves((*s).larg);
+    out.extend(leaves((*s).rarg));
+    out
+}
+
+/// Whether the set operation's branches carry their side: INTERSECT and EXCEPT.
+pub(super) unsafe fn sided(q: *mut pg_sys::Query) -> bool {
+    let s = (*q).setOperations as *mut pg_sys::SetOperationStmt;
+    (*s).op != pg_sys::SetOperation::SETOP_UNION
+}
+
+/// The output column names of `q`.
+pub(super) unsafe fn names(q: *mut pg_sys::Query) -> Vec<String> {
+    pg::list::<pg_sys::TargetEntry>((*q).targetList).into_iter().filter(|t| !(**t).resjunk).map(|t| pg::cstr((*t).resname)).collect()
+}
+
+/// The query of the internal view of branch `rtindex`: its rows cast to
+/// the set operation's column types, under its column names, with their
+/// side when `sided`. Text, for `build` to analyze like a user's query.
+pub(super) unsafe fn branch_query(q: *mut pg_sys::Query, rtindex: i32) -> String {
+    let s = (*q).setOperations as *mut pg_sys::SetOperationStmt;
+    let rte = pg_sys::list_nth((*q).rtable, rtindex - 1) as *mut pg_sys::RangeTblEntry;
+    let branch = super::deparse_without_search_path((*rte).subquery);
+    let types: Vec<pg_sys::Oid> = oids((*s).colTypes);
+    let typmods: Vec<i32> = ints((*s).colTypmods);
+    let names = names(q);
+    let mut cols: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let flags = (pg_sys::FORMAT_TYPE_TYPEMOD_GIVEN | pg_sys::FORMAT_TYPE_FORCE_QUALIFY) as u16;
+            let ty = pg::cstr(pg_sys::format_type_extended(types[i], typmods.get(i).copied().unwrap_or(-1), flags));
+            format!("CAST(b.c{} AS {ty}) AS {}", i + 1, pg::quote_ident(n))
+        })
+        .collect();
+    if sided(q) {
+        let left = leaves((*s).larg).contains(&rtindex);
+        cols.push(format!("{} AS {SIDE}", if left { 1 } else { 2 }));
+    }
+    let aliases: Vec<String> = (1..=names.len()).map(|i| format!("c{i}")).collect();
+    format!("SELECT {} FROM ({}) AS b({})", cols.join(", "), branch.trim(), aliases.join(", "))
+}
+
+unsafe fn oids(list: *mut pg_sys::List) -> Vec<pg_sys::Oid> {
+    (0..pg_sys::list_length(list)).map(|i| pg_sys::list_nth_oid(list, i)).collect()
+}
+
+unsafe fn ints(list: *mut pg_sys::List) -> Vec<i32> {
+    (0..pg_sys::list_length(list)).map(|i| pg_sys::list_nth_int(list, i)).collect()
+}
