@@ -245,7 +245,11 @@ fn build(target: &Target, query: &str, mode: &str) -> Built {
     // The backfill: the state, then the rows, with the owner's rights.
     let rows = apply::rebuild_view(&view_ref);
     // The index maintenance finds the view's rows by.
-    let index = compiled.grouped().and_then(|g| g.view_key_index()).or_else(|| compiled.bag().and_then(|b| b.view_index()));
+    let index = compiled
+        .grouped()
+        .and_then(|g| g.view_key_index())
+        .or_else(|| compiled.bag().and_then(|b| b.view_index()))
+        .or_else(|| compiled.window().and_then(|w| w.view_index()));
     if let crate::delta::plan::Shape::TopK { index: Some(index), .. } = &compiled.plan.shape {
         // On the internal view the rows are read from.
         catalog::as_superuser(|| run(index));

@@ -247,7 +247,16 @@ impl Compiled {
                 id: self.view_id,
                 comparable: &self.comparable,
             }),
-            Shape::Bag { .. } | Shape::TopK { .. } => None,
+            Shape::Bag { .. } | Shape::TopK { .. } | Shape::Window { .. } => None,
+        }
+    }
+
+    pub fn window(&self) -> Option<crate::delta::window::Window<'_>> {
+        match &self.plan.shape {
+            Shape::Window { columns, keys, refill } => {
+                Some(crate::delta::window::Window { terms: &self.plan.terms, view: &self.view, columns, keys, refill })
+            }
+            _ => None,
         }
     }
 
@@ -256,7 +265,7 @@ impl Compiled {
             Shape::Bag { columns } => {
                 Some(Bag { terms: &self.plan.terms, columns, comparable: &self.comparable, view: &self.view, view_id: self.view_id })
             }
-            Shape::Grouped { .. } | Shape::TopK { .. } => None,
+            Shape::Grouped { .. } | Shape::TopK { .. } | Shape::Window { .. } => None,
         }
     }
 
@@ -267,6 +276,9 @@ impl Compiled {
             let t = crate::delta::topk::TopK { view: &self.view, columns, refill };
             let main = t.apply().into_iter().map(keep).collect::<Result<Vec<_>, _>>()?;
             return Ok(Prepared { main, recompute: None, publish: None, purge: None });
+        }
+        if let Some(w) = self.window() {
+            return Ok(Prepared { main: vec![keep(w.apply(change))?], recompute: None, publish: None, purge: None });
         }
         if let Some(g) = self.grouped() {
             Ok(Prepared {

@@ -118,6 +118,9 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
 
     let targets: Vec<*mut pg_sys::TargetEntry> =
         pg::list::<pg_sys::TargetEntry>((*q).targetList).into_iter().filter(|t| !(**t).resjunk).collect();
+    if (*q).hasWindowFuncs {
+        return window_plan(q, terms, source, &targets, &ex);
+    }
     if !(*q).limitCount.is_null() || !(*q).limitOffset.is_null() {
         // Over the internal view of the query without its LIMIT (see analyze::topk).
         let columns = targets.iter().map(|t| pg::cstr((**t).resname)).collect();
@@ -225,6 +228,47 @@ unsafe fn set_operation_plan(q: *mut pg_sys::Query) -> ViewPlan {
         _ => None,
     };
     ViewPlan { terms, source, shape: Shape::Grouped { keys, aggs, columns, having } }
+}
+
+/// Window functions (see `delta::window`): the PARTITION BY keys as view
+/// columns and expressions, and the query with a `$1` condition added to
+/// its WHERE, which the statement replaces by "in an affected partition".
+unsafe fn window_plan(
+    q: *mut pg_sys::Query,
+    terms: Vec<Term>,
+    source: Source,
+    targets: &[*mut pg_sys::TargetEntry],
+    ex: &dyn Fn(*mut pg_sys::Node) -> String,
+) -> ViewPlan {
+    let all_targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*q).targetList);
+    let clause = pg::list::<pg_sys::WindowClause>((*q).windowClause)[0];
+    let keys = pg::list::<pg_sys::SortGroupClause>((*clause).partitionClause)
+        .into_iter()
+        .filter_map(|g| find_target(&all_targets, (*g).tleSortGroupRef))
+        .map(|k| {
+            let column =
+                targets.iter().find(|t| pg_sys::equal((*(**t)).expr.cast(), (*k).expr.cast())).expect("delta::maintenance: a view column");
+            (pg::cstr((**column).resname), ex((*k).expr.cast()))
+        })
+        .collect();
+    let c = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;
+    let marker = pg_sys::palloc0(std::mem::size_of::<pg_sys::Param>()) as *mut pg_sys::Param;
+    (*marker).xpr.type_ = pg_sys::NodeTag::T_Param;
+    (*marker).paramkind = pg_sys::ParamKind::PARAM_EXTERN;
+    (*marker).paramid = 1;
+    (*marker).paramtype = pg_sys::BOOLOID;
+    (*marker).paramtypmod = -1;
+    (*marker).location = -1;
+    let quals = (*(*c).jointree).quals;
+    let mut list = pg_sys::lappend(std::ptr::null_mut(), marker.cast());
+    if !quals.is_null() {
+        list = pg_sys::lappend(list, quals.cast());
+    }
+    (*(*c).jointree).quals = pg_sys::make_ands_explicit(list).cast();
+    (*c).sortClause = std::ptr::null_mut();
+    let refill = super::deparse_without_search_path(c).trim().to_string();
+    let columns = targets.iter().map(|t| pg::cstr((**t).resname)).collect();
+    ViewPlan { terms, source, shape: Shape::Window { columns, keys, refill } }
 }
 
 /// The index the rows under a top-K are read through: on the ORDER BY keys,

@@ -102,8 +102,22 @@ impl Builder<'_> {
             for t in &targets {
                 collect((*(*t)).expr.cast(), pg_sys::NodeTag::T_WindowFunc, &mut found);
             }
+            let mut partitions: Vec<Vec<String>> = Vec::new();
+            for f in &found {
+                let winref = (*(*f as *mut pg_sys::WindowFunc)).winref;
+                if let Some(w) = pg::list::<pg_sys::WindowClause>((*q).windowClause).into_iter().find(|w| (**w).winref == winref) {
+                    let keys: Vec<String> = pg::list::<pg_sys::SortGroupClause>((*w).partitionClause)
+                        .into_iter()
+                        .filter_map(|g| find_target(&targets, (*g).tleSortGroupRef).map(|t| self.expr((*t).expr.cast())))
+                        .collect();
+                    if !partitions.contains(&keys) {
+                        partitions.push(keys);
+                    }
+                }
+            }
+            let partition = (partitions.len() == 1).then(|| partitions.remove(0));
             let functions = found.into_iter().map(|f| self.expr_with_windows(q, f)).collect();
-            node = Node::Window { functions, input: Box::new(node) };
+            node = Node::Window { functions, partition, input: Box::new(node) };
         }
         let mut sublinks = Vec::new();
         let columns = targets

@@ -15,6 +15,7 @@ pub mod bag;
 pub mod join;
 pub mod plan;
 pub mod topk;
+pub mod window;
 
 use crate::ir::{JoinKind, Node};
 
@@ -66,6 +67,9 @@ pub const TOP_K_RULE: &str = "top-K: the query without its LIMIT is kept whole b
 fn top_k_input(node: &Node) -> bool {
     matches!(node, Node::Project { input, .. } if matches!(input.as_ref(), Node::Subquery { standalone: true, .. }))
 }
+
+/// How window functions are kept.
+pub const WINDOW_RULE: &str = "window functions: the partitions a change touches (their PARTITION BY keys, from the change's rows) leave the view and are recomputed from the query restricted to them";
 
 /// How NOT EXISTS is kept.
 pub const ANTI_JOIN_RULE: &str =
@@ -136,12 +140,24 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
                 yes("linear: π(Δ); the bag's copies inserted or deleted")
             }
         }
+        Node::Distinct { input, .. } if matches!(input.as_ref(), Node::Project { input, .. } if matches!(input.as_ref(), Node::Window { .. })) => {
+            no("DISTINCT over window functions is not maintained yet")
+        }
         Node::Distinct { on: None, input } if matches!(input.as_ref(), Node::Project { input, .. } if group_keys(input).is_some()) => {
             no("DISTINCT over GROUP BY is not maintained yet")
         }
         Node::Distinct { on: None, .. } => yes("a count per distinct row; a row appears or goes when its count crosses 0"),
         Node::Distinct { on: Some(_), .. } => no("DISTINCT ON is not maintained yet"),
-        Node::Window { .. } => no("window functions are not maintained yet"),
+        Node::Window { input, .. } if group_keys(input).is_some() => no("window functions over GROUP BY are not maintained yet"),
+        Node::Window { partition: None, .. } => no("window functions with different PARTITION BY lists are not maintained yet"),
+        Node::Window { partition: Some(keys), .. } => match parent {
+            Some(Node::Project { columns, .. }) if keys.iter().all(|k| columns.iter().any(|c| &c.sql == k)) => yes(if keys.is_empty() {
+                "window functions without PARTITION BY: one partition, recomputed on every change"
+            } else {
+                WINDOW_RULE
+            }),
+            _ => no("window functions are maintained when their PARTITION BY keys are columns of the view"),
+        },
         Node::SetOp { .. } if matches!(parent, Some(Node::SetOp { .. })) => yes("part of the set operation above"),
         Node::SetOp { .. } => match set_operation(node) {
             Ok(rule) => yes(rule),

@@ -87,6 +87,9 @@ pub enum Shape {
     /// ORDER BY ... LIMIT over an internal view: `refill` reads the view's
     /// rows from it (see `topk`), through `index` on the internal view.
     TopK { columns: Vec<String>, refill: String, index: Option<String> },
+    /// Window functions: per PARTITION BY key (view column, expression), and
+    /// the query with `$1` for "in an affected partition" (see `window`).
+    Window { columns: Vec<String>, keys: Vec<(String, String)>, refill: String },
     /// GROUP BY keys (or DISTINCT over all columns), aggregates, HAVING.
     Grouped {
         keys: Vec<String>,
@@ -161,7 +164,7 @@ impl ViewPlan {
     pub fn joins(&self) -> bool {
         self.terms.len() > 1
             || self.terms.iter().any(|t| t.spj.inputs.iter().filter(|i| i.relid != 0).count() > 1)
-            || matches!(self.shape, Shape::TopK { .. })
+            || matches!(self.shape, Shape::TopK { .. } | Shape::Window { .. })
     }
 
     /// Whether writers must take turns: any view joining two or more inputs
@@ -176,7 +179,7 @@ impl ViewPlan {
     pub fn hidden_group_keys(&self) -> bool {
         match &self.shape {
             Shape::Grouped { keys, columns, .. } => (0..keys.len()).any(|k| !columns.iter().any(|c| c.key == Some(k))),
-            Shape::Bag { .. } | Shape::TopK { .. } => false,
+            Shape::Bag { .. } | Shape::TopK { .. } | Shape::Window { .. } => false,
         }
     }
 }

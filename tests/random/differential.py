@@ -91,6 +91,12 @@ VIEWS = {
     "v_intersect": "SELECT k, g FROM r INTERSECT SELECT k, w FROM q",
     "v_except": "SELECT k, g FROM r EXCEPT SELECT k, w FROM q",
     "v_union_agg": "SELECT x, count(*) AS c, sum(y) AS s FROM (SELECT k AS x, v AS y FROM r UNION ALL SELECT k, w FROM q) u GROUP BY x",
+    # Window functions (orderings that decide the result).
+    "v_window": "SELECT g, id, rank() OVER (PARTITION BY g ORDER BY v DESC NULLS LAST, id) AS rk, "
+                "sum(v) OVER (PARTITION BY g ORDER BY id) AS rs, lag(k) OVER (PARTITION BY g ORDER BY id) AS pk FROM r",
+    "v_window_join": "SELECT q.t, r.id, row_number() OVER (PARTITION BY q.t ORDER BY r.id, q.id) AS rn FROM r JOIN q ON q.k = r.k",
+    "v_window_all": "SELECT id, count(*) OVER () AS n, first_value(id) OVER (ORDER BY id) AS f, "
+                    "dense_rank() OVER (ORDER BY k NULLS FIRST) AS dr FROM q",
 }
 
 SETUP = """

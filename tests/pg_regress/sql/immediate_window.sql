@@ -1,0 +1,38 @@
+-- Window functions: the partitions a change touches are recomputed, the
+-- others stay. PARTITION BY keys must be columns of the view; a window
+-- without PARTITION BY is one partition.
+CREATE SCHEMA immediate_window;
+SET search_path = immediate_window, public;
+CREATE TABLE pay (id int, dept int, amount int);
+INSERT INTO pay SELECT g, g % 3, (g * 37) % 100 FROM generate_series(1, 15) g;
+INSERT INTO pay VALUES (100, NULL, 5), (101, NULL, 7);
+SELECT tide.create_view('ranked', $$SELECT dept, id, rank() OVER (PARTITION BY dept ORDER BY amount DESC, id) AS rk,
+    sum(amount) OVER (PARTITION BY dept ORDER BY id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS pair,
+    lag(id) OVER (PARTITION BY dept ORDER BY id) AS previous FROM pay WHERE amount > 10$$);
+SELECT tide.create_view('running', 'SELECT id, amount, sum(amount) OVER (ORDER BY id) AS total, row_number() OVER (ORDER BY id) AS n FROM pay');
+SELECT operator, incremental, rule FROM tide.explain('SELECT dept, id, rank() OVER (PARTITION BY dept ORDER BY amount) FROM pay') WHERE operator = 'Window';
+SELECT * FROM ranked WHERE dept = 1 ORDER BY rk;
+-- a row moves between partitions, another leaves, new rows, a NULL partition
+UPDATE pay SET dept = 1 WHERE id = 3;
+DELETE FROM pay WHERE id = 4;
+INSERT INTO pay VALUES (200, 1, 98), (201, NULL, 60);
+UPDATE pay SET amount = 1 WHERE id = 7;
+SELECT * FROM ranked WHERE dept = 1 ORDER BY rk;
+SELECT * FROM ranked WHERE dept IS NULL ORDER BY rk;
+SELECT * FROM running ORDER BY id LIMIT 5;
+SELECT tide.verify('ranked'), tide.verify('running');
+BEGIN;
+DELETE FROM pay WHERE dept = 2;
+SELECT count(*) AS dept_2_rows FROM ranked WHERE dept = 2;
+ROLLBACK;
+TRUNCATE pay;
+INSERT INTO pay VALUES (1, 1, 50), (2, 1, 40);
+SELECT * FROM ranked ORDER BY dept, rk;
+SELECT tide.verify('ranked'), tide.verify('running');
+-- refused, naming the reason
+SELECT tide.create_view('bad', 'SELECT id, rank() OVER (PARTITION BY dept ORDER BY amount) FROM pay');
+SELECT tide.create_view('bad', 'SELECT dept, rank() OVER (PARTITION BY dept ORDER BY amount), rank() OVER (ORDER BY id) FROM pay');
+SELECT tide.create_view('bad', 'SELECT dept, sum(amount), rank() OVER (ORDER BY sum(amount)) FROM pay GROUP BY dept');
+SET client_min_messages = warning;
+DROP SCHEMA immediate_window CASCADE;
+RESET client_min_messages;
