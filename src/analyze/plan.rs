@@ -119,7 +119,12 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
     let targets: Vec<*mut pg_sys::TargetEntry> =
         pg::list::<pg_sys::TargetEntry>((*q).targetList).into_iter().filter(|t| !(**t).resjunk).collect();
     if (*q).hasWindowFuncs {
-        return window_plan(q, terms, source, &targets, &ex);
+        let clause = pg::list::<pg_sys::WindowClause>((*q).windowClause)[0];
+        return partitioned_plan(q, (*clause).partitionClause, terms, source, &targets, &ex);
+    }
+    if (*q).hasDistinctOn {
+        // The first row per DISTINCT ON key: recomputed per key like a window partition.
+        return partitioned_plan(q, (*q).distinctClause, terms, source, &targets, &ex);
     }
     if !(*q).limitCount.is_null() || !(*q).limitOffset.is_null() {
         // Over the internal view of the query without its LIMIT (see analyze::topk).
@@ -230,19 +235,20 @@ unsafe fn set_operation_plan(q: *mut pg_sys::Query) -> ViewPlan {
     ViewPlan { terms, source, shape: Shape::Grouped { keys, aggs, columns, having } }
 }
 
-/// Window functions (see `delta::window`): the PARTITION BY keys as view
-/// columns and expressions, and the query with a `$1` condition added to
-/// its WHERE, which the statement replaces by "in an affected partition".
-unsafe fn window_plan(
+/// Window functions and DISTINCT ON (see `delta::window`): the partition
+/// keys (PARTITION BY, or DISTINCT ON) as view columns and expressions, and
+/// the query with a `$1` condition added to its WHERE, which the statement
+/// replaces by "in an affected partition".
+unsafe fn partitioned_plan(
     q: *mut pg_sys::Query,
+    partition: *mut pg_sys::List,
     terms: Vec<Term>,
     source: Source,
     targets: &[*mut pg_sys::TargetEntry],
     ex: &dyn Fn(*mut pg_sys::Node) -> String,
 ) -> ViewPlan {
     let all_targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*q).targetList);
-    let clause = pg::list::<pg_sys::WindowClause>((*q).windowClause)[0];
-    let keys = pg::list::<pg_sys::SortGroupClause>((*clause).partitionClause)
+    let keys = pg::list::<pg_sys::SortGroupClause>(partition)
         .into_iter()
         .filter_map(|g| find_target(&all_targets, (*g).tleSortGroupRef))
         .map(|k| {
@@ -265,7 +271,10 @@ unsafe fn window_plan(
         list = pg_sys::lappend(list, quals.cast());
     }
     (*(*c).jointree).quals = pg_sys::make_ands_explicit(list).cast();
-    (*c).sortClause = std::ptr::null_mut();
+    if !(*c).hasDistinctOn {
+        // (DISTINCT ON needs its ORDER BY: it picks the first row.)
+        (*c).sortClause = std::ptr::null_mut();
+    }
     let refill = super::deparse_without_search_path(c).trim().to_string();
     let columns = targets.iter().map(|t| pg::cstr((**t).resname)).collect();
     ViewPlan { terms, source, shape: Shape::Window { columns, keys, refill } }

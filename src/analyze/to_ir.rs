@@ -67,7 +67,8 @@ impl Builder<'_> {
                     offset: (!(*q).limitOffset.is_null()).then(|| self.expr((*q).limitOffset)),
                     input: Box::new(node),
                 };
-            } else {
+            } else if !(*q).hasDistinctOn {
+                // (DISTINCT ON picks the first row of each key by this ORDER BY.)
                 self.notices
                     .push("ORDER BY without LIMIT is ignored: a view, like a table, has no row order; use ORDER BY when reading it".into());
             }

@@ -147,7 +147,15 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
             no("DISTINCT over GROUP BY is not maintained yet")
         }
         Node::Distinct { on: None, .. } => yes("a count per distinct row; a row appears or goes when its count crosses 0"),
-        Node::Distinct { on: Some(_), .. } => no("DISTINCT ON is not maintained yet"),
+        Node::Distinct { on: Some(keys), input } => match input.as_ref() {
+            Node::Project { input, .. } if matches!(input.as_ref(), Node::Window { .. }) || group_keys(input).is_some() => {
+                no("DISTINCT ON over GROUP BY or window functions is not maintained yet")
+            }
+            Node::Project { columns, .. } if keys.iter().all(|k| columns.iter().any(|c| &c.sql == k)) => yes(
+                "DISTINCT ON: like a window partition per key: the keys a change touches are recomputed from the query restricted to them",
+            ),
+            _ => no("DISTINCT ON is maintained when its keys are columns of the view"),
+        },
         Node::Window { input, .. } if group_keys(input).is_some() => no("window functions over GROUP BY are not maintained yet"),
         Node::Window { partition: None, .. } => no("window functions with different PARTITION BY lists are not maintained yet"),
         Node::Window { partition: Some(keys), .. } => match parent {

@@ -97,6 +97,7 @@ VIEWS = {
     "v_window_join": "SELECT q.t, r.id, row_number() OVER (PARTITION BY q.t ORDER BY r.id, q.id) AS rn FROM r JOIN q ON q.k = r.k",
     "v_window_all": "SELECT id, count(*) OVER () AS n, first_value(id) OVER (ORDER BY id) AS f, "
                     "dense_rank() OVER (ORDER BY k NULLS FIRST) AS dr FROM q",
+    "v_distinct_on": "SELECT DISTINCT ON (g) g, id, v FROM r ORDER BY g, v DESC NULLS LAST, id",
 }
 
 SETUP = """

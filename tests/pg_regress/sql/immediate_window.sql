@@ -29,6 +29,14 @@ TRUNCATE pay;
 INSERT INTO pay VALUES (1, 1, 50), (2, 1, 40);
 SELECT * FROM ranked ORDER BY dept, rk;
 SELECT tide.verify('ranked'), tide.verify('running');
+-- DISTINCT ON: the first row per key, recomputed per key a change touches
+SELECT tide.create_view('top_per_dept', 'SELECT DISTINCT ON (dept) dept, id, amount FROM pay ORDER BY dept, amount DESC, id');
+INSERT INTO pay VALUES (3, 2, 70), (4, 2, 90), (5, NULL, 1);
+UPDATE pay SET amount = 95 WHERE id = 3;
+DELETE FROM pay WHERE id = 1;
+SELECT * FROM top_per_dept ORDER BY dept;
+SELECT tide.verify('top_per_dept');
+SELECT tide.create_view('bad', 'SELECT DISTINCT ON (dept) id FROM pay ORDER BY dept, id');
 -- refused, naming the reason
 SELECT tide.create_view('bad', 'SELECT id, rank() OVER (PARTITION BY dept ORDER BY amount) FROM pay');
 SELECT tide.create_view('bad', 'SELECT dept, rank() OVER (PARTITION BY dept ORDER BY amount), rank() OVER (ORDER BY id) FROM pay');
