@@ -95,8 +95,17 @@ unsafe fn internal_subqueries(m: &Maintained) -> Vec<i32> {
         return setop::leaves((*m.query).setOperations);
     }
     let mut out = flatten::standalone_subqueries(m.query);
-    out.extend(m.anti.iter().map(|a| a.rtindex));
+    for a in &m.anti {
+        out.push(a.rtindex);
+        out.extend(a.not_in.map(|(flags, _)| flags));
+    }
     out
+}
+
+/// A query written by pg_tide itself, parsed and analyzed (and rewritten).
+pub(crate) unsafe fn parse_query(sql: &str) -> *mut pg_sys::Query {
+    let q = parse_single_select(sql);
+    pg::list::<pg_sys::Query>(pg_sys::QueryRewrite(q))[0]
 }
 
 /// The query of the internal view of sub-query `rtindex` (see `internal_subqueries`).

@@ -72,17 +72,46 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
         parts.iter_mut().for_each(|p| p.conds.push(w.clone()));
     }
     for a in &pq.anti {
-        let matched: Vec<String> = a.equalities.iter().map(|e| ex(*e)).collect();
+        let mut matched: Vec<String> = a.equalities.iter().map(|e| ex(*e)).collect();
+        let keys = Item::Keys { rt: a.rtindex, columns: (1..=a.equalities.len().max(1)).map(|i| format!("k{i}")).collect() };
+        if let Some((flags_rt, x)) = a.not_in {
+            // NOT IN: kept when the sub-query is empty, or when x is not NULL,
+            // the sub-query has no NULL and no row equal to x.
+            let f = alias(flags_rt);
+            let x = ex(x);
+            let flags = Item::Keys { rt: flags_rt, columns: vec!["nonempty".into(), "has_null".into()] };
+            for p in &mut parts {
+                p.items.push(flags.copy());
+            }
+            let usable = format!("(({x}) IS NOT NULL AND NOT {f}.has_null)");
+            let with_match: Vec<Part> = parts
+                .iter()
+                .map(|p| {
+                    let mut items: Vec<Item> = p.items.iter().map(Item::copy).collect();
+                    items.push(keys.copy());
+                    let mut conds = p.conds.clone();
+                    conds.push(usable.clone());
+                    conds.extend(matched.iter().cloned());
+                    Part { sign: -p.sign, items, conds }
+                })
+                .collect();
+            for p in &mut parts {
+                p.conds.push(format!("(NOT {f}.nonempty OR {usable})"));
+            }
+            parts.extend(with_match);
+            continue;
+        }
         let with_match: Vec<Part> = parts
             .iter()
             .map(|p| {
                 let mut items: Vec<Item> = p.items.iter().map(Item::copy).collect();
-                items.push(Item::Keys { rt: a.rtindex, n: a.equalities.len().max(1) });
+                items.push(keys.copy());
                 let mut conds = p.conds.clone();
-                conds.extend(matched.iter().cloned());
+                conds.append(&mut matched.clone());
                 Part { sign: -p.sign, items, conds }
             })
             .collect();
+        matched.clear();
         parts.extend(with_match);
     }
     let terms: Vec<Term> = parts
@@ -104,7 +133,7 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
                             consolidate: true,
                         }
                     }
-                    Item::Keys { rt, n } => Input { columns: (1..=*n).map(|i| format!("k{i}")).collect(), ..input(*rt) },
+                    Item::Keys { rt, columns } => Input { columns: columns.clone(), ..input(*rt) },
                 })
                 .collect();
             let predicate = if p.conds.is_empty() { None } else { Some(p.conds.join(" AND ")) };
@@ -314,8 +343,15 @@ unsafe fn top_k_index(q: *mut pg_sys::Query) -> Option<String> {
 enum Item {
     Table(i32),
     Nulls(i32),
-    OuterKeys { table: pg_sys::Oid, n: usize },
-    Keys { rt: i32, n: usize },
+    OuterKeys {
+        table: pg_sys::Oid,
+        n: usize,
+    },
+    /// An internal view's table at range table entry `rt`, reading `columns`.
+    Keys {
+        rt: i32,
+        columns: Vec<String>,
+    },
 }
 
 /// A term under construction: sign · (items joined, filtered by conds).
@@ -351,7 +387,7 @@ impl Item {
             Item::Table(rt) => Item::Table(*rt),
             Item::Nulls(rt) => Item::Nulls(*rt),
             Item::OuterKeys { table, n } => Item::OuterKeys { table: *table, n: *n },
-            Item::Keys { rt, n } => Item::Keys { rt: *rt, n: *n },
+            Item::Keys { rt, columns } => Item::Keys { rt: *rt, columns: columns.clone() },
         }
     }
 }

@@ -37,6 +37,11 @@ pub struct Anti {
     /// The range table entry of the keys' sub-query (outside the join tree).
     pub rtindex: i32,
     pub equalities: Vec<*mut pg_sys::Node>,
+    /// For `x NOT IN (...)`: the range table entry of the sub-query's one-row
+    /// flags (`nonempty`, `has_null`) and `x`. A row is kept when the
+    /// sub-query has no rows, or when x is not NULL, the sub-query has no
+    /// NULL and no row equal to x (SQL's NOT IN).
+    pub not_in: Option<(i32, *mut pg_sys::Node)>,
 }
 
 /// Rewrite `q`'s sub-links as described above; returns the anti-joins.
@@ -62,10 +67,14 @@ pub(super) unsafe fn unnest(q: *mut pg_sys::Query) -> Vec<Anti> {
         } else if let Some(sub) = negated_exists(c) {
             if let Some(keys) = keys_of(sub, None) {
                 let rt = add_subquery(q, keys.query, "not_exists");
-                anti.push(Anti { conjunct: c, rtindex: rt, equalities: keys.equalities(rt) });
+                anti.push(Anti { conjunct: c, rtindex: rt, equalities: keys.equalities(rt), not_in: None });
                 conjuncts.push(c);
                 continue;
             }
+        } else if let Some(a) = not_in(q, c) {
+            anti.push(a);
+            conjuncts.push(c);
+            continue;
         } else if let Some(link) = any_sublink(c) {
             if let Some(keys) = keys_of((*link).subselect.cast(), Some((*link).testexpr)) {
                 let rt = add_subquery(q, keys.query, "in");
@@ -111,6 +120,33 @@ unsafe fn negated_exists(node: *mut pg_sys::Node) -> Option<*mut pg_sys::Query> 
 
 unsafe fn any_sublink(node: *mut pg_sys::Node) -> Option<*mut pg_sys::SubLink> {
     sublink(node, pg_sys::SubLinkType::ANY_SUBLINK).map(|_| node as *mut pg_sys::SubLink)
+}
+
+/// `x NOT IN (SELECT y ...)`, uncorrelated, one column: the distinct `y`
+/// (K) and the flags of the sub-query's rows, both added to `q`'s range
+/// table outside its join tree.
+unsafe fn not_in(q: *mut pg_sys::Query, c: *mut pg_sys::Node) -> Option<Anti> {
+    if !pg::is_a(c, pg_sys::NodeTag::T_BoolExpr) || (*(c as *mut pg_sys::BoolExpr)).boolop != pg_sys::BoolExprType::NOT_EXPR {
+        return None;
+    }
+    let link = any_sublink(pg::list::<pg_sys::Node>((*(c as *mut pg_sys::BoolExpr)).args)[0])?;
+    let sub: *mut pg_sys::Query = (*link).subselect.cast();
+    if pg_sys::contain_vars_of_level(sub.cast(), 1) || !pg::is_a((*link).testexpr, pg_sys::NodeTag::T_OpExpr) {
+        return None;
+    }
+    let keys = keys_of(sub, Some((*link).testexpr))?;
+    if keys.pairs.len() != 1 {
+        return None;
+    }
+    let outer = keys.pairs[0].1;
+    let flags = super::parse_query(&format!(
+        "SELECT count(*) > 0 AS nonempty, coalesce(bool_or(f.v IS NULL), false) AS has_null FROM ({}) AS f(v)",
+        super::deparse_without_search_path(sub).trim()
+    ));
+    let rt = add_subquery(q, keys.query, "not_in");
+    let equalities = keys.equalities(rt);
+    let flags_rt = add_subquery(q, flags, "not_in_flags");
+    Some(Anti { conjunct: c, rtindex: rt, equalities, not_in: Some((flags_rt, outer)) })
 }
 
 /// The distinct keys of a semi-join's sub-query, and how they compare with

@@ -22,6 +22,8 @@ SELECT tide.create_view('cheapest', $$SELECT s.part_id, s.supplier, s.cost FROM 
 -- Q17's shape: an aggregate over rows below a per-part average
 SELECT tide.create_view('small_orders', $$SELECT sum(s.qty) AS total, count(*) AS n FROM supply s
     WHERE s.qty < (SELECT 0.8 * avg(s2.qty) FROM supply s2 WHERE s2.part_id = s.part_id)$$);
+-- NOT IN, with SQL's NULLs: no row when the sub-query has a NULL, every row when it has none at all
+SELECT tide.create_view('not_from_100', 'SELECT p.kind FROM part p WHERE p.id NOT IN (SELECT part_id FROM supply WHERE supplier = 100)');
 SELECT operator, incremental FROM tide.explain('SELECT p.id FROM part p WHERE NOT EXISTS (SELECT 1 FROM supply s WHERE s.part_id = p.id)') WHERE operator = 'Filter';
 SELECT * FROM supplied ORDER BY id;
 SELECT * FROM unsupplied ORDER BY kind;
@@ -42,6 +44,12 @@ SELECT * FROM big_parts ORDER BY kind;
 SELECT * FROM pricey ORDER BY kind;
 SELECT * FROM cheapest ORDER BY part_id, supplier;
 SELECT * FROM small_orders;
+SELECT * FROM not_from_100 ORDER BY kind;
+INSERT INTO supply VALUES (NULL, 100, 1, 1);
+SELECT count(*) AS with_a_null FROM not_from_100;
+DELETE FROM supply WHERE part_id IS NULL AND supplier = 100;
+SELECT * FROM not_from_100 ORDER BY kind;
+SELECT tide.verify('not_from_100');
 SELECT tide.verify('supplied'), tide.verify('unsupplied'), tide.verify('from_100'), tide.verify('big_parts'),
        tide.verify('pricey'), tide.verify('margin'), tide.verify('cheapest'), tide.verify('small_orders');
 -- both sides in one statement, rollback, TRUNCATE
@@ -55,13 +63,14 @@ SELECT tide.verify('supplied'), tide.verify('unsupplied'), tide.verify('from_100
        tide.verify('pricey'), tide.verify('margin'), tide.verify('cheapest'), tide.verify('small_orders');
 TRUNCATE supply;
 SELECT * FROM unsupplied ORDER BY kind;
+SELECT count(*) AS all_parts FROM not_from_100;
 SELECT tide.verify('supplied'), tide.verify('unsupplied'), tide.verify('from_100'), tide.verify('big_parts'),
        tide.verify('pricey'), tide.verify('margin'), tide.verify('cheapest'), tide.verify('small_orders');
 -- what is not taken this way is refused, naming it
 SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE EXISTS (SELECT 1 FROM supply s WHERE s.cost < p.price)');
 SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE p.id = 1 OR EXISTS (SELECT 1 FROM supply s WHERE s.part_id = p.id)');
 SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE p.price > (SELECT count(*) FROM supply s WHERE s.part_id = p.id)');
-SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE p.id NOT IN (SELECT part_id FROM supply)');
+SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE p.id NOT IN (SELECT s.part_id FROM supply s WHERE s.cost < p.price)');
 SET client_min_messages = warning;
 DROP SCHEMA immediate_sublink CASCADE;
 RESET client_min_messages;
