@@ -12,3 +12,11 @@ SELECT tide.create_view('c_distinct', 'SELECT DISTINCT branch, tag FROM acct');
 SELECT tide.create_view('c_hidden', 'SELECT sum(bal) AS total FROM acct GROUP BY branch, tag');
 SELECT tide.create_view('c_pairs', 'SELECT a.id, b.region, a.bal FROM acct a JOIN branch b ON b.id = a.branch WHERE a.bal > 100');
 SELECT tide.create_view('c_extremes', 'SELECT b.region, min(a.bal) AS lo, max(a.bal + b.bonus) AS hi, count(DISTINCT a.tag) AS tags FROM acct a JOIN branch b ON b.id = a.branch GROUP BY b.region');
+-- Views over internal views: an aggregate of the table joined with the table,
+-- outer joins, NOT EXISTS, top-K, window functions, set operations.
+SELECT tide.create_view('c_above', 'SELECT a.id, a.bal FROM acct a JOIN (SELECT branch, avg(bal) AS av FROM acct GROUP BY branch) s ON s.branch = a.branch WHERE a.bal > s.av + 40');
+SELECT tide.create_view('c_outer', 'SELECT b.id, b.region, count(a.id) AS n FROM branch b LEFT JOIN acct a ON a.branch = b.id AND a.bal > 110 GROUP BY b.id, b.region');
+SELECT tide.create_view('c_anti', 'SELECT b.id FROM branch b WHERE NOT EXISTS (SELECT 1 FROM acct a WHERE a.branch = b.id AND a.bal > 118)');
+SELECT tide.create_view('c_top', 'SELECT id, bal FROM acct ORDER BY bal DESC, id LIMIT 5');
+SELECT tide.create_view('c_rank', 'SELECT branch, id, rank() OVER (PARTITION BY branch ORDER BY bal DESC, id) AS r FROM acct WHERE bal > 100');
+SELECT tide.create_view('c_union', 'SELECT branch AS k, tag FROM acct WHERE bal > 90 UNION SELECT id, region FROM branch');
