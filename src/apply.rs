@@ -247,7 +247,7 @@ impl Compiled {
                 id: self.view_id,
                 comparable: &self.comparable,
             }),
-            Shape::Bag { .. } | Shape::TopK { .. } | Shape::Window { .. } => None,
+            Shape::Bag { .. } | Shape::TopK { .. } | Shape::Window { .. } | Shape::Recompute { .. } => None,
         }
     }
 
@@ -265,7 +265,7 @@ impl Compiled {
             Shape::Bag { columns } => {
                 Some(Bag { terms: &self.plan.terms, columns, comparable: &self.comparable, view: &self.view, view_id: self.view_id })
             }
-            Shape::Grouped { .. } | Shape::TopK { .. } | Shape::Window { .. } => None,
+            Shape::Grouped { .. } | Shape::TopK { .. } | Shape::Window { .. } | Shape::Recompute { .. } => None,
         }
     }
 
@@ -276,6 +276,10 @@ impl Compiled {
             let t = crate::delta::topk::TopK { view: &self.view, columns, refill };
             let main = t.apply().into_iter().map(keep).collect::<Result<Vec<_>, _>>()?;
             return Ok(Prepared { main, recompute: None, publish: None, purge: None });
+        }
+        if let Shape::Recompute { columns, query } = &self.plan.shape {
+            let r = crate::delta::recompute::Recompute { view: &self.view, columns, comparable: &self.comparable, query };
+            return Ok(Prepared { main: vec![keep(r.apply())?], recompute: None, publish: None, purge: None });
         }
         if let Some(w) = self.window() {
             return Ok(Prepared { main: vec![keep(w.apply(change))?], recompute: None, publish: None, purge: None });

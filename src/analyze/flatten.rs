@@ -138,7 +138,7 @@ unsafe extern "C-unwind" fn inline_in_sublinks(node: *mut pg_sys::Node, ctx: *mu
     pg_sys::expression_tree_walker(node, Some(inline_in_sublinks), ctx)
 }
 
-unsafe fn query_tree_walker(
+pub(super) unsafe fn query_tree_walker(
     q: *mut pg_sys::Query,
     walker: Option<unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut std::ffi::c_void) -> bool>,
     ctx: *mut std::ffi::c_void,
@@ -251,6 +251,8 @@ unsafe fn referenced_in_join_tree(node: *mut pg_sys::Node, rtindex: i32) -> bool
 unsafe fn pull_up(q: *mut pg_sys::Query, rtindex: i32, rte: *mut pg_sys::RangeTblEntry) -> *mut pg_sys::Query {
     let sub = pg_sys::copyObjectImpl((*rte).subquery.cast()) as *mut pg_sys::Query;
     let offset = pg_sys::list_length((*q).rtable);
+    // Its references to the parent's CTEs come one level closer.
+    pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(sub.cast(), -1, 1));
     // The sub-query's range table goes after the parent's.
     pg_sys::ffi::pg_guard_ffi_boundary(|| OffsetVarNodes(sub.cast(), offset, 0));
     (*q).rtable = pg_sys::list_concat((*q).rtable, (*sub).rtable);

@@ -7,6 +7,7 @@ mod checks;
 mod flatten;
 mod outer;
 pub mod plan;
+mod recursive;
 mod setop;
 pub mod sublinks;
 mod to_ir;
@@ -81,6 +82,7 @@ pub(crate) struct Maintained {
 /// pulled up, sub-links unnested into joins with sub-queries (see `sublinks`).
 pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
     let q = topk::limit_over_subquery(q);
+    recursive::components_as_subqueries(q);
     flatten::inline_ctes(q);
     let q = flatten::pull_up_subqueries(q);
     let anti = sublinks::unnest(q);

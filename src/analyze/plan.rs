@@ -24,6 +24,17 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
     if !(*q).setOperations.is_null() {
         return set_operation_plan(q);
     }
+    if super::recursive::is_component(q) {
+        let columns = pg::list::<pg_sys::TargetEntry>((*q).targetList)
+            .into_iter()
+            .filter(|t| !(**t).resjunk)
+            .map(|t| OutputColumn { name: pg::cstr((*t).resname), sql: String::new(), key: None })
+            .collect();
+        let query = super::deparse_without_search_path(q).trim().to_string();
+        let source = Source { from: "(SELECT) AS none".into(), predicate: None };
+        let reads = super::recursive::tables_read(q);
+        return ViewPlan { terms: vec![], source, shape: Shape::Recompute { columns, query }, reads };
+    }
     let (names, namespaces) = deparse_context(q, std::ptr::null_mut());
     let ex = |node: *mut pg_sys::Node| deparse(q, namespaces, node, false);
     let mut used = used_columns(q);
@@ -160,7 +171,7 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
         let columns = targets.iter().map(|t| pg::cstr((**t).resname)).collect();
         let refill = super::deparse_without_search_path(q).trim().to_string();
         let index = top_k_index(q);
-        return ViewPlan { terms, source, shape: Shape::TopK { columns, refill, index } };
+        return ViewPlan { terms, source, shape: Shape::TopK { columns, refill, index }, reads: vec![] };
     }
     let all_targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*q).targetList);
     let grouped = (*q).hasAggs || !(*q).groupClause.is_null() || !(*q).havingQual.is_null();
@@ -168,7 +179,7 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
     if !grouped && !distinct {
         let columns =
             targets.iter().map(|t| OutputColumn { name: pg::cstr((**t).resname), sql: ex((**t).expr.cast()), key: None }).collect();
-        return ViewPlan { terms, source, shape: Shape::Bag { columns } };
+        return ViewPlan { terms, source, shape: Shape::Bag { columns }, reads: vec![] };
     }
 
     // Groups: GROUP BY keys, or for DISTINCT every output column.
@@ -207,7 +218,7 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
         let mutated = placeholders((*q).havingQual, &mut ctx);
         deparse(q, namespaces, mutated, true)
     });
-    ViewPlan { terms, source, shape: Shape::Grouped { keys, aggs, columns, having } }
+    ViewPlan { terms, source, shape: Shape::Grouped { keys, aggs, columns, having }, reads: vec![] }
 }
 
 /// A set operation over its branches' internal views (see `analyze::setop`):
@@ -234,7 +245,7 @@ unsafe fn set_operation_plan(q: *mut pg_sys::Query) -> ViewPlan {
     let column = |n: &String| format!("{alias}.{}", pg::quote_ident(n));
     if (*s).op == pg_sys::SetOperation::SETOP_UNION && (*s).all {
         let columns = names.iter().map(|n| OutputColumn { name: n.clone(), sql: column(n), key: None }).collect();
-        return ViewPlan { terms, source, shape: Shape::Bag { columns } };
+        return ViewPlan { terms, source, shape: Shape::Bag { columns }, reads: vec![] };
     }
     // The distinct rows; for INTERSECT and EXCEPT, counted per side.
     let keys: Vec<String> = names.iter().map(column).collect();
@@ -261,7 +272,7 @@ unsafe fn set_operation_plan(q: *mut pg_sys::Query) -> ViewPlan {
         pg_sys::SetOperation::SETOP_EXCEPT => Some("(($1 > 0) AND ($2 = 0))".to_string()),
         _ => None,
     };
-    ViewPlan { terms, source, shape: Shape::Grouped { keys, aggs, columns, having } }
+    ViewPlan { terms, source, shape: Shape::Grouped { keys, aggs, columns, having }, reads: vec![] }
 }
 
 /// Window functions and DISTINCT ON (see `delta::window`): the partition
@@ -306,7 +317,7 @@ unsafe fn partitioned_plan(
     }
     let refill = super::deparse_without_search_path(c).trim().to_string();
     let columns = targets.iter().map(|t| pg::cstr((**t).resname)).collect();
-    ViewPlan { terms, source, shape: Shape::Window { columns, keys, refill } }
+    ViewPlan { terms, source, shape: Shape::Window { columns, keys, refill }, reads: vec![] }
 }
 
 /// The index the rows under a top-K are read through: on the ORDER BY keys,
@@ -489,6 +500,9 @@ unsafe fn from_clause(q: *mut pg_sys::Query) -> String {
     let target = pg_sys::makeTargetEntry(one.cast(), 1, pg_sys::pstrdup(c"one".as_ptr()), false);
     (*c).targetList = pg_sys::lappend(std::ptr::null_mut(), target.cast());
     (*(*c).jointree).quals = std::ptr::null_mut();
+    // CTEs are inlined or internal views by now: their WITH would come first.
+    (*c).cteList = std::ptr::null_mut();
+    (*c).hasRecursive = false;
     (*c).groupClause = std::ptr::null_mut();
     (*c).groupingSets = std::ptr::null_mut();
     (*c).havingQual = std::ptr::null_mut();

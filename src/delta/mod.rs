@@ -14,6 +14,7 @@ pub mod aggregate;
 pub mod bag;
 pub mod join;
 pub mod plan;
+pub mod recompute;
 pub mod topk;
 pub mod window;
 
@@ -67,6 +68,9 @@ pub const TOP_K_RULE: &str = "top-K: the query without its LIMIT is kept whole b
 fn top_k_input(node: &Node) -> bool {
     matches!(node, Node::Project { input, .. } if matches!(input.as_ref(), Node::Subquery { standalone: true, .. }))
 }
+
+/// How WITH RECURSIVE is kept.
+pub const RECURSIVE_RULE: &str = "WITH RECURSIVE: the recursive query is one component, kept by an internal view that is computed again when a table it reads changes; only the difference (rows gone, rows new) is written, so views over it see just that";
 
 /// How window functions are kept.
 pub const WINDOW_RULE: &str = "window functions: the partitions a change touches (their PARTITION BY keys, from the change's rows) leave the view and are recomputed from the query restricted to them";
@@ -181,7 +185,8 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
             no("LATERAL sub-queries in FROM (which refer to other FROM items) are not maintained yet")
         }
         Node::Subquery { .. } => yes(SUBQUERY_RULE),
-        Node::RecursiveCte { .. } | Node::WorkTable { .. } => no("WITH RECURSIVE is not maintained yet"),
+        Node::RecursiveCte { .. } => yes(RECURSIVE_RULE),
+        Node::WorkTable { .. } => yes("the recursive reference, inside the component"),
         Node::Constant { .. } => no("VALUES, functions in FROM and queries without FROM are not maintained yet"),
     }
 }
@@ -287,6 +292,10 @@ pub fn first_unmaintained(root: &Node) -> Option<(String, String)> {
         let m = maintenance(node, parent);
         if !m.incremental {
             return Some((node.operator(), m.reason.unwrap_or_default()));
+        }
+        if matches!(node, Node::RecursiveCte { .. }) {
+            // Computed again as a whole: whatever is inside.
+            return None;
         }
         node.children().into_iter().find_map(|c| visit(c, Some(node)))
     }

@@ -87,6 +87,9 @@ pub enum Shape {
     /// ORDER BY ... LIMIT over an internal view: `refill` reads the view's
     /// rows from it (see `topk`), through `index` on the internal view.
     TopK { columns: Vec<String>, refill: String, index: Option<String> },
+    /// A recursive query, computed again on every change of a table it
+    /// reads, the difference written (see `recompute`).
+    Recompute { columns: Vec<OutputColumn>, query: String },
     /// Window functions: per PARTITION BY key (view column, expression), and
     /// the query with `$1` for "in an affected partition" (see `window`).
     Window { columns: Vec<String>, keys: Vec<(String, String)>, refill: String },
@@ -143,15 +146,17 @@ pub struct ViewPlan {
     pub terms: Vec<Term>,
     pub source: Source,
     pub shape: Shape,
+    /// Tables read other than through the terms (a recursive query's).
+    pub reads: Vec<u32>,
 }
 
 impl ViewPlan {
     /// Distinct base tables, in order of first appearance.
     pub fn base_tables(&self) -> Vec<u32> {
         let mut out = Vec::new();
-        for i in self.terms.iter().flat_map(|t| &t.spj.inputs) {
-            if i.relid != 0 && !out.contains(&i.relid) {
-                out.push(i.relid);
+        for relid in self.terms.iter().flat_map(|t| &t.spj.inputs).map(|i| i.relid).chain(self.reads.iter().copied()) {
+            if relid != 0 && !out.contains(&relid) {
+                out.push(relid);
             }
         }
         out
@@ -164,7 +169,7 @@ impl ViewPlan {
     pub fn joins(&self) -> bool {
         self.terms.len() > 1
             || self.terms.iter().any(|t| t.spj.inputs.iter().filter(|i| i.relid != 0).count() > 1)
-            || matches!(self.shape, Shape::TopK { .. } | Shape::Window { .. })
+            || matches!(self.shape, Shape::TopK { .. } | Shape::Window { .. } | Shape::Recompute { .. })
     }
 
     /// Whether writers must take turns: any view joining two or more inputs
@@ -179,7 +184,7 @@ impl ViewPlan {
     pub fn hidden_group_keys(&self) -> bool {
         match &self.shape {
             Shape::Grouped { keys, columns, .. } => (0..keys.len()).any(|k| !columns.iter().any(|c| c.key == Some(k))),
-            Shape::Bag { .. } | Shape::TopK { .. } | Shape::Window { .. } => false,
+            Shape::Bag { .. } | Shape::TopK { .. } | Shape::Window { .. } | Shape::Recompute { .. } => false,
         }
     }
 }

@@ -100,6 +100,11 @@ VIEWS = {
     "v_distinct_on": "SELECT DISTINCT ON (g) g, id, v FROM r ORDER BY g, v DESC NULLS LAST, id",
     "v_not_in": "SELECT r.id, r.k FROM r WHERE r.k NOT IN (SELECT w FROM q WHERE t IS DISTINCT FROM 'c')",
     "v_not_in_agg": "SELECT q.t, count(*) AS c FROM q WHERE q.w NOT IN (SELECT g FROM r WHERE v > 2) GROUP BY q.t",
+    # WITH RECURSIVE: reachability over q's edges k -> w.
+    "v_reach": "WITH RECURSIVE t(a, b) AS (SELECT k, w FROM q WHERE k IS NOT NULL UNION SELECT t.a, q.w FROM t JOIN q ON q.k = t.b) "
+               "SELECT a, b FROM t",
+    "v_reach_agg": "WITH RECURSIVE t(a, b) AS (SELECT k, w FROM q UNION SELECT t.a, q.w FROM t JOIN q ON q.k = t.b) "
+                   "SELECT t.a, count(*) AS n, count(r.id) AS rows_at FROM t LEFT JOIN r ON r.k = t.b GROUP BY t.a",
 }
 
 SETUP = """
