@@ -130,8 +130,8 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n text;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = t) THEN
-        RETURN;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = t AND tgname = 'tide_capture_before') THEN
+        RETURN;  -- dropped already (several views over the table went at once), or never there
     END IF;
     FOREACH n IN ARRAY ARRAY['tide_capture_before', 'tide_capture_insert', 'tide_capture_update',
                              'tide_capture_delete', 'tide_capture_truncate'] LOOP

@@ -5,6 +5,7 @@
 
 mod checks;
 mod flatten;
+mod grouping;
 mod outer;
 pub mod plan;
 mod recursive;
@@ -82,6 +83,7 @@ pub(crate) struct Maintained {
 /// pulled up, sub-links unnested into joins with sub-queries (see `sublinks`).
 pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
     let q = topk::limit_over_subquery(q);
+    let q = grouping::as_union(q);
     recursive::components_as_subqueries(q);
     flatten::inline_ctes(q);
     let q = flatten::pull_up_subqueries(q);

@@ -187,6 +187,9 @@ pub(super) unsafe fn keys_needed(q: *mut pg_sys::Query) -> Vec<KeysNeeded> {
 
 unsafe fn visit(q: *mut pg_sys::Query, node: *mut pg_sys::Node, out: &mut Vec<KeysNeeded>) {
     use pg_sys::NodeTag::*;
+    if node.is_null() {
+        return;
+    }
     match (*node).type_ {
         T_JoinExpr => {
             let j = node as *mut pg_sys::JoinExpr;

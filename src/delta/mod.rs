@@ -111,7 +111,7 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
             yes("HAVING: evaluated on each touched group's new state")
         }
         Node::Filter { .. } => yes("linear: σ(Δ)"),
-        Node::Aggregate { grouping_sets: true, .. } => no("GROUPING SETS, ROLLUP and CUBE are not maintained yet"),
+        Node::Aggregate { grouping_sets: true, .. } => no("GROUPING SETS with an empty set and no aggregate are not maintained yet"),
         Node::Aggregate { aggregates, .. } => {
             for a in aggregates {
                 if !MAINTAINED_AGGREGATES.contains(&a.function.as_str()) {

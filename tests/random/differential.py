@@ -100,6 +100,9 @@ VIEWS = {
     "v_distinct_on": "SELECT DISTINCT ON (g) g, id, v FROM r ORDER BY g, v DESC NULLS LAST, id",
     "v_not_in": "SELECT r.id, r.k FROM r WHERE r.k NOT IN (SELECT w FROM q WHERE t IS DISTINCT FROM 'c')",
     "v_not_in_agg": "SELECT q.t, count(*) AS c FROM q WHERE q.w NOT IN (SELECT g FROM r WHERE v > 2) GROUP BY q.t",
+    # GROUPING SETS, ROLLUP, CUBE.
+    "v_rollup": "SELECT g, s, sum(v) AS sv, count(*) AS c, GROUPING(g, s) AS gr FROM r GROUP BY ROLLUP (g, s)",
+    "v_cube": "SELECT k, t, count(*) AS c, max(w) AS mx FROM q GROUP BY CUBE (k, t) HAVING count(*) > 1",
     # WITH RECURSIVE: reachability over q's edges k -> w.
     "v_reach": "WITH RECURSIVE t(a, b) AS (SELECT k, w FROM q WHERE k IS NOT NULL UNION SELECT t.a, q.w FROM t JOIN q ON q.k = t.b) "
                "SELECT a, b FROM t",

@@ -107,3 +107,21 @@ UPDATE sales SET qty = 2 WHERE id = 6001;
 DELETE FROM sales WHERE id = 6002;
 SELECT q, n, top, count(*) FROM no_key GROUP BY q, n, top ORDER BY 1, 2, 3;
 SELECT tide.verify('no_key');
+
+-- GROUPING SETS, ROLLUP, CUBE: one GROUP BY per grouping set, as the
+-- branches of a UNION ALL (the columns outside a set read as NULL)
+CREATE TABLE sales_gs (region text, city text, amount int);
+INSERT INTO sales_gs VALUES ('n', 'a', 1), ('n', 'b', 2), ('s', 'c', 3), ('s', 'c', 4), (NULL, 'd', 5);
+SELECT tide.create_view('sales_rollup', 'SELECT region, city, sum(amount) AS total, count(*) AS n, GROUPING(region, city) AS g FROM sales_gs GROUP BY ROLLUP (region, city)');
+SELECT tide.create_view('sales_cube', 'SELECT region, city, count(*) AS n FROM sales_gs GROUP BY CUBE (region, city) HAVING count(*) > 1');
+SELECT tide.create_view('sales_sets', 'SELECT region, city, max(amount) AS hi FROM sales_gs GROUP BY GROUPING SETS ((region), (city), ())');
+SELECT * FROM sales_rollup ORDER BY g, region, city;
+INSERT INTO sales_gs VALUES ('n', 'a', 10), ('e', 'x', 7);
+DELETE FROM sales_gs WHERE city = 'c' AND amount = 3;
+UPDATE sales_gs SET region = 's' WHERE city = 'b';
+SELECT * FROM sales_rollup ORDER BY g, region, city;
+SELECT * FROM sales_sets ORDER BY region, city;
+SELECT tide.verify('sales_rollup'), tide.verify('sales_cube'), tide.verify('sales_sets');
+TRUNCATE sales_gs;
+SELECT * FROM sales_rollup;
+SELECT tide.verify('sales_rollup'), tide.verify('sales_cube'), tide.verify('sales_sets');
