@@ -79,8 +79,10 @@ pub enum Node {
     /// `standalone`: it refers to nothing outside itself (not LATERAL, not
     /// correlated), so it can be computed, and maintained, on its own.
     Subquery { alias: String, origin: SubqueryOrigin, standalone: bool, input: Box<Node> },
-    /// A constant relation: VALUES or a function in FROM.
-    Constant { alias: String, detail: String },
+    /// A relation that never changes itself: VALUES, a function in FROM
+    /// (maybe LATERAL, over the items before it), no FROM at all.
+    /// `maintained`: VALUES, or one function (not ROWS FROM of several).
+    Constant { alias: String, detail: String, maintained: bool },
     /// A join of two inputs; `condition` is None for a cross join. For an
     /// outer join, `keyed`: the condition is equalities between the sides
     /// (and conditions on one side), so a row's match is found by its keys.
@@ -155,7 +157,7 @@ impl Node {
         match self {
             Node::Scan { relation, alias, .. } => format!("{relation} AS {alias}"),
             Node::Subquery { alias, .. } => alias.clone(),
-            Node::Constant { alias, detail } => format!("{detail} AS {alias}"),
+            Node::Constant { alias, detail, .. } => format!("{detail} AS {alias}"),
             Node::Join { condition, .. } => condition.clone().map(|c| format!("ON {c}")).unwrap_or_default(),
             Node::Filter { predicate, .. } => predicate.clone(),
             Node::Aggregate { group_by, grouping_sets, aggregates, .. } => {

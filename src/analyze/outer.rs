@@ -88,6 +88,15 @@ unsafe fn conjuncts(q: *mut pg_sys::Query, quals: *mut pg_sys::Node) -> Vec<*mut
 /// finding matches among `keys`; None when some conjunct is none of the
 /// three kinds, or there is no equality at all.
 pub(super) unsafe fn split(q: *mut pg_sys::Query, quals: *mut pg_sys::Node, outer: &[i32], keys: &[i32]) -> Option<Split> {
+    // The padded side is replaced by a row of NULLs per table: functions
+    // and VALUES there are not taken.
+    let constant = |rt: &i32| {
+        let rte = pg_sys::list_nth((*q).rtable, *rt - 1) as *mut pg_sys::RangeTblEntry;
+        matches!((*rte).rtekind, pg_sys::RTEKind::RTE_FUNCTION | pg_sys::RTEKind::RTE_VALUES)
+    };
+    if keys.iter().any(constant) {
+        return None;
+    }
     let within = |vars: &[i32], side: &[i32]| vars.iter().all(|v| side.contains(v));
     let mut s = Split { equalities: Vec::new(), keys_only: Vec::new(), outer_only: Vec::new() };
     for c in conjuncts(q, quals) {

@@ -52,6 +52,10 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
     let alias = |rt: i32| pg::quote_ident(&names[(rt - 1) as usize]);
     let input = |rt: i32| {
         let rte = pg_sys::list_nth((*q).rtable, rt - 1) as *mut pg_sys::RangeTblEntry;
+        if let Some((relation, columns)) = constant_item(rte, &ex) {
+            // Never changes itself: evaluated per row of what it refers to.
+            return Input { alias: format!("{}({})", alias(rt), columns), relid: 0, relation, columns: vec![], consolidate: true };
+        }
         let attnos: Vec<i16> = used.iter().filter(|(r, _)| *r == rt).map(|(_, a)| *a).collect();
         let mut columns = Vec::new();
         let mut consolidate = true;
@@ -347,6 +351,33 @@ unsafe fn top_k_index(q: *mut pg_sys::Query) -> Option<String> {
         .then(|| format!("CREATE INDEX ON {} ({})", pg::qualified_relation_name((*rte).relid), keys.join(", ")))
 }
 
+/// A function or VALUES in FROM, as (the item's SQL, its column names):
+/// `LATERAL f(...)` (it may refer to the items before it), `(VALUES ...)`.
+unsafe fn constant_item(rte: *mut pg_sys::RangeTblEntry, ex: &dyn Fn(*mut pg_sys::Node) -> String) -> Option<(String, String)> {
+    let columns = || {
+        pg::list::<pg_sys::String>((*(*rte).eref).colnames)
+            .into_iter()
+            .map(|n| pg::quote_ident(&pg::cstr((*n).sval)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (*rte).rtekind {
+        pg_sys::RTEKind::RTE_FUNCTION => {
+            let f = pg::list::<pg_sys::RangeTblFunction>((*rte).functions)[0];
+            let ordinality = if (*rte).funcordinality { " WITH ORDINALITY" } else { "" };
+            Some((format!("LATERAL {}{ordinality}", ex((*f).funcexpr)), columns()))
+        }
+        pg_sys::RTEKind::RTE_VALUES => {
+            let rows: Vec<String> = pg::list::<pg_sys::List>((*rte).values_lists)
+                .into_iter()
+                .map(|row| format!("({})", pg::list::<pg_sys::Node>(row).into_iter().map(|e| ex(e)).collect::<Vec<_>>().join(", ")))
+                .collect();
+            Some((format!("(VALUES {})", rows.join(", ")), columns()))
+        }
+        _ => None,
+    }
+}
+
 /// A FROM item of a term: a table, the NULL row standing for a table on the
 /// padded side of an outer join, the distinct join keys of such a side (an
 /// internal view's table with columns k1..kn), or those of a NOT EXISTS
@@ -569,6 +600,11 @@ unsafe fn collect_vars(q: *mut pg_sys::Node, out: &mut Vec<(i32, i16)>) {
         grab(item);
     }
     grab((*query).havingQual);
+    // Functions and VALUES in FROM read columns of the items before them (LATERAL).
+    for rte in pg::list::<pg_sys::RangeTblEntry>((*query).rtable) {
+        grab((*rte).functions.cast());
+        grab((*rte).values_lists.cast());
+    }
     for n in found {
         let v = n as *mut pg_sys::Var;
         if (*v).varlevelsup == 0 {

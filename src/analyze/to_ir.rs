@@ -160,7 +160,7 @@ impl Builder<'_> {
         let items: Vec<*mut pg_sys::Node> = pg::list(list);
         let mut iter = items.into_iter();
         let Some(first) = iter.next() else {
-            return Node::Constant { alias: "(none)".into(), detail: "no FROM clause: one row".into() };
+            return Node::Constant { alias: "(none)".into(), detail: "no FROM clause: one row".into(), maintained: false };
         };
         let mut node = self.join_tree_item(first);
         for item in iter {
@@ -212,7 +212,7 @@ impl Builder<'_> {
                     self.filter((*f).quals, node)
                 }
             }
-            _ => Node::Constant { alias: "?".into(), detail: "unrecognized FROM item".into() },
+            _ => Node::Constant { alias: "?".into(), detail: "unrecognized FROM item".into(), maintained: false },
         }
     }
 
@@ -274,11 +274,14 @@ impl Builder<'_> {
             RTE_FUNCTION => {
                 let calls: Vec<String> =
                     pg::list::<pg_sys::RangeTblFunction>((*rte).functions).into_iter().map(|f| self.expr((*f).funcexpr)).collect();
-                Node::Constant { alias, detail: format!("function {}", calls.join(", ")) }
+                let maintained = calls.len() == 1;
+                Node::Constant { alias, detail: format!("function {}", calls.join(", ")), maintained }
             }
-            RTE_VALUES => Node::Constant { alias, detail: format!("VALUES ({} rows)", pg_sys::list_length((*rte).values_lists)) },
-            RTE_JOIN => Node::Constant { alias, detail: "join".into() },
-            _ => Node::Constant { alias, detail: "table function".into() },
+            RTE_VALUES => {
+                Node::Constant { alias, detail: format!("VALUES ({} rows)", pg_sys::list_length((*rte).values_lists)), maintained: true }
+            }
+            RTE_JOIN => Node::Constant { alias, detail: "join".into(), maintained: false },
+            _ => Node::Constant { alias, detail: "table function".into(), maintained: false },
         }
     }
 

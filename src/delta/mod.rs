@@ -187,7 +187,10 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
         Node::Subquery { .. } => yes(SUBQUERY_RULE),
         Node::RecursiveCte { .. } => yes(RECURSIVE_RULE),
         Node::WorkTable { .. } => yes("the recursive reference, inside the component"),
-        Node::Constant { .. } => no("VALUES, functions in FROM and queries without FROM are not maintained yet"),
+        Node::Constant { maintained: true, .. } => {
+            yes("never changes itself: VALUES, or a function evaluated for each row of the items it refers to (LATERAL)")
+        }
+        Node::Constant { .. } => no("ROWS FROM of several functions and queries without FROM are not maintained yet"),
     }
 }
 

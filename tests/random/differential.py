@@ -100,6 +100,10 @@ VIEWS = {
     "v_distinct_on": "SELECT DISTINCT ON (g) g, id, v FROM r ORDER BY g, v DESC NULLS LAST, id",
     "v_not_in": "SELECT r.id, r.k FROM r WHERE r.k NOT IN (SELECT w FROM q WHERE t IS DISTINCT FROM 'c')",
     "v_not_in_agg": "SELECT q.t, count(*) AS c FROM q WHERE q.w NOT IN (SELECT g FROM r WHERE v > 2) GROUP BY q.t",
+    # Functions and VALUES in FROM (LATERAL over the rows before them).
+    "v_lateral": "SELECT r.id, x.n FROM r, generate_series(1, coalesce(r.g, 0)) AS x(n) WHERE r.v IS NOT NULL",
+    "v_values": "SELECT q.id, v.label FROM q JOIN (VALUES ('a', 'first'), ('b', 'second')) AS v(t, label) ON v.t = q.t",
+    "v_unnest_agg": "SELECT e.x, count(*) AS c FROM r, unnest(ARRAY[r.k, r.g]) AS e(x) GROUP BY e.x",
     # GROUPING SETS, ROLLUP, CUBE.
     "v_rollup": "SELECT g, s, sum(v) AS sv, count(*) AS c, GROUPING(g, s) AS gr FROM r GROUP BY ROLLUP (g, s)",
     "v_cube": "SELECT k, t, count(*) AS c, max(w) AS mx FROM q GROUP BY CUBE (k, t) HAVING count(*) > 1",
