@@ -370,7 +370,7 @@ unsafe fn constant_item(rte: *mut pg_sys::RangeTblEntry, ex: &dyn Fn(*mut pg_sys
         pg_sys::RTEKind::RTE_VALUES => {
             let rows: Vec<String> = pg::list::<pg_sys::List>((*rte).values_lists)
                 .into_iter()
-                .map(|row| format!("({})", pg::list::<pg_sys::Node>(row).into_iter().map(|e| ex(e)).collect::<Vec<_>>().join(", ")))
+                .map(|row| format!("({})", pg::list::<pg_sys::Node>(row).into_iter().map(ex).collect::<Vec<_>>().join(", ")))
                 .collect();
             Some((format!("(VALUES {})", rows.join(", ")), columns()))
         }
