@@ -6,6 +6,7 @@
 mod checks;
 mod flatten;
 mod grouping;
+mod having;
 mod outer;
 pub mod plan;
 mod recursive;
@@ -84,6 +85,7 @@ pub(crate) struct Maintained {
 pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
     let q = topk::limit_over_subquery(q);
     let q = grouping::as_union(q);
+    let q = having::scalars_over_groups(q);
     recursive::components_as_subqueries(q);
     flatten::inline_ctes(q);
     let q = flatten::pull_up_subqueries(q);

@@ -409,7 +409,7 @@ pub(super) unsafe fn range_table_ref(rt: i32) -> *mut pg_sys::RangeTblRef {
 
 /// An uncorrelated scalar sub-query that aggregates without GROUP BY (one
 /// row, always): its single output column.
-unsafe fn one_row_aggregate(sub: *mut pg_sys::Query) -> bool {
+pub(super) unsafe fn one_row_aggregate(sub: *mut pg_sys::Query) -> bool {
     (*sub).commandType == pg_sys::CmdType::CMD_SELECT
         && (*sub).setOperations.is_null()
         && (*sub).hasAggs

@@ -80,6 +80,7 @@ VIEWS = {
     "v_corr_agg": "SELECT r.g, sum(r.v) AS s, count(*) AS c FROM r "
                   "WHERE r.v < (SELECT 2 * avg(q.w) FROM q WHERE q.k = r.k) GROUP BY r.g",
     "v_scalar_select": "SELECT q.id, q.w - (SELECT min(v) FROM r) AS d FROM q",
+    "v_having_scalar": "SELECT g, sum(v) AS s FROM r GROUP BY g HAVING sum(v) > (SELECT avg(v) FROM r) AND count(*) > 1",
     # Top-K (ORDER BY lists that decide the result).
     "v_topk": "SELECT id, v, k FROM r ORDER BY v DESC NULLS LAST, id LIMIT 3",
     "v_topk_agg": "SELECT g, sum(v) AS s FROM r GROUP BY g ORDER BY sum(v) DESC NULLS LAST, g NULLS FIRST LIMIT 2",

@@ -24,6 +24,8 @@ SELECT tide.create_view('small_orders', $$SELECT sum(s.qty) AS total, count(*) A
     WHERE s.qty < (SELECT 0.8 * avg(s2.qty) FROM supply s2 WHERE s2.part_id = s.part_id)$$);
 -- NOT IN, with SQL's NULLs: no row when the sub-query has a NULL, every row when it has none at all
 SELECT tide.create_view('not_from_100', 'SELECT p.kind FROM part p WHERE p.id NOT IN (SELECT part_id FROM supply WHERE supplier = 100)');
+-- Q11's shape: groups above a fraction of the total (a scalar sub-query in HAVING)
+SELECT tide.create_view('big_suppliers', 'SELECT supplier, sum(cost * qty) AS value FROM supply GROUP BY supplier HAVING sum(cost * qty) > (SELECT sum(cost * qty) * 0.2 FROM supply)');
 SELECT operator, incremental FROM tide.explain('SELECT p.id FROM part p WHERE NOT EXISTS (SELECT 1 FROM supply s WHERE s.part_id = p.id)') WHERE operator = 'Filter';
 SELECT * FROM supplied ORDER BY id;
 SELECT * FROM unsupplied ORDER BY kind;
@@ -50,6 +52,8 @@ SELECT count(*) AS with_a_null FROM not_from_100;
 DELETE FROM supply WHERE part_id IS NULL AND supplier = 100;
 SELECT * FROM not_from_100 ORDER BY kind;
 SELECT tide.verify('not_from_100');
+SELECT * FROM big_suppliers ORDER BY supplier;
+SELECT tide.verify('big_suppliers');
 SELECT tide.verify('supplied'), tide.verify('unsupplied'), tide.verify('from_100'), tide.verify('big_parts'),
        tide.verify('pricey'), tide.verify('margin'), tide.verify('cheapest'), tide.verify('small_orders');
 -- both sides in one statement, rollback, TRUNCATE
