@@ -104,6 +104,7 @@ unsafe fn internal_subqueries(m: &Maintained) -> Vec<i32> {
     for a in &m.anti {
         out.push(a.rtindex);
         out.extend(a.not_in.map(|(flags, _)| flags));
+        out.extend(a.other.as_ref().map(|o| o.counts));
     }
     out
 }

@@ -39,7 +39,8 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
     let ex = |node: *mut pg_sys::Node| deparse(q, namespaces, node, false);
     let mut used = used_columns(q);
     // The anti-joins' equalities are not in the query tree (their NOT EXISTS is).
-    for e in pq.anti.iter().flat_map(|a| &a.equalities) {
+    let other_exprs = pq.anti.iter().filter_map(|a| a.other.as_ref()).flat_map(|o| o.keys.iter().copied().chain([o.unequal]));
+    for e in pq.anti.iter().flat_map(|a| a.equalities.iter().copied()).chain(other_exprs).collect::<Vec<_>>().iter() {
         let mut vars = Vec::new();
         collect(*e, pg_sys::NodeTag::T_Var, &mut vars);
         for v in vars.into_iter().map(|v| v as *mut pg_sys::Var).filter(|v| (**v).varlevelsup == 0 && (**v).varattno > 0) {
@@ -87,6 +88,40 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
         parts.iter_mut().for_each(|p| p.conds.push(w.clone()));
     }
     for a in &pq.anti {
+        if let Some(o) = &a.other {
+            // Another row of the same key: [C.n >= 1, x not NULL] minus
+            // [C.n = 1 and (keys, x) in K]; NOT EXISTS is the rest.
+            let (c, k) = (alias(o.counts), alias(a.rtindex));
+            let m = o.keys.len();
+            let key_cols: Vec<String> = (1..=m).map(|i| format!("k{i}")).collect();
+            let counts = Item::Keys { rt: o.counts, columns: key_cols.iter().cloned().chain(["n".to_string()]).collect() };
+            let pairs = Item::Keys { rt: a.rtindex, columns: key_cols.iter().cloned().chain(["v".to_string()]).collect() };
+            let x = ex(o.unequal);
+            let mut with_counts: Vec<String> = o.keys.iter().enumerate().map(|(i, e)| format!("({}) = {c}.k{}", ex(*e), i + 1)).collect();
+            with_counts.push(format!("{c}.n >= 1 AND ({x}) IS NOT NULL"));
+            let mut with_self: Vec<String> = o
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(i, e)| format!("({}) = {c}.k{} AND ({}) = {k}.k{}", ex(*e), i + 1, ex(*e), i + 1))
+                .collect();
+            with_self.push(format!("{c}.n = 1 AND ({x}) = {k}.v"));
+            let sign = if o.negated { -1 } else { 1 };
+            let mut next: Vec<Part> = if o.negated { clone_parts(&parts) } else { Vec::new() };
+            for p in &parts {
+                let mut items: Vec<Item> = p.items.iter().map(Item::copy).collect();
+                items.push(counts.copy());
+                let mut conds = p.conds.clone();
+                conds.extend(with_counts.iter().cloned());
+                next.push(Part { sign: sign * p.sign, items: items.iter().map(Item::copy).collect(), conds });
+                items.push(pairs.copy());
+                let mut conds = p.conds.clone();
+                conds.extend(with_self.iter().cloned());
+                next.push(Part { sign: -sign * p.sign, items, conds });
+            }
+            parts = next;
+            continue;
+        }
         let mut matched: Vec<String> = a.equalities.iter().map(|e| ex(*e)).collect();
         let keys = Item::Keys { rt: a.rtindex, columns: (1..=a.equalities.len().max(1)).map(|i| format!("k{i}")).collect() };
         if let Some((flags_rt, x)) = a.not_in {

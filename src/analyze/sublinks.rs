@@ -42,6 +42,22 @@ pub struct Anti {
     /// sub-query has no rows, or when x is not NULL, the sub-query has no
     /// NULL and no row equal to x (SQL's NOT IN).
     pub not_in: Option<(i32, *mut pg_sys::Node)>,
+    /// For `[NOT] EXISTS (... WHERE s.k = t.k AND s.x <> t.x ...)` (another
+    /// row of the same key): see `Other`.
+    pub other: Option<Other>,
+}
+
+/// EXISTS correlated by equalities and one `<>` ("another row of the same
+/// key", TPC-H Q21): with C the count of distinct `x` per key and K the
+/// distinct (key, x), such a row exists when C.n ≥ 1 and t.x is not NULL,
+/// less when C.n = 1 and (t.k, t.x) is in K (that one row is t.x itself).
+pub struct Other {
+    pub negated: bool,
+    /// C: `k1..km, n` per key, at this range table entry.
+    pub counts: i32,
+    /// The outer expressions equal to the keys, and the one unequal to x.
+    pub keys: Vec<*mut pg_sys::Node>,
+    pub unequal: *mut pg_sys::Node,
 }
 
 /// Rewrite `q`'s sub-links as described above; returns the anti-joins.
@@ -64,10 +80,20 @@ pub(super) unsafe fn unnest(q: *mut pg_sys::Query) -> Vec<Anti> {
                 conjuncts.extend(keys.equalities(rt));
                 continue;
             }
+            if let Some(a) = another_row(q, c, sub, false) {
+                anti.push(a);
+                conjuncts.push(c);
+                continue;
+            }
         } else if let Some(sub) = negated_exists(c) {
             if let Some(keys) = keys_of(sub, None) {
                 let rt = add_subquery(q, keys.query, "not_exists");
-                anti.push(Anti { conjunct: c, rtindex: rt, equalities: keys.equalities(rt), not_in: None });
+                anti.push(Anti { conjunct: c, rtindex: rt, equalities: keys.equalities(rt), not_in: None, other: None });
+                conjuncts.push(c);
+                continue;
+            }
+            if let Some(a) = another_row(q, c, sub, true) {
+                anti.push(a);
                 conjuncts.push(c);
                 continue;
             }
@@ -146,7 +172,93 @@ unsafe fn not_in(q: *mut pg_sys::Query, c: *mut pg_sys::Node) -> Option<Anti> {
     let rt = add_subquery(q, keys.query, "not_in");
     let equalities = keys.equalities(rt);
     let flags_rt = add_subquery(q, flags, "not_in_flags");
-    Some(Anti { conjunct: c, rtindex: rt, equalities, not_in: Some((flags_rt, outer)) })
+    Some(Anti { conjunct: c, rtindex: rt, equalities, not_in: Some((flags_rt, outer)), other: None })
+}
+
+/// `[NOT] EXISTS` correlated by equalities and one `<>` (see `Other`).
+unsafe fn another_row(q: *mut pg_sys::Query, c: *mut pg_sys::Node, sub: *mut pg_sys::Query, negated: bool) -> Option<Anti> {
+    if (*sub).hasAggs
+        || !(*sub).groupClause.is_null()
+        || !(*sub).havingQual.is_null()
+        || !(*sub).setOperations.is_null()
+        || !(*sub).limitCount.is_null()
+        || (*sub).hasWindowFuncs
+        || (*(*sub).jointree).quals.is_null()
+    {
+        return None;
+    }
+    let k = pg_sys::copyObjectImpl(sub.cast()) as *mut pg_sys::Query;
+    let quals = flatten_join_aliases(k, (*(*k).jointree).quals);
+    let mut inner_only: *mut pg_sys::List = std::ptr::null_mut();
+    let mut keys: Vec<(*mut pg_sys::Node, *mut pg_sys::Node)> = Vec::new();
+    let mut unequal: Option<(*mut pg_sys::Node, *mut pg_sys::Node)> = None;
+    let outer_only = |n: *mut pg_sys::Node| pg_sys::contain_vars_of_level(n, 1) && !pg_sys::contain_vars_of_level(n, 0);
+    for d in pg::list::<pg_sys::Node>(pg_sys::make_ands_implicit(quals.cast())) {
+        if !pg_sys::contain_vars_of_level(d, 1) {
+            inner_only = pg_sys::lappend(inner_only, d.cast());
+            continue;
+        }
+        if !pg::is_a(d, pg_sys::NodeTag::T_OpExpr) {
+            return None;
+        }
+        let op = d as *mut pg_sys::OpExpr;
+        let a: Vec<*mut pg_sys::Node> = pg::list((*op).args);
+        if a.len() != 2 {
+            return None;
+        }
+        let (outer, inner) = if outer_only(a[0]) && !pg_sys::contain_vars_of_level(a[1], 1) {
+            (a[0], a[1])
+        } else if outer_only(a[1]) && !pg_sys::contain_vars_of_level(a[0], 1) {
+            (a[1], a[0])
+        } else {
+            return None;
+        };
+        let outer = pg_sys::copyObjectImpl(outer.cast()) as *mut pg_sys::Node;
+        pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(outer, -1, 1));
+        let ty = pg_sys::exprType(a[0]);
+        if pg_sys::op_mergejoinable((*op).opno, ty) {
+            keys.push((outer, inner));
+        } else if unequal.is_none() && pg_sys::op_mergejoinable(pg_sys::get_negator((*op).opno), ty) {
+            unequal = Some((outer, inner));
+        } else {
+            return None;
+        }
+    }
+    let (unequal_outer, unequal_inner) = unequal?;
+    if keys.is_empty() {
+        return None;
+    }
+    // The sub-query's rows as (keys, x), its own conditions kept.
+    (*(*k).jointree).quals = if inner_only.is_null() { std::ptr::null_mut() } else { pg_sys::make_ands_explicit(inner_only).cast() };
+    let mut list: *mut pg_sys::List = std::ptr::null_mut();
+    for (i, e) in keys.iter().map(|(_, inner)| *inner).chain([unequal_inner]).enumerate() {
+        let name = std::ffi::CString::new(format!("c{}", i + 1)).expect("no NUL");
+        list = pg_sys::lappend(list, pg_sys::makeTargetEntry(e.cast(), (i + 1) as i16, pg_sys::pstrdup(name.as_ptr()), false).cast());
+    }
+    (*k).targetList = list;
+    (*k).sortClause = std::ptr::null_mut();
+    (*k).distinctClause = std::ptr::null_mut();
+    if pg_sys::contain_vars_of_level(k.cast(), 1) {
+        return None;
+    }
+    let rows = super::deparse_without_search_path(k);
+    let m = keys.len();
+    let key_cols: Vec<String> = (1..=m).map(|i| format!("k{i}")).collect();
+    let aliases = format!("{}, v", key_cols.join(", "));
+    let counts = super::parse_query(&format!(
+        "SELECT {k}, count(DISTINCT v) AS n FROM ({rows}) AS s({aliases}) GROUP BY {k}",
+        k = key_cols.join(", "),
+        rows = rows.trim()
+    ));
+    let pairs = super::parse_query(&format!(
+        "SELECT DISTINCT {k}, v FROM ({rows}) AS s({aliases}) WHERE v IS NOT NULL",
+        k = key_cols.join(", "),
+        rows = rows.trim()
+    ));
+    let counts_rt = add_subquery(q, counts, "other_counts");
+    let pairs_rt = add_subquery(q, pairs, "other_rows");
+    let other = Other { negated, counts: counts_rt, keys: keys.iter().map(|(o, _)| *o).collect(), unequal: unequal_outer };
+    Some(Anti { conjunct: c, rtindex: pairs_rt, equalities: Vec::new(), not_in: None, other: Some(other) })
 }
 
 /// The distinct keys of a semi-join's sub-query, and how they compare with

@@ -73,6 +73,9 @@ VIEWS = {
     "v_not_exists_two": "SELECT r.id FROM r WHERE NOT EXISTS (SELECT 1 FROM q WHERE q.k = r.k) "
                         "AND NOT EXISTS (SELECT 1 FROM q WHERE q.w = r.v) AND r.s IS NOT NULL",
     "v_exists_uncorr": "SELECT q.id FROM q WHERE EXISTS (SELECT 1 FROM r WHERE r.v > 5)",
+    "v_exists_other": "SELECT r1.id, r1.g FROM r r1 WHERE EXISTS (SELECT 1 FROM r r2 WHERE r2.k = r1.k AND r2.g <> r1.g)",
+    "v_not_exists_other": "SELECT r1.id FROM r r1 WHERE r1.v > 0 AND NOT EXISTS "
+                          "(SELECT 1 FROM r r3 WHERE r3.k = r1.k AND r3.g <> r1.g AND r3.v > 0)",
     "v_in": "SELECT q.id, q.t FROM q WHERE q.k IN (SELECT g FROM r WHERE v > 0)",
     "v_in_agg": "SELECT q.id FROM q WHERE q.w IN (SELECT k FROM r GROUP BY k HAVING count(*) > 1)",
     "v_scalar": "SELECT r.id, r.v FROM r WHERE r.v > (SELECT avg(v) FROM r r2 WHERE r2.s = 'a')",

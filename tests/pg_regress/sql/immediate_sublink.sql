@@ -26,6 +26,9 @@ SELECT tide.create_view('small_orders', $$SELECT sum(s.qty) AS total, count(*) A
 SELECT tide.create_view('not_from_100', 'SELECT p.kind FROM part p WHERE p.id NOT IN (SELECT part_id FROM supply WHERE supplier = 100)');
 -- Q11's shape: groups above a fraction of the total (a scalar sub-query in HAVING)
 SELECT tide.create_view('big_suppliers', 'SELECT supplier, sum(cost * qty) AS value FROM supply GROUP BY supplier HAVING sum(cost * qty) > (SELECT sum(cost * qty) * 0.2 FROM supply)');
+-- Q21's shape: another supplier for the same part (EXISTS correlated by = and <>)
+SELECT tide.create_view('shared_parts', 'SELECT s.part_id, s.supplier FROM supply s WHERE EXISTS (SELECT 1 FROM supply s2 WHERE s2.part_id = s.part_id AND s2.supplier <> s.supplier)');
+SELECT tide.create_view('sole_suppliers', 'SELECT s.part_id, s.supplier FROM supply s WHERE NOT EXISTS (SELECT 1 FROM supply s2 WHERE s2.part_id = s.part_id AND s2.supplier <> s.supplier)');
 SELECT operator, incremental FROM tide.explain('SELECT p.id FROM part p WHERE NOT EXISTS (SELECT 1 FROM supply s WHERE s.part_id = p.id)') WHERE operator = 'Filter';
 SELECT * FROM supplied ORDER BY id;
 SELECT * FROM unsupplied ORDER BY kind;
@@ -53,6 +56,8 @@ DELETE FROM supply WHERE part_id IS NULL AND supplier = 100;
 SELECT * FROM not_from_100 ORDER BY kind;
 SELECT tide.verify('not_from_100');
 SELECT * FROM big_suppliers ORDER BY supplier;
+SELECT * FROM shared_parts ORDER BY part_id, supplier;
+SELECT tide.verify('shared_parts'), tide.verify('sole_suppliers');
 SELECT tide.verify('big_suppliers');
 SELECT tide.verify('supplied'), tide.verify('unsupplied'), tide.verify('from_100'), tide.verify('big_parts'),
        tide.verify('pricey'), tide.verify('margin'), tide.verify('cheapest'), tide.verify('small_orders');
@@ -72,6 +77,7 @@ SELECT tide.verify('supplied'), tide.verify('unsupplied'), tide.verify('from_100
        tide.verify('pricey'), tide.verify('margin'), tide.verify('cheapest'), tide.verify('small_orders');
 -- what is not taken this way is refused, naming it
 SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE EXISTS (SELECT 1 FROM supply s WHERE s.cost < p.price)');
+SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE EXISTS (SELECT 1 FROM supply s WHERE s.part_id <> p.id)');
 SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE p.id = 1 OR EXISTS (SELECT 1 FROM supply s WHERE s.part_id = p.id)');
 SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE p.price > (SELECT count(*) FROM supply s WHERE s.part_id = p.id)');
 SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE p.id NOT IN (SELECT s.part_id FROM supply s WHERE s.cost < p.price)');
