@@ -3,7 +3,7 @@
 //! base tables, inner or outer joins, then a bag or groups).
 
 use super::outer;
-use super::to_ir::{collect, deparse, deparse_context, find_target, flatten_join_aliases};
+use super::to_ir::{collect, deparse, deparse_context, direction, find_target, flatten_join_aliases};
 use crate::delta::plan::{Agg, AggKind, Input, OutputColumn, Shape, Source, Spj, Term, ViewPlan};
 use crate::pg;
 use pgrx::pg_sys;
@@ -108,21 +108,12 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
             with_self.push(format!("{c}.n = 1 AND ({x}) = {k}.v"));
             let sign = if o.negated { -1 } else { 1 };
             let mut next: Vec<Part> = if o.negated { clone_parts(&parts) } else { Vec::new() };
-            for p in &parts {
-                let mut items: Vec<Item> = p.items.iter().map(Item::copy).collect();
-                items.push(counts.copy());
-                let mut conds = p.conds.clone();
-                conds.extend(with_counts.iter().cloned());
-                next.push(Part { sign: sign * p.sign, items: items.iter().map(Item::copy).collect(), conds });
-                items.push(pairs.copy());
-                let mut conds = p.conds.clone();
-                conds.extend(with_self.iter().cloned());
-                next.push(Part { sign: -sign * p.sign, items, conds });
-            }
+            next.extend(joined(&parts, &[counts.copy()], &with_counts, sign));
+            next.extend(joined(&parts, &[counts, pairs], &with_self, -sign));
             parts = next;
             continue;
         }
-        let mut matched: Vec<String> = a.equalities.iter().map(|e| ex(*e)).collect();
+        let matched: Vec<String> = a.equalities.iter().map(|e| ex(*e)).collect();
         let keys = Item::Keys { rt: a.rtindex, columns: (1..=a.equalities.len().max(1)).map(|i| format!("k{i}")).collect() };
         if let Some((flags_rt, x)) = a.not_in {
             // NOT IN: kept when the sub-query is empty, or when x is not NULL,
@@ -134,34 +125,16 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
                 p.items.push(flags.copy());
             }
             let usable = format!("(({x}) IS NOT NULL AND NOT {f}.has_null)");
-            let with_match: Vec<Part> = parts
-                .iter()
-                .map(|p| {
-                    let mut items: Vec<Item> = p.items.iter().map(Item::copy).collect();
-                    items.push(keys.copy());
-                    let mut conds = p.conds.clone();
-                    conds.push(usable.clone());
-                    conds.extend(matched.iter().cloned());
-                    Part { sign: -p.sign, items, conds }
-                })
-                .collect();
+            let mut conds = vec![usable.clone()];
+            conds.extend(matched.iter().cloned());
+            let with_match = joined(&parts, &[keys.copy()], &conds, -1);
             for p in &mut parts {
                 p.conds.push(format!("(NOT {f}.nonempty OR {usable})"));
             }
             parts.extend(with_match);
             continue;
         }
-        let with_match: Vec<Part> = parts
-            .iter()
-            .map(|p| {
-                let mut items: Vec<Item> = p.items.iter().map(Item::copy).collect();
-                items.push(keys.copy());
-                let mut conds = p.conds.clone();
-                conds.append(&mut matched.clone());
-                Part { sign: -p.sign, items, conds }
-            })
-            .collect();
-        matched.clear();
+        let with_match = joined(&parts, &[keys], &matched, -1);
         parts.extend(with_match);
     }
     let terms: Vec<Term> = parts
@@ -371,16 +344,7 @@ unsafe fn top_k_index(q: *mut pg_sys::Query) -> Option<String> {
             return None;
         }
         let attno = (*((*t).expr as *mut pg_sys::Var)).varattno;
-        let mut key = pg::quote_ident(&pg::cstr(pg_sys::get_attname((*rte).relid, attno, false)));
-        let mut reverse = false;
-        pg_sys::get_equality_op_for_ordering_op((*s).sortop, &mut reverse);
-        if reverse {
-            key.push_str(" DESC");
-        }
-        if (*s).nulls_first != reverse {
-            key.push_str(if (*s).nulls_first { " NULLS FIRST" } else { " NULLS LAST" });
-        }
-        keys.push(key);
+        keys.push(format!("{}{}", pg::quote_ident(&pg::cstr(pg_sys::get_attname((*rte).relid, attno, false))), direction(s)));
     }
     (!keys.is_empty() && keys.len() <= 32)
         .then(|| format!("CREATE INDEX ON {} ({})", pg::qualified_relation_name((*rte).relid), keys.join(", ")))
@@ -539,6 +503,20 @@ unsafe fn expand(
         }
         _ => vec![],
     }
+}
+
+/// Each of `parts` joined with `items` under `conds`, its sign times `sign`.
+fn joined(parts: &[Part], items: &[Item], conds: &[String], sign: i64) -> Vec<Part> {
+    parts
+        .iter()
+        .map(|p| {
+            let mut all: Vec<Item> = p.items.iter().map(Item::copy).collect();
+            all.extend(items.iter().map(Item::copy));
+            let mut c = p.conds.clone();
+            c.extend(conds.iter().cloned());
+            Part { sign: sign * p.sign, items: all, conds: c }
+        })
+        .collect()
 }
 
 fn clone_parts(parts: &[Part]) -> Vec<Part> {

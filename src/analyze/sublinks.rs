@@ -188,38 +188,15 @@ unsafe fn another_row(q: *mut pg_sys::Query, c: *mut pg_sys::Node, sub: *mut pg_
         return None;
     }
     let k = pg_sys::copyObjectImpl(sub.cast()) as *mut pg_sys::Query;
-    let quals = flatten_join_aliases(k, (*(*k).jointree).quals);
-    let mut inner_only: *mut pg_sys::List = std::ptr::null_mut();
+    let correlation = Correlation::of(k)?;
     let mut keys: Vec<(*mut pg_sys::Node, *mut pg_sys::Node)> = Vec::new();
     let mut unequal: Option<(*mut pg_sys::Node, *mut pg_sys::Node)> = None;
-    let outer_only = |n: *mut pg_sys::Node| pg_sys::contain_vars_of_level(n, 1) && !pg_sys::contain_vars_of_level(n, 0);
-    for d in pg::list::<pg_sys::Node>(pg_sys::make_ands_implicit(quals.cast())) {
-        if !pg_sys::contain_vars_of_level(d, 1) {
-            inner_only = pg_sys::lappend(inner_only, d.cast());
-            continue;
-        }
-        if !pg::is_a(d, pg_sys::NodeTag::T_OpExpr) {
-            return None;
-        }
-        let op = d as *mut pg_sys::OpExpr;
-        let a: Vec<*mut pg_sys::Node> = pg::list((*op).args);
-        if a.len() != 2 {
-            return None;
-        }
-        let (outer, inner) = if outer_only(a[0]) && !pg_sys::contain_vars_of_level(a[1], 1) {
-            (a[0], a[1])
-        } else if outer_only(a[1]) && !pg_sys::contain_vars_of_level(a[0], 1) {
-            (a[1], a[0])
-        } else {
-            return None;
-        };
-        let outer = pg_sys::copyObjectImpl(outer.cast()) as *mut pg_sys::Node;
-        pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(outer, -1, 1));
-        let ty = pg_sys::exprType(a[0]);
-        if pg_sys::op_mergejoinable((*op).opno, ty) {
-            keys.push((outer, inner));
-        } else if unequal.is_none() && pg_sys::op_mergejoinable(pg_sys::get_negator((*op).opno), ty) {
-            unequal = Some((outer, inner));
+    for (op, outer, _, inner) in &correlation.refs {
+        let ty = pg_sys::exprType(*inner);
+        if pg_sys::op_mergejoinable((**op).opno, ty) {
+            keys.push((*outer, *inner));
+        } else if unequal.is_none() && pg_sys::op_mergejoinable(pg_sys::get_negator((**op).opno), ty) {
+            unequal = Some((*outer, *inner));
         } else {
             return None;
         }
@@ -229,7 +206,7 @@ unsafe fn another_row(q: *mut pg_sys::Query, c: *mut pg_sys::Node, sub: *mut pg_
         return None;
     }
     // The sub-query's rows as (keys, x), its own conditions kept.
-    (*(*k).jointree).quals = if inner_only.is_null() { std::ptr::null_mut() } else { pg_sys::make_ands_explicit(inner_only).cast() };
+    (*(*k).jointree).quals = correlation.own_quals();
     let mut list: *mut pg_sys::List = std::ptr::null_mut();
     for (i, e) in keys.iter().map(|(_, inner)| *inner).chain([unequal_inner]).enumerate() {
         let name = std::ffi::CString::new(format!("c{}", i + 1)).expect("no NUL");
@@ -322,33 +299,11 @@ unsafe fn keys_of(sub: *mut pg_sys::Query, test: Option<*mut pg_sys::Node>) -> O
         }
     }
     // The sub-query's WHERE: references to this query only as equalities.
-    let mut inner_only: *mut pg_sys::List = std::ptr::null_mut();
-    let mut correlated: Vec<(*mut pg_sys::OpExpr, *mut pg_sys::Node, bool, *mut pg_sys::Node)> = Vec::new();
-    let quals = (*(*k).jointree).quals;
-    if !quals.is_null() {
-        let flat = flatten_join_aliases(k, quals);
-        for c in pg::list::<pg_sys::Node>(pg_sys::make_ands_implicit(flat.cast())) {
-            if !pg_sys::contain_vars_of_level(c, 1) {
-                inner_only = pg_sys::lappend(inner_only, c.cast());
-                continue;
-            }
-            let (op, args) = equality(c)?;
-            let outer_only = |n: *mut pg_sys::Node| pg_sys::contain_vars_of_level(n, 1) && !pg_sys::contain_vars_of_level(n, 0);
-            let (outer, inner, outer_left) = if outer_only(args[0]) && !pg_sys::contain_vars_of_level(args[1], 1) {
-                (args[0], args[1], true)
-            } else if outer_only(args[1]) && !pg_sys::contain_vars_of_level(args[0], 1) {
-                (args[1], args[0], false)
-            } else {
-                return None;
-            };
-            if grouped {
-                return None;
-            }
-            let outer = pg_sys::copyObjectImpl(outer.cast()) as *mut pg_sys::Node;
-            pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(outer, -1, 1));
-            correlated.push((op, outer, outer_left, inner));
-        }
+    let correlation = Correlation::of(k)?;
+    if !correlation.equalities_only() || (grouped && !correlation.refs.is_empty()) {
+        return None;
     }
+    let correlated = &correlation.refs;
     let targets: Vec<*mut pg_sys::TargetEntry> =
         pg::list::<pg_sys::TargetEntry>((*k).targetList).into_iter().filter(|t| !(**t).resjunk).collect();
     let mut pairs = Vec::new();
@@ -371,7 +326,7 @@ unsafe fn keys_of(sub: *mut pg_sys::Query, test: Option<*mut pg_sys::Node>) -> O
         }
         return Some(Keys { query: k, pairs });
     } else {
-        (*(*k).jointree).quals = if inner_only.is_null() { std::ptr::null_mut() } else { pg_sys::make_ands_explicit(inner_only).cast() };
+        (*(*k).jointree).quals = correlation.own_quals();
         let mut list: *mut pg_sys::List = std::ptr::null_mut();
         let mut push = |e: *mut pg_sys::Node| {
             let n = pg_sys::list_length(list) + 1;
@@ -383,7 +338,7 @@ unsafe fn keys_of(sub: *mut pg_sys::Query, test: Option<*mut pg_sys::Node>) -> O
             push(pg_sys::copyObjectImpl((*targets[(*param - 1) as usize]).expr.cast()).cast());
             pairs.push((*op, *outer, *left));
         }
-        for (op, outer, left, inner) in &correlated {
+        for (op, outer, left, inner) in correlated {
             push(*inner);
             pairs.push((*op, *outer, *left));
         }
@@ -400,6 +355,65 @@ unsafe fn keys_of(sub: *mut pg_sys::Query, test: Option<*mut pg_sys::Node>) -> O
         return None;
     }
     Some(Keys { query: k, pairs })
+}
+
+/// A sub-query's WHERE, split: its own conditions, and those that compare an
+/// expression of the enclosing query (moved to that level) with one of its
+/// own: (operator, outer expression, outer is left, inner expression).
+struct Correlation {
+    inner_only: *mut pg_sys::List,
+    refs: Vec<(*mut pg_sys::OpExpr, *mut pg_sys::Node, bool, *mut pg_sys::Node)>,
+}
+
+impl Correlation {
+    /// None when a condition refers to the enclosing query otherwise.
+    unsafe fn of(k: *mut pg_sys::Query) -> Option<Correlation> {
+        let mut c = Correlation { inner_only: std::ptr::null_mut(), refs: Vec::new() };
+        let quals = (*(*k).jointree).quals;
+        if quals.is_null() {
+            return Some(c);
+        }
+        let outer_only = |n: *mut pg_sys::Node| pg_sys::contain_vars_of_level(n, 1) && !pg_sys::contain_vars_of_level(n, 0);
+        for d in pg::list::<pg_sys::Node>(pg_sys::make_ands_implicit(flatten_join_aliases(k, quals).cast())) {
+            if !pg_sys::contain_vars_of_level(d, 1) {
+                c.inner_only = pg_sys::lappend(c.inner_only, d.cast());
+                continue;
+            }
+            if !pg::is_a(d, pg_sys::NodeTag::T_OpExpr) {
+                return None;
+            }
+            let op = d as *mut pg_sys::OpExpr;
+            let a: Vec<*mut pg_sys::Node> = pg::list((*op).args);
+            if a.len() != 2 {
+                return None;
+            }
+            let (outer, inner, outer_left) = if outer_only(a[0]) && !pg_sys::contain_vars_of_level(a[1], 1) {
+                (a[0], a[1], true)
+            } else if outer_only(a[1]) && !pg_sys::contain_vars_of_level(a[0], 1) {
+                (a[1], a[0], false)
+            } else {
+                return None;
+            };
+            let outer = pg_sys::copyObjectImpl(outer.cast()) as *mut pg_sys::Node;
+            pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(outer, -1, 1));
+            c.refs.push((op, outer, outer_left, inner));
+        }
+        Some(c)
+    }
+
+    /// Whether every reference is an equality.
+    unsafe fn equalities_only(&self) -> bool {
+        self.refs.iter().all(|(op, _, _, _)| equality((*op).cast()).is_some())
+    }
+
+    /// The sub-query's own conditions, as its WHERE.
+    unsafe fn own_quals(&self) -> *mut pg_sys::Node {
+        if self.inner_only.is_null() {
+            std::ptr::null_mut()
+        } else {
+            pg_sys::make_ands_explicit(self.inner_only).cast()
+        }
+    }
 }
 
 /// `node` as an equality (a mergejoinable operator) with its two operands.
@@ -600,31 +614,12 @@ unsafe fn correlated_scalar(q: *mut pg_sys::Query, c: *mut pg_sys::Node) -> Opti
     }
     // Its WHERE: correlation as equalities, the rest its own.
     let k = pg_sys::copyObjectImpl(sub.cast()) as *mut pg_sys::Query;
-    let mut inner_only: *mut pg_sys::List = std::ptr::null_mut();
-    let mut correlated = Vec::new();
-    let quals = (*(*k).jointree).quals;
-    if quals.is_null() {
+    let correlation = Correlation::of(k)?;
+    if !correlation.equalities_only() || correlation.refs.is_empty() {
         return None;
     }
-    for d in pg::list::<pg_sys::Node>(pg_sys::make_ands_implicit(flatten_join_aliases(k, quals).cast())) {
-        if !pg_sys::contain_vars_of_level(d, 1) {
-            inner_only = pg_sys::lappend(inner_only, d.cast());
-            continue;
-        }
-        let (eq, a) = equality(d)?;
-        let outer_only = |n: *mut pg_sys::Node| pg_sys::contain_vars_of_level(n, 1) && !pg_sys::contain_vars_of_level(n, 0);
-        let (outer, inner, outer_left) = if outer_only(a[0]) && !pg_sys::contain_vars_of_level(a[1], 1) {
-            (a[0], a[1], true)
-        } else if outer_only(a[1]) && !pg_sys::contain_vars_of_level(a[0], 1) {
-            (a[1], a[0], false)
-        } else {
-            return None;
-        };
-        let outer = pg_sys::copyObjectImpl(outer.cast()) as *mut pg_sys::Node;
-        pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(outer, -1, 1));
-        correlated.push((eq, outer, outer_left, inner));
-    }
-    (*(*k).jointree).quals = if inner_only.is_null() { std::ptr::null_mut() } else { pg_sys::make_ands_explicit(inner_only).cast() };
+    let correlated = &correlation.refs;
+    (*(*k).jointree).quals = correlation.own_quals();
     // Output: the value, then the correlated columns, grouped by them.
     let mut group: *mut pg_sys::List = std::ptr::null_mut();
     for (i, (_, _, _, inner)) in correlated.iter().enumerate() {

@@ -311,16 +311,7 @@ impl Builder<'_> {
             .into_iter()
             .filter_map(|s| {
                 let t = find_target(&targets, (*s).tleSortGroupRef)?;
-                let mut key = self.expr((*t).expr.cast());
-                let mut reverse = false;
-                pg_sys::get_equality_op_for_ordering_op((*s).sortop, &mut reverse);
-                if reverse {
-                    key.push_str(" DESC");
-                }
-                if (*s).nulls_first != reverse {
-                    key.push_str(if (*s).nulls_first { " NULLS FIRST" } else { " NULLS LAST" });
-                }
-                Some(key)
+                Some(format!("{}{}", self.expr((*t).expr.cast()), direction(s)))
             })
             .collect()
     }
@@ -432,6 +423,20 @@ pub(super) unsafe fn deparse(
 ) -> String {
     let flat = flatten_join_aliases(q, node);
     pg::cstr(pg_sys::deparse_expression(flat, namespaces, true, show_implicit_casts))
+}
+
+/// How an ORDER BY item orders: "", " DESC", " NULLS FIRST", " DESC NULLS LAST".
+pub(super) unsafe fn direction(s: *mut pg_sys::SortGroupClause) -> String {
+    let mut out = String::new();
+    let mut reverse = false;
+    pg_sys::get_equality_op_for_ordering_op((*s).sortop, &mut reverse);
+    if reverse {
+        out.push_str(" DESC");
+    }
+    if (*s).nulls_first != reverse {
+        out.push_str(if (*s).nulls_first { " NULLS FIRST" } else { " NULLS LAST" });
+    }
+    out
 }
 
 pub(super) unsafe fn find_target(targets: &[*mut pg_sys::TargetEntry], sortgroupref: pg_sys::Index) -> Option<*mut pg_sys::TargetEntry> {
