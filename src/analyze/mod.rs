@@ -14,6 +14,7 @@ mod setop;
 pub mod sublinks;
 mod to_ir;
 mod topk;
+mod windows;
 
 use crate::ir::Node;
 use crate::pg::{self, raise};
@@ -86,6 +87,7 @@ pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
     let q = topk::limit_over_subquery(q);
     let q = grouping::as_union(q);
     let q = having::scalars_over_groups(q);
+    let q = windows::groups_under_windows(q);
     recursive::components_as_subqueries(q);
     flatten::inline_ctes(q);
     let q = flatten::pull_up_subqueries(q);

@@ -101,6 +101,8 @@ VIEWS = {
     "v_window_join": "SELECT q.t, r.id, row_number() OVER (PARTITION BY q.t ORDER BY r.id, q.id) AS rn FROM r JOIN q ON q.k = r.k",
     "v_window_all": "SELECT id, count(*) OVER () AS n, first_value(id) OVER (ORDER BY id) AS f, "
                     "dense_rank() OVER (ORDER BY k NULLS FIRST) AS dr FROM q",
+    "v_window_groups": "SELECT g, s, sum(v) AS sv, rank() OVER (PARTITION BY g ORDER BY sum(v) DESC NULLS LAST, s NULLS FIRST) AS rk, "
+                       "count(*) * 100 / sum(count(*)) OVER (PARTITION BY g) AS pct FROM r GROUP BY g, s",
     "v_distinct_on": "SELECT DISTINCT ON (g) g, id, v FROM r ORDER BY g, v DESC NULLS LAST, id",
     "v_not_in": "SELECT r.id, r.k FROM r WHERE r.k NOT IN (SELECT w FROM q WHERE t IS DISTINCT FROM 'c')",
     "v_not_in_agg": "SELECT q.t, count(*) AS c FROM q WHERE q.w NOT IN (SELECT g FROM r WHERE v > 2) GROUP BY q.t",

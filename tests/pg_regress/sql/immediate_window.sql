@@ -37,10 +37,16 @@ DELETE FROM pay WHERE id = 1;
 SELECT * FROM top_per_dept ORDER BY dept;
 SELECT tide.verify('top_per_dept');
 SELECT tide.create_view('bad', 'SELECT DISTINCT ON (dept) id FROM pay ORDER BY dept, id');
+-- windows over GROUP BY: the groups are an internal view, the windows computed over its rows
+SELECT tide.create_view('dept_rank', 'SELECT dept, sum(amount) AS total, rank() OVER (ORDER BY sum(amount) DESC, dept) AS r, sum(amount) * 100 / sum(sum(amount)) OVER () AS pct FROM pay GROUP BY dept');
+SELECT * FROM dept_rank ORDER BY r;
+INSERT INTO pay VALUES (10, 3, 500), (11, 1, 1);
+DELETE FROM pay WHERE id = 2;
+SELECT * FROM dept_rank ORDER BY r;
+SELECT tide.verify('dept_rank');
 -- refused, naming the reason
 SELECT tide.create_view('bad', 'SELECT id, rank() OVER (PARTITION BY dept ORDER BY amount) FROM pay');
 SELECT tide.create_view('bad', 'SELECT dept, rank() OVER (PARTITION BY dept ORDER BY amount), rank() OVER (ORDER BY id) FROM pay');
-SELECT tide.create_view('bad', 'SELECT dept, sum(amount), rank() OVER (ORDER BY sum(amount)) FROM pay GROUP BY dept');
 SET client_min_messages = warning;
 DROP SCHEMA immediate_window CASCADE;
 RESET client_min_messages;
