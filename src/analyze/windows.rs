@@ -13,7 +13,8 @@ use std::ffi::c_void;
 /// # Safety
 /// `q` must be an analyzed SELECT Query.
 pub(super) unsafe fn groups_under_windows(q: *mut pg_sys::Query) -> *mut pg_sys::Query {
-    if !(*q).hasWindowFuncs || !((*q).hasAggs || !(*q).groupClause.is_null()) || !(*q).groupingSets.is_null() {
+    let grouped = (*q).hasAggs || !(*q).groupClause.is_null();
+    if !(*q).hasWindowFuncs || !grouped || !(*q).groupingSets.is_null() {
         return q;
     }
     let g = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;
