@@ -262,9 +262,14 @@ impl Compiled {
 
     pub fn bag(&self) -> Option<Bag<'_>> {
         match &self.plan.shape {
-            Shape::Bag { columns } => {
-                Some(Bag { terms: &self.plan.terms, columns, comparable: &self.comparable, view: &self.view, view_id: self.view_id })
-            }
+            Shape::Bag { columns, multiplicity } => Some(Bag {
+                terms: &self.plan.terms,
+                columns,
+                multiplicity: multiplicity.as_deref(),
+                comparable: &self.comparable,
+                view: &self.view,
+                view_id: self.view_id,
+            }),
             Shape::Grouped { .. } | Shape::TopK { .. } | Shape::Window { .. } | Shape::Recompute { .. } => None,
         }
     }

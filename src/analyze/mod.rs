@@ -100,7 +100,7 @@ pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
 /// the keys of NOT EXISTS.
 unsafe fn internal_subqueries(m: &Maintained) -> Vec<i32> {
     if !(*m.query).setOperations.is_null() {
-        return setop::leaves((*m.query).setOperations);
+        return setop::internal_branches(m.query);
     }
     let mut out = flatten::standalone_subqueries(m.query);
     for a in &m.anti {
@@ -120,7 +120,7 @@ pub(crate) unsafe fn parse_query(sql: &str) -> *mut pg_sys::Query {
 /// The query of the internal view of sub-query `rtindex` (see `internal_subqueries`).
 unsafe fn internal_query(m: &Maintained, rtindex: i32) -> String {
     if !(*m.query).setOperations.is_null() {
-        setop::branch_query(m.query, rtindex)
+        setop::internal_query(m.query, rtindex)
     } else {
         subquery_sql(m.query, rtindex)
     }

@@ -191,7 +191,7 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
     if !grouped && !distinct {
         let columns =
             targets.iter().map(|t| OutputColumn { name: pg::cstr((**t).resname), sql: ex((**t).expr.cast()), key: None }).collect();
-        return ViewPlan { terms, source, shape: Shape::Bag { columns }, reads: vec![] };
+        return ViewPlan { terms, source, shape: Shape::Bag { columns, multiplicity: None }, reads: vec![] };
     }
 
     // Groups: GROUP BY keys, or for DISTINCT every output column.
@@ -239,7 +239,7 @@ unsafe fn set_operation_plan(q: *mut pg_sys::Query) -> ViewPlan {
     let s = (*q).setOperations as *mut pg_sys::SetOperationStmt;
     let names = super::setop::names(q);
     let alias = "u".to_string();
-    let tables: Vec<pg_sys::Oid> = super::setop::leaves((*q).setOperations)
+    let tables: Vec<pg_sys::Oid> = super::setop::internal_branches(q)
         .into_iter()
         .map(|rt| (*(pg_sys::list_nth((*q).rtable, rt - 1) as *mut pg_sys::RangeTblEntry)).relid)
         .collect();
@@ -255,9 +255,16 @@ unsafe fn set_operation_plan(q: *mut pg_sys::Query) -> ViewPlan {
     let union = tables.iter().map(|t| format!("SELECT * FROM {}", pg::qualified_relation_name(*t))).collect::<Vec<_>>().join(" UNION ALL ");
     let source = Source { from: format!("({union}) AS {alias}"), predicate: None };
     let column = |n: &String| format!("{alias}.{}", pg::quote_ident(n));
-    if (*s).op == pg_sys::SetOperation::SETOP_UNION && (*s).all {
+    if (*s).all {
+        // UNION ALL: the branches' rows. INTERSECT ALL / EXCEPT ALL: the
+        // counts' rows, each standing for min(left, right) or left - right copies.
         let columns = names.iter().map(|n| OutputColumn { name: n.clone(), sql: column(n), key: None }).collect();
-        return ViewPlan { terms, source, shape: Shape::Bag { columns }, reads: vec![] };
+        let multiplicity = match (*s).op {
+            pg_sys::SetOperation::SETOP_INTERSECT => Some(format!("least({alias}.__tide_left, {alias}.__tide_right)")),
+            pg_sys::SetOperation::SETOP_EXCEPT => Some(format!("greatest({alias}.__tide_left - {alias}.__tide_right, 0)")),
+            _ => None,
+        };
+        return ViewPlan { terms, source, shape: Shape::Bag { columns, multiplicity }, reads: vec![] };
     }
     // The distinct rows; for INTERSECT and EXCEPT, counted per side.
     let keys: Vec<String> = names.iter().map(column).collect();

@@ -28,6 +28,44 @@ pub(super) unsafe fn sided(q: *mut pg_sys::Query) -> bool {
     (*s).op != pg_sys::SetOperation::SETOP_UNION
 }
 
+/// Whether the set operation is INTERSECT ALL or EXCEPT ALL of two branches:
+/// kept as one internal view of the distinct rows with their count per side
+/// (`__tide_left`, `__tide_right`), read as a bag of so many copies.
+pub(super) unsafe fn counted(q: *mut pg_sys::Query) -> bool {
+    let s = (*q).setOperations as *mut pg_sys::SetOperationStmt;
+    (*s).all
+        && (*s).op != pg_sys::SetOperation::SETOP_UNION
+        && pg::is_a((*s).larg, pg_sys::NodeTag::T_RangeTblRef)
+        && pg::is_a((*s).rarg, pg_sys::NodeTag::T_RangeTblRef)
+}
+
+/// The branches that become internal views: all of them, or for a counted
+/// operation the first one standing for the counts' view.
+pub(super) unsafe fn internal_branches(q: *mut pg_sys::Query) -> Vec<i32> {
+    let all = leaves((*q).setOperations);
+    if counted(q) {
+        all[..1].to_vec()
+    } else {
+        all
+    }
+}
+
+/// The query of the internal view standing for branch `rtindex`.
+pub(super) unsafe fn internal_query(q: *mut pg_sys::Query, rtindex: i32) -> String {
+    if !counted(q) {
+        return branch_query(q, rtindex);
+    }
+    let cols: Vec<String> = names(q).iter().map(|n| pg::quote_ident(n)).collect();
+    let sides: Vec<String> = leaves((*q).setOperations).into_iter().map(|rt| branch_query(q, rt)).collect();
+    format!(
+        "SELECT {c}, count(*) FILTER (WHERE {SIDE} = 1) AS __tide_left, count(*) FILTER (WHERE {SIDE} = 2) AS __tide_right \
+         FROM ({} UNION ALL {}) AS u GROUP BY {c}",
+        sides[0],
+        sides[1],
+        c = cols.join(", ")
+    )
+}
+
 /// The output column names of `q`.
 pub(super) unsafe fn names(q: *mut pg_sys::Query) -> Vec<String> {
     pg::list::<pg_sys::TargetEntry>((*q).targetList).into_iter().filter(|t| !(**t).resjunk).map(|t| pg::cstr((*t).resname)).collect()

@@ -15,6 +15,8 @@ use crate::sql::ident;
 pub struct Bag<'a> {
     pub terms: &'a [Term],
     pub columns: &'a [OutputColumn],
+    /// Copies per input row, as SQL over the inputs (see `Shape::Bag`).
+    pub multiplicity: Option<&'a str>,
     /// Per output column: whether its type has an equality operator (else it
     /// is grouped and matched through its text form).
     pub comparable: &'a [bool],
@@ -95,8 +97,18 @@ pub fn lookup_index(view: &str, columns: &[OutputColumn], comparable: &[bool]) -
 impl Bag<'_> {
     /// ΔV consolidated: c1..cn and a non-zero weight.
     fn delta(&self, change: &Change) -> String {
-        let select: Vec<String> = self.columns.iter().map(|c| c.sql.clone()).collect();
-        consolidate(&join::delta_rows(self.terms, change, &select), self.comparable)
+        let mut select: Vec<String> = self.columns.iter().map(|c| c.sql.clone()).collect();
+        let rows = match self.multiplicity {
+            None => join::delta_rows(self.terms, change, &select),
+            Some(m) => {
+                select.push(m.to_string());
+                let n = self.columns.len();
+                let cols: Vec<String> = (1..=n).map(|i| format!("m.c{i}")).collect();
+                let lead = if cols.is_empty() { String::new() } else { format!("{}, ", cols.join(", ")) };
+                format!("SELECT {lead}m.{WEIGHT} * m.c{} AS {WEIGHT} FROM ({}) m", n + 1, join::delta_rows(self.terms, change, &select))
+            }
+        };
+        consolidate(&rows, self.comparable)
     }
 
     fn row_hash(&self, d: &str) -> String {

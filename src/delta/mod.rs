@@ -214,8 +214,10 @@ fn set_operation(node: &Node) -> Result<&'static str, String> {
         (Intersect | Except, false) if leaf(left) && leaf(right) => {
             Ok("INTERSECT / EXCEPT: per distinct row, a count from each side; the row is in the view while the counts say so")
         }
-        (Intersect | Except, true) => Err(format!("{} is not maintained yet", node.operator())),
-        _ => Err("this combination of set operations is not maintained yet (UNION ALL trees, UNION over UNION [ALL], INTERSECT and EXCEPT of two branches are)".into()),
+        (Intersect | Except, true) if leaf(left) && leaf(right) => Ok(
+            "INTERSECT ALL / EXCEPT ALL: an internal view of the distinct rows with their count per side; each stands for min(left, right) or left − right copies",
+        ),
+        _ => Err("this combination of set operations is not maintained yet (UNION ALL trees, UNION over UNION [ALL], INTERSECT [ALL] and EXCEPT [ALL] of two branches are)".into()),
     }
 }
 

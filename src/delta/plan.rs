@@ -82,8 +82,10 @@ pub struct OutputColumn {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Shape {
-    /// The join block's rows, projected: a bag (duplicates kept).
-    Bag { columns: Vec<OutputColumn> },
+    /// The join block's rows, projected: a bag (duplicates kept). With a
+    /// `multiplicity` (SQL over the inputs), each input row stands for that
+    /// many copies (INTERSECT ALL / EXCEPT ALL over per-row counts).
+    Bag { columns: Vec<OutputColumn>, multiplicity: Option<String> },
     /// ORDER BY ... LIMIT over an internal view: `refill` reads the view's
     /// rows from it (see `topk`), through `index` on the internal view.
     TopK { columns: Vec<String>, refill: String, index: Option<String> },

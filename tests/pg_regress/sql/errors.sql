@@ -65,7 +65,7 @@ SELECT stmt, try(stmt) FROM (VALUES
   ($$SELECT tide.create_view('"unterminated', 'SELECT 1')$$),
   ($$SELECT tide.create_view('no_schema.bad1', 'SELECT id FROM t')$$),
   -- constructs this version does not maintain
-  ($$SELECT tide.create_view('bad1', 'SELECT id FROM t INTERSECT ALL SELECT v FROM t')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id FROM t UNION ALL (SELECT v FROM t EXCEPT SELECT id FROM t)')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT a.id FROM t a LEFT JOIN t b ON a.id < b.v')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE EXISTS (SELECT 1 FROM t t2 WHERE t2.v < t.id)')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT id, (SELECT max(v) FROM t t2 WHERE t2.id = t.id) FROM t')$$),
@@ -75,7 +75,7 @@ SELECT stmt, try(stmt) FROM (VALUES
   ($$SELECT tide.create_view('bad1', 'SELECT v, string_agg(id::text, '','') FROM t GROUP BY v')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT v, avg(DISTINCT id) FROM t GROUP BY v')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT v FROM t GROUP BY GROUPING SETS ((v), ())')$$),
-  ($$SELECT tide.create_view('bad1', 'WITH c AS (SELECT v FROM t EXCEPT ALL SELECT id FROM t) SELECT v FROM c')$$),
+  ($$SELECT tide.create_view('bad1', 'WITH c AS (SELECT v FROM t UNION ALL (SELECT id FROM t INTERSECT SELECT v FROM t)) SELECT v FROM c')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT t.v, s.n FROM t, LATERAL (SELECT count(*) AS n FROM t t2 WHERE t2.v < t.v) s')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT 1 AS one')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT DISTINCT v, count(*) FROM t GROUP BY v')$$),

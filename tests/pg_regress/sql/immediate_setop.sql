@@ -15,6 +15,8 @@ SELECT tide.create_view('both_kinds', 'SELECT id, name FROM staff INTERSECT SELE
 SELECT tide.create_view('staff_only', 'SELECT id, name FROM staff EXCEPT SELECT cid, cname FROM contractors');
 SELECT tide.create_view('last_two', 'SELECT id, name FROM staff UNION SELECT cid, cname FROM contractors ORDER BY id DESC NULLS LAST, name LIMIT 2');
 SELECT tide.create_view('per_name', 'SELECT name, count(*) AS n FROM (SELECT id, name FROM staff UNION ALL SELECT cid, cname FROM contractors) s GROUP BY name');
+SELECT tide.create_view('both_all', 'SELECT id, name FROM staff INTERSECT ALL SELECT cid, cname FROM contractors');
+SELECT tide.create_view('staff_all', 'SELECT id, name FROM staff EXCEPT ALL SELECT cid, cname FROM contractors');
 SELECT pg_typeof(id) AS union_type FROM everyone LIMIT 1;
 SELECT operator, incremental, rule FROM tide.explain('SELECT id, name FROM staff INTERSECT SELECT cid, cname FROM contractors') WHERE operator = 'INTERSECT';
 SELECT * FROM everyone ORDER BY id, name;
@@ -29,6 +31,9 @@ SELECT * FROM people ORDER BY id, name;
 SELECT * FROM both_kinds ORDER BY id, name;
 SELECT * FROM staff_only ORDER BY id, name;
 SELECT * FROM last_two ORDER BY id DESC;
+SELECT * FROM both_all ORDER BY id, name;
+SELECT * FROM staff_all ORDER BY id, name;
+SELECT tide.verify('both_all'), tide.verify('staff_all');
 SELECT tide.verify('everyone'), tide.verify('people'), tide.verify('both_kinds'), tide.verify('staff_only'),
        tide.verify('last_two'), tide.verify('per_name');
 -- one statement on both sides, rollback, TRUNCATE
@@ -39,10 +44,10 @@ SELECT count(*) AS intersect_now FROM both_kinds;
 ROLLBACK;
 TRUNCATE contractors;
 SELECT * FROM staff_only ORDER BY id, name;
+SELECT tide.verify('both_all'), tide.verify('staff_all');
 SELECT tide.verify('everyone'), tide.verify('people'), tide.verify('both_kinds'), tide.verify('staff_only'),
        tide.verify('last_two'), tide.verify('per_name');
 -- refused, naming the operation
-SELECT tide.create_view('bad', 'SELECT id FROM staff INTERSECT ALL SELECT cid FROM contractors');
 SELECT tide.create_view('bad', 'SELECT id FROM staff UNION ALL (SELECT cid FROM contractors EXCEPT SELECT id FROM staff)');
 SET client_min_messages = warning;
 DROP SCHEMA immediate_setop CASCADE;
