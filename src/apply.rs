@@ -299,7 +299,9 @@ impl Compiled {
         } else {
             let b = self.bag().expect("a bag when not grouped");
             let mut main = Vec::new();
-            for sql in b.lock_rows(change).into_iter().chain([b.apply(change)]) {
+            // Writers that take turns on the view (see lock_view) need no row locks.
+            let lock_rows = if self.plan.needs_view_lock() { None } else { b.lock_rows(change) };
+            for sql in lock_rows.into_iter().chain([b.apply(change)]) {
                 main.push(keep(sql)?);
             }
             Ok(Prepared { main, recompute: None, publish: None, purge: None })

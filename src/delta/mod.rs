@@ -261,7 +261,12 @@ pub fn lock_description(root: &Node) -> String {
                 seen.subqueries = true;
                 return;
             }
-            Node::Join { .. } => seen.joins = true,
+            // Joins, and every shape maintained as several terms or a rewrite of
+            // the view's rows: writers take turns (ViewPlan::needs_view_lock).
+            Node::Join { .. } | Node::Window { .. } | Node::SetOp { .. } | Node::RecursiveCte { .. } => seen.joins = true,
+            Node::Sort { limit, offset, .. } if limit.is_some() || offset.is_some() => seen.joins = true,
+            Node::Filter { sublinks, .. } if sublinks.iter().any(|s| s.anti) => seen.joins = true,
+            Node::Distinct { on: Some(_), .. } => seen.joins = true,
             Node::Aggregate { .. } | Node::Distinct { .. } => seen.grouped = true,
             Node::Project { input, columns, .. } => {
                 if let Some(keys) = group_keys(input) {
@@ -282,7 +287,7 @@ pub fn lock_description(root: &Node) -> String {
     }
     if seen.grouped {
         parts.push("row locks on the touched groups' state, in key order");
-    } else {
+    } else if !(seen.joins || seen.hidden_keys) {
         parts.push("advisory locks on the distinct rows a change deletes, in hash order");
     }
     if seen.subqueries {
