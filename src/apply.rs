@@ -378,10 +378,24 @@ pub fn maintain(view: &ViewRef, compiled: &Compiled, change: &Change, register: 
     })
 }
 
+thread_local! {
+    /// The statement that takes a view's turn, prepared once per backend.
+    static LOCK_VIEW: RefCell<Option<Rc<OwnedPreparedStatement>>> = const { RefCell::new(None) };
+}
+
 /// Take the view's turn: writers of a join view's inputs go one at a time.
 fn lock_view(client: &mut pgrx::spi::SpiClient<'_>, id: i64) -> Result<(), pgrx::spi::Error> {
     crate::catalog::as_superuser(|| {
-        client.update("UPDATE tide.view_locks SET version = version + 1 WHERE view_id = $1", None, &[id.into()]).map(|_| ())
+        let stmt = match LOCK_VIEW.with(|l| l.borrow().clone()) {
+            Some(s) => s,
+            None => {
+                let sql = "UPDATE tide.view_locks SET version = version + 1 WHERE view_id = $1";
+                let s = Rc::new(client.prepare_mut(sql, &[pgrx::PgBuiltInOids::INT8OID.oid()])?.keep());
+                LOCK_VIEW.with(|l| *l.borrow_mut() = Some(s.clone()));
+                s
+            }
+        };
+        client.update(stmt.as_ref(), None, &[id.into()]).map(|_| ())
     })
 }
 
