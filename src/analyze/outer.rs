@@ -22,6 +22,24 @@ pub(super) struct Split {
     pub outer_only: Vec<*mut pg_sys::Node>,
 }
 
+/// Drop what a query does above its join block (grouping, aggregates,
+/// windows, DISTINCT, ORDER BY, LIMIT), for a copy whose target list the
+/// caller sets: its rows are then those of its FROM and WHERE.
+pub(super) unsafe fn only_join_block(q: *mut pg_sys::Query) {
+    (*q).groupClause = std::ptr::null_mut();
+    (*q).groupingSets = std::ptr::null_mut();
+    (*q).havingQual = std::ptr::null_mut();
+    (*q).hasAggs = false;
+    (*q).hasWindowFuncs = false;
+    (*q).windowClause = std::ptr::null_mut();
+    (*q).distinctClause = std::ptr::null_mut();
+    (*q).hasDistinctOn = false;
+    (*q).sortClause = std::ptr::null_mut();
+    (*q).limitCount = std::ptr::null_mut();
+    (*q).limitOffset = std::ptr::null_mut();
+    (*q).hasTargetSRFs = false;
+}
+
 /// The range table indexes under a join tree node.
 pub(super) unsafe fn relations_under(node: *mut pg_sys::Node) -> Vec<i32> {
     use pg_sys::NodeTag::*;
@@ -152,18 +170,7 @@ pub(super) unsafe fn keys_query(q: *mut pg_sys::Query, keys_side: *mut pg_sys::N
         targets = pg_sys::lappend(targets, pg_sys::makeTargetEntry(expr, (i + 1) as i16, pg_sys::pstrdup(name.as_ptr()), false).cast());
     }
     (*k).targetList = targets;
-    (*k).groupClause = std::ptr::null_mut();
-    (*k).groupingSets = std::ptr::null_mut();
-    (*k).havingQual = std::ptr::null_mut();
-    (*k).hasAggs = false;
-    (*k).hasWindowFuncs = false;
-    (*k).windowClause = std::ptr::null_mut();
-    (*k).distinctClause = std::ptr::null_mut();
-    (*k).hasDistinctOn = false;
-    (*k).sortClause = std::ptr::null_mut();
-    (*k).limitCount = std::ptr::null_mut();
-    (*k).limitOffset = std::ptr::null_mut();
-    (*k).hasTargetSRFs = false;
+    only_join_block(k);
     // Joins above the keys side are no longer in the join tree: ruleutils
     // expects every join of the range table there, so they become empty items.
     let kept = joins_under((*k).jointree.cast());

@@ -554,14 +554,7 @@ unsafe fn from_clause(q: *mut pg_sys::Query) -> String {
     // CTEs are inlined or internal views by now: their WITH would come first.
     (*c).cteList = std::ptr::null_mut();
     (*c).hasRecursive = false;
-    (*c).groupClause = std::ptr::null_mut();
-    (*c).groupingSets = std::ptr::null_mut();
-    (*c).havingQual = std::ptr::null_mut();
-    (*c).hasAggs = false;
-    (*c).distinctClause = std::ptr::null_mut();
-    (*c).sortClause = std::ptr::null_mut();
-    (*c).limitCount = std::ptr::null_mut();
-    (*c).limitOffset = std::ptr::null_mut();
+    outer::only_join_block(c);
     let text = pg::cstr(pg_sys::pg_get_querydef(c, false));
     let at = text.find("FROM ").expect("a query with a FROM clause");
     text[at + "FROM ".len()..].trim().to_string()
