@@ -53,7 +53,8 @@ fn compared(c: &VerifyColumn) -> String {
 
 /// One statement returning (rows in the view but not the query, rows in the
 /// query but not the view, up to `sample` differing rows as text), comparing
-/// both as multisets with EXCEPT ALL in each direction.
+/// both as multisets with EXCEPT ALL in each direction. (Rows are written
+/// `ROW(e.*)`, not `e`: a column of the view may be named `e` or `m`.)
 pub fn verify_statement(view: &str, definition: &str, columns: &[VerifyColumn], sample: usize) -> String {
     let select_list = if columns.is_empty() {
         // A view with no columns: compare row counts only.
@@ -67,9 +68,9 @@ pub fn verify_statement(view: &str, definition: &str, columns: &[VerifyColumn], 
               extra AS (SELECT * FROM v EXCEPT ALL SELECT * FROM q), \
               missing AS (SELECT * FROM q EXCEPT ALL SELECT * FROM v) \
          SELECT (SELECT count(*) FROM extra), (SELECT count(*) FROM missing), \
-                ARRAY(SELECT d FROM (SELECT 'in the view, not in the query: ' || e::text AS d FROM extra e \
+                ARRAY(SELECT d FROM (SELECT 'in the view, not in the query: ' || ROW(e.*)::text AS d FROM extra e \
                                      UNION ALL \
-                                     SELECT 'in the query, not in the view: ' || m::text FROM missing m) s \
+                                     SELECT 'in the query, not in the view: ' || ROW(m.*)::text FROM missing m) s \
                       ORDER BY d LIMIT {sample})"
     )
 }
