@@ -24,6 +24,20 @@ CREATE TABLE tide.catalog (
     last_refresh_ms double precision,
     last_error      text,
     base_tables     regclass[] NOT NULL DEFAULT '{}',
+    -- Deferred mode: how often the background refresher applies the
+    -- logged changes, and how changes are captured.
+    refresh_interval interval NOT NULL DEFAULT '1 second',
+    capture         text NOT NULL DEFAULT 'trigger' CHECK (capture IN ('trigger', 'wal')),
+    -- Deferred mode: what the view has applied. A logged change is applied
+    -- when its transaction is visible in applied_snapshot, or, for the
+    -- transaction that made the last refresh (applied_xid), when it was
+    -- logged before that refresh (seq <= applied_seq).
+    applied_snapshot pg_snapshot,
+    applied_xid     xid8,
+    applied_seq     bigint,
+    last_changes    bigint,
+    -- Refreshes in a row that failed (the refresher stops at a limit).
+    failures        int NOT NULL DEFAULT 0,
     -- Set on the internal view that maintains a sub-query of another view's
     -- query (its table is in tide_state): the view that reads it.
     parent          bigint
@@ -51,22 +65,27 @@ CREATE TABLE tide.view_locks (
 );
 REVOKE ALL ON tide.view_locks FROM PUBLIC;
 
-CREATE VIEW tide.views AS
-SELECT c.view            AS name,
-       c.query,
-       pg_catalog.pg_get_viewdef(c.definition, true) AS definition,
-       c.mode,
-       c.status,
-       c.row_count,
-       c.created_at,
-       c.last_refresh_at,
-       c.last_refresh_ms,
-       c.last_error,
-       c.base_tables
-  FROM tide.catalog c
- WHERE c.parent IS NULL;
-COMMENT ON VIEW tide.views IS 'One row per pg_tide view';
-GRANT SELECT ON tide.views TO PUBLIC;
+-- One change log per base table of deferred views: the rows its statements
+-- inserted (new) and deleted (not new), a NULL new for a TRUNCATE, one
+-- column c<attnum> per logged column. Made by pg_tide (see capture/log.rs);
+-- every log's seq comes from this sequence.
+CREATE SEQUENCE tide.change_seq;
+
+-- The last refreshes of each view.
+CREATE TABLE tide.refresh_history (
+    view_id     bigint NOT NULL REFERENCES tide.catalog (id) ON DELETE CASCADE,
+    started_at  timestamptz NOT NULL,
+    duration_ms double precision NOT NULL,
+    kind        text NOT NULL CHECK (kind IN ('incremental', 'full', 'none')),
+    changes     bigint NOT NULL,
+    rows_written bigint NOT NULL
+);
+CREATE INDEX ON tide.refresh_history (view_id, started_at);
+REVOKE ALL ON tide.refresh_history FROM PUBLIC;
+GRANT SELECT ON tide.refresh_history TO PUBLIC;
+COMMENT ON TABLE tide.refresh_history IS 'The last refreshes of each deferred view (changes consumed, rows written)';
+
+-- tide.views is made last (sql/finalize.sql): it calls functions of the library.
 
 -- A plain DROP of a view's table (or of a base table with CASCADE, or of a
 -- schema) removes what pg_tide made for it. (The tables of its internal
@@ -86,10 +105,14 @@ BEGIN
            AND (d.objid = c.view OR d.objid = c.definition)
         RETURNING c.view, c.definition, c.base_tables
     LOOP
-        -- Capture triggers stay only on tables some view still reads.
+        -- Capture triggers stay only on tables some view still reads, and
+        -- change logs on tables some deferred view reads.
         PERFORM tide.drop_capture(t)
            FROM unnest(gone.base_tables) t
           WHERE NOT EXISTS (SELECT 1 FROM tide.catalog o WHERE t = ANY (o.base_tables));
+        PERFORM tide.drop_log(t)
+           FROM unnest(gone.base_tables) t
+          WHERE NOT EXISTS (SELECT 1 FROM tide.catalog o WHERE t = ANY (o.base_tables) AND o.mode = 'deferred');
         -- The query's view may already be gone (dropped by the same command).
         IF EXISTS (SELECT 1 FROM pg_class WHERE oid = gone.definition) THEN
             EXECUTE format('DROP VIEW %s', gone.definition::regclass);
@@ -140,6 +163,24 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION tide.drop_capture(regclass) FROM PUBLIC;
+
+-- The change log of a table no deferred view reads any more goes, with its triggers.
+CREATE FUNCTION tide.drop_log(t regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n text;
+BEGIN
+    FOREACH n IN ARRAY ARRAY['tide_log_insert', 'tide_log_update', 'tide_log_delete', 'tide_log_truncate'] LOOP
+        IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = t AND tgname = n) THEN
+            EXECUTE format('DROP TRIGGER %I ON %s', n, t);
+        END IF;
+    END LOOP;
+    IF to_regclass(format('tide_state.%I', 'log_' || t::oid)) IS NOT NULL THEN
+        EXECUTE format('DROP TABLE tide_state.%I', 'log_' || t::oid);
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION tide.drop_log(regclass) FROM PUBLIC;
 
 CREATE EVENT TRIGGER tide_sql_drop ON sql_drop EXECUTE FUNCTION tide.on_sql_drop();
 

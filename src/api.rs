@@ -86,24 +86,23 @@ fn elapsed_ms(start: Instant) -> f64 {
 /// Create the view `name` over `query`, build it in full, register it, and
 /// return its number of rows.
 #[pg_extern(volatile, parallel_unsafe)]
-fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&str>, "'immediate'")) -> i64 {
+fn create_view(
+    name: Option<&str>,
+    query: Option<&str>,
+    mode: default!(Option<&str>, "'immediate'"),
+    refresh_interval: default!(Option<pgrx::datum::Interval>, "'1 second'"),
+    capture: default!(Option<&str>, "'auto'"),
+) -> Option<i64> {
     let name = required(name, "view name");
     let query = required(query, "query");
-    let mode = required(mode, "mode");
-    match mode {
-        "immediate" => {}
-        "deferred" => raise(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            "deferred mode is not available yet",
-            None,
-            Some("Use mode => 'immediate'."),
-        ),
-        other => raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("unknown mode \"{other}\""),
-            None,
-            Some("The mode is 'immediate' or 'deferred'."),
-        ),
+    let mode = checked_mode(required(mode, "mode"));
+    let capture = checked_capture(required(capture, "capture"));
+    let interval = refresh_interval.unwrap_or_else(|| {
+        raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "refresh_interval must not be NULL", None, None)
+    });
+    check_interval(interval);
+    if mode == "deferred" {
+        crate::scheduler::require_preloaded();
     }
     // SAFETY: reads the backend's transaction isolation level.
     if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
@@ -117,7 +116,59 @@ fn create_view(name: Option<&str>, query: Option<&str>, mode: default!(Option<&s
         );
     }
     let (schema, rel) = split_view_name(name);
-    build(&Target::User { schema, rel }, query, mode).rows
+    let built = build(&Target::User { schema, rel }, query, mode);
+    catalog::as_superuser(|| {
+        Spi::run_with_args(
+            "UPDATE tide.catalog SET refresh_interval = $2, capture = $3 WHERE id = $1",
+            &[built.id.into(), interval.into(), capture.into()],
+        )
+    })
+    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not register the view: {e}"), None, None));
+    if mode == "deferred" {
+        // Built in the background, from a snapshot taken after this commits.
+        crate::scheduler::note_views_changed();
+    }
+    built.rows
+}
+
+/// 'immediate' or 'deferred'; anything else is refused.
+fn checked_mode(mode: &str) -> &'static str {
+    match mode {
+        "immediate" => "immediate",
+        "deferred" => "deferred",
+        other => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown mode \"{other}\""),
+            None,
+            Some("The mode is 'immediate' or 'deferred'."),
+        ),
+    }
+}
+
+/// The capture a deferred view gets: 'trigger' (also for 'auto').
+fn checked_capture(capture: &str) -> &'static str {
+    match capture {
+        "trigger" | "auto" => "trigger",
+        "wal" => raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "capture => 'wal' is not available yet",
+            Some("This version of pg_tide captures changes with statement triggers and change logs.".into()),
+            Some("Use capture => 'trigger' or 'auto'."),
+        ),
+        other => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown capture \"{other}\""),
+            None,
+            Some("The capture is 'trigger', 'wal' or 'auto'."),
+        ),
+    }
+}
+
+fn check_interval(interval: pgrx::datum::Interval) {
+    let positive = Spi::get_one_with_args::<bool>("SELECT $1 > interval '0'", &[interval.into()]).ok().flatten().unwrap_or(false);
+    if !positive {
+        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "refresh_interval must be positive", None, Some("For example interval '1 second'."));
+    }
 }
 
 /// Where `build` puts the view's table.
@@ -133,7 +184,8 @@ enum Target {
 struct Built {
     id: i64,
     view: pg_sys::Oid,
-    rows: i64,
+    /// None for a deferred view: built in the background.
+    rows: Option<i64>,
 }
 
 /// Analyze `query`, make the view and everything it needs, build it in full
@@ -199,10 +251,10 @@ fn build(target: &Target, query: &str, mode: &str) -> Built {
     let view_oid = relid_of(&view);
     // SAFETY: the relations exist (created above in this transaction).
     unsafe {
-        record_dependency(view_oid, definition_oid, pg_sys::DependencyType::DEPENDENCY_NORMAL);
+        pg::record_relation_dependency(view_oid, definition_oid, pg_sys::DependencyType::DEPENDENCY_NORMAL);
         // An internal view is part of this one: dropped with it, and not on its own.
         for child in &children {
-            record_dependency(child.view, view_oid, pg_sys::DependencyType::DEPENDENCY_INTERNAL);
+            pg::record_relation_dependency(child.view, view_oid, pg_sys::DependencyType::DEPENDENCY_INTERNAL);
         }
     }
 
@@ -236,14 +288,21 @@ fn build(target: &Target, query: &str, mode: &str) -> Built {
         });
         // SAFETY: the relations exist (created above in this transaction).
         unsafe {
-            record_dependency(relid_of(g.state), view_oid, pg_sys::DependencyType::DEPENDENCY_AUTO);
+            pg::record_relation_dependency(relid_of(g.state), view_oid, pg_sys::DependencyType::DEPENDENCY_AUTO);
             for (table, _) in g.distinct_tables() {
-                record_dependency(relid_of(&table), view_oid, pg_sys::DependencyType::DEPENDENCY_AUTO);
+                pg::record_relation_dependency(relid_of(&table), view_oid, pg_sys::DependencyType::DEPENDENCY_AUTO);
             }
         }
     }
     // The backfill: the state, then the rows, with the owner's rights.
-    let rows = apply::rebuild_view(&view_ref);
+    // (A deferred view is built by the refresher, from a snapshot taken after
+    // this transaction commits, so that writers do not wait for the build.)
+    let rows = (mode == "immediate").then(|| apply::rebuild_view(&view_ref));
+    if mode == "deferred" {
+        // The owner must be able to run the query (the build will, as the
+        // owner): fail here, not in the background. LIMIT 0 still checks rights.
+        run(&format!("SELECT FROM {definition} LIMIT 0"));
+    }
     // The index maintenance finds the view's rows by.
     let index = compiled
         .grouped()
@@ -261,28 +320,24 @@ fn build(target: &Target, query: &str, mode: &str) -> Built {
         }
     }
     catalog::insert(id, view_oid, definition_oid, query, mode, rows, elapsed_ms(start), &base_tables);
+    // The tables of the view's own internal views always get the immediate
+    // capture triggers: a deferred refresh maintains the view from the
+    // writes it makes to them. Other tables of a deferred view get a change log.
+    let internal: Vec<pg_sys::Oid> = children.iter().map(|c| c.view).collect();
     catalog::as_superuser(|| {
         for t in &base_tables {
-            Spi::run_with_args("SELECT tide.install_capture($1::regclass)", &[(*t).into()])
-                .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not install capture: {e}"), None, None));
+            if mode == "deferred" && !internal.contains(t) {
+                crate::capture::log::ensure_log(*t);
+            } else {
+                Spi::run_with_args("SELECT tide.install_capture($1::regclass)", &[(*t).into()])
+                    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not install capture: {e}"), None, None));
+            }
             // Other backends re-read which views a table has.
             // SAFETY: queues a relcache invalidation, sent at commit.
             unsafe { pg_sys::CacheInvalidateRelcacheByRelid(*t) };
         }
     });
     Built { id, view: view_oid, rows }
-}
-
-/// Record that relation `depender` depends on relation `referenced`: the
-/// view's table on its query's view (NORMAL: dropping a base table with
-/// CASCADE drops the pg_tide view too), the state on the view's table (AUTO:
-/// dropped with it), an internal view's table on the view's table (INTERNAL:
-/// dropped with it, and not on its own).
-unsafe fn record_dependency(depender: pg_sys::Oid, referenced: pg_sys::Oid, kind: pg_sys::DependencyType::Type) {
-    let depender = pg_sys::ObjectAddress { classId: pg_sys::RelationRelationId, objectId: depender, objectSubId: 0 };
-    let referenced = pg_sys::ObjectAddress { classId: pg_sys::RelationRelationId, objectId: referenced, objectSubId: 0 };
-    pg_sys::recordDependencyOn(&depender, &referenced, kind);
-    pg_sys::CommandCounterIncrement();
 }
 
 fn current_user_oid() -> pg_sys::Oid {
@@ -298,6 +353,12 @@ fn refresh(name: Option<&str>, full: default!(Option<bool>, false)) -> i64 {
     let entry = catalog::resolve(name);
     catalog::check_owner(&entry, "refresh");
     let view = pg::qualified_relation_name(entry.view);
+    if catalog::mode(entry.id) == "deferred" {
+        crate::refresh::refresh_deferred(&entry, full.unwrap_or(false));
+        // The refresher reads the catalog again (the view may have been failed).
+        crate::scheduler::note_views_changed();
+        return Spi::get_one::<i64>(&format!("SELECT count(*) FROM {view}")).ok().flatten().unwrap_or(0);
+    }
     if !full.unwrap_or(false) {
         // An immediate view is current after every statement.
         return Spi::get_one::<i64>(&format!("SELECT count(*) FROM {view}")).ok().flatten().unwrap_or(0);
@@ -311,6 +372,206 @@ fn refresh(name: Option<&str>, full: default!(Option<bool>, false)) -> i64 {
     let rows = apply::rebuild_view(&entry);
     catalog::record_refresh(entry.id, rows, elapsed_ms(start));
     rows
+}
+
+/// Change a view's mode, refresh interval or capture, without rebuilding it.
+#[pg_extern(volatile, parallel_unsafe)]
+fn alter_view(
+    name: Option<&str>,
+    mode: default!(Option<&str>, "NULL"),
+    refresh_interval: default!(Option<pgrx::datum::Interval>, "NULL"),
+    capture: default!(Option<&str>, "NULL"),
+) {
+    let name = required(name, "view name");
+    let entry = catalog::resolve(name);
+    catalog::check_owner(&entry, "alter");
+    if catalog::is_internal(entry.id) {
+        raise(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("{} is an internal view of another pg_tide view", pg::qualified_relation_name(entry.view)),
+            None,
+            Some("Alter the view that contains it."),
+        );
+    }
+    let members = crate::refresh::family(&entry);
+    let ids = members.iter().map(|m| m.id.to_string()).collect::<Vec<_>>().join(", ");
+    let set = |assignment: &str, value: pgrx::datum::DatumWithOid<'_>| {
+        catalog::as_superuser(|| Spi::run_with_args(&format!("UPDATE tide.catalog SET {assignment} = $1 WHERE id IN ({ids})"), &[value]))
+            .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not alter the view: {e}"), None, None));
+    };
+    if let Some(interval) = refresh_interval {
+        check_interval(interval);
+        set("refresh_interval", interval.into());
+    }
+    if let Some(capture) = capture {
+        set("capture", checked_capture(capture).into());
+    }
+    if let Some(mode) = mode {
+        let mode = checked_mode(mode);
+        if mode != catalog::mode(entry.id) {
+            switch_mode(&entry, &members, mode);
+            set("mode", mode.into());
+        }
+    }
+    crate::scheduler::note_views_changed();
+}
+
+/// Move a view (and its internal views) to `mode`: its base tables are
+/// locked against writes meanwhile (SHARE, as create_view takes), so that
+/// no change falls between the two captures.
+fn switch_mode(entry: &catalog::ViewRef, members: &[catalog::ViewRef], mode: &str) {
+    // SAFETY: reads the backend's transaction isolation level.
+    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        raise(
+            PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            "tide.alter_view cannot change the mode in a REPEATABLE READ or SERIALIZABLE transaction",
+            None,
+            Some("Change the mode in a READ COMMITTED transaction."),
+        );
+    }
+    let tables = crate::refresh::logged_tables(members);
+    for t in &tables {
+        run(&format!("LOCK TABLE {} IN SHARE MODE", pg::qualified_relation_name(*t)));
+    }
+    let others = |t: pg_sys::Oid, other_mode: &str| {
+        let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
+        Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM tide.catalog WHERE $1::regclass = ANY (base_tables) AND mode = $2 AND NOT id = ANY ($3))",
+            &[t.into(), other_mode.into(), ids.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(true)
+    };
+    catalog::as_superuser(|| {
+        if mode == "deferred" {
+            crate::scheduler::require_preloaded();
+            for t in &tables {
+                crate::capture::log::ensure_log(*t);
+                if !others(*t, "immediate") {
+                    run(&format!("SELECT tide.drop_capture({}::regclass)", t.to_u32()));
+                }
+            }
+            // The view is current (writers wait): it has applied what this sees.
+            crate::refresh::record_applied(members);
+        } else {
+            // Apply what is pending (writers wait), then capture as immediate.
+            crate::refresh::refresh_deferred(entry, false);
+            for t in &tables {
+                run(&format!("SELECT tide.install_capture({}::regclass)", t.to_u32()));
+                if !others(*t, "deferred") {
+                    run(&format!("SELECT tide.drop_log({}::regclass)", t.to_u32()));
+                }
+            }
+        }
+        for t in &tables {
+            // SAFETY: queues a relcache invalidation, sent at commit.
+            unsafe { pg_sys::CacheInvalidateRelcacheByRelid(*t) };
+        }
+    });
+}
+
+/// Wait until the view includes every change committed before the call
+/// (and, for a deferred view still being built, for its build); false on
+/// timeout. An immediate view is always current.
+#[pg_extern(volatile, parallel_unsafe)]
+fn wait(name: Option<&str>, timeout: default!(Option<pgrx::datum::Interval>, "'30 seconds'")) -> bool {
+    let name = required(name, "view name");
+    let timeout = timeout.unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "timeout must not be NULL", None, None));
+    let entry = catalog::resolve(name);
+    if catalog::mode(entry.id) != "deferred" {
+        return true;
+    }
+    // SAFETY: reads the backend's transaction isolation level.
+    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        raise(
+            PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            "tide.wait cannot run in a REPEATABLE READ or SERIALIZABLE transaction",
+            Some("Its snapshot would never see the refresh it waits for.".into()),
+            Some("Call tide.wait in a READ COMMITTED transaction, or call tide.refresh."),
+        );
+    }
+    let timeout_ms =
+        Spi::get_one_with_args::<f64>("SELECT extract(epoch FROM $1)::float8 * 1000", &[timeout.into()]).ok().flatten().unwrap_or(0.0);
+    // The changes to wait for: those of the transactions this snapshot sees.
+    let target = Spi::get_one::<String>("SELECT pg_catalog.pg_current_snapshot()::text").ok().flatten().unwrap_or_default();
+    let tables = crate::refresh::logged_tables(&crate::refresh::family(&entry));
+    // Polled in statements of their own, each with a new snapshot (a
+    // read-only SPI query would reuse the caller's and never see the refresh).
+    let pending: Vec<String> = tables
+        .iter()
+        .map(|t| format!("EXISTS (SELECT 1 {} AND pg_catalog.pg_visible_in_snapshot(l.xid, s.target))", crate::capture::log::pending(*t, entry.id)))
+        .collect();
+    let poll = format!(
+        "SELECT CASE c.status WHEN 'failed' THEN 2 WHEN 'building' THEN 1 ELSE 0 END::int8, CASE WHEN {} THEN 1 ELSE 0 END::int8 \
+           FROM tide.catalog c, (SELECT {}::pg_snapshot AS target) s WHERE c.id = {}",
+        if pending.is_empty() { "false".to_string() } else { pending.join(" OR ") },
+        pgrx::spi::quote_literal(&target),
+        entry.id
+    );
+    let start = Instant::now();
+    let mut told = false;
+    loop {
+        let row = pg::query_int8s(&poll, 2);
+        let (status, behind) = (row[0].unwrap_or(0), row[1].unwrap_or(0));
+        if status == 2 {
+            raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("pg_tide view {} has failed", pg::qualified_relation_name(entry.view)),
+                Spi::get_one_with_args::<String>("SELECT last_error FROM tide.catalog WHERE id = $1", &[entry.id.into()]).ok().flatten(),
+                Some("Fix the cause, then call tide.refresh on the view."),
+            );
+        }
+        if status == 1 && !told {
+            notice!("view {} is being built in the background", pg::qualified_relation_name(entry.view));
+            told = true;
+        }
+        let waiting = status == 1 || behind != 0;
+        if !waiting {
+            return true;
+        }
+        if elapsed_ms(start) >= timeout_ms {
+            return false;
+        }
+        // SAFETY: waits on this backend's latch; interrupts (cancel) are served.
+        unsafe {
+            pg_sys::WaitLatch(
+                pg_sys::MyLatch,
+                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+                10,
+                pg_sys::PG_WAIT_EXTENSION,
+            );
+            pg_sys::ResetLatch(pg_sys::MyLatch);
+        }
+        pgrx::check_for_interrupts!();
+    }
+}
+
+/// The logged changes a deferred view (catalog id `id`) has not applied yet.
+#[pg_extern(stable, parallel_safe)]
+fn pending_changes(id: i64) -> Option<i64> {
+    let entry = catalog::by_id(id)?;
+    let tables = crate::refresh::logged_tables(&crate::refresh::family(&entry));
+    let mut total = 0;
+    for t in tables {
+        let sql = format!("SELECT count(*) {}", crate::capture::log::pending(t, id));
+        total += Spi::get_one::<i64>(&sql).ok().flatten().unwrap_or(0);
+    }
+    Some(total)
+}
+
+/// Seconds since the oldest change a deferred view (catalog id `id`) has
+/// not applied was logged; 0 when it has applied every change.
+#[pg_extern(stable, parallel_safe)]
+fn lag_seconds(id: i64) -> Option<f64> {
+    let entry = catalog::by_id(id)?;
+    let tables = crate::refresh::logged_tables(&crate::refresh::family(&entry));
+    let mut lag: f64 = 0.0;
+    for t in tables {
+        let sql = format!("SELECT extract(epoch FROM clock_timestamp() - min(l.at))::float8 {}", crate::capture::log::pending(t, id));
+        lag = lag.max(Spi::get_one::<f64>(&sql).ok().flatten().unwrap_or(0.0));
+    }
+    Some(lag)
 }
 
 /// Rebuild the internal views of a view's sub-queries, innermost first.

@@ -11,7 +11,6 @@ use crate::pg::{self, raise};
 use crate::sql;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::spi::OwnedPreparedStatement;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -57,14 +56,9 @@ fn guard_view_write<'a>(
 fn rebuild_rows(view: &str, definition: &str, columns: &[String]) -> i64 {
     writing(|| {
         let mut rows = 0;
-        Spi::connect_mut(|client| {
-            for stmt in sql::rebuild_statements(view, definition, columns) {
-                let result = client.update(stmt.as_str(), None, &[])?;
-                rows = result.len() as i64;
-            }
-            Ok::<_, pgrx::spi::Error>(())
-        })
-        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not build the view: {e}"), None, None));
+        for stmt in sql::rebuild_statements(view, definition, columns) {
+            rows = pg::execute_sql(&stmt) as i64;
+        }
         rows
     })
 }
@@ -88,18 +82,20 @@ pub struct Compiled {
 struct Prepared {
     /// Run in order. For a grouped view, the last returns (groups emptied,
     /// groups to recompute).
-    main: Vec<OwnedPreparedStatement>,
+    main: Vec<pg::Plan>,
     /// Grouped views: run when groups lost their min/max, then (without
     /// GROUP BY) to write the row, then when groups emptied.
-    recompute: Option<OwnedPreparedStatement>,
-    publish: Option<OwnedPreparedStatement>,
-    purge: Option<OwnedPreparedStatement>,
+    recompute: Option<pg::Plan>,
+    publish: Option<pg::Plan>,
+    purge: Option<pg::Plan>,
 }
 
 thread_local! {
     static COMPILED: RefCell<HashMap<i64, Rc<Compiled>>> = RefCell::new(HashMap::new());
-    /// Set by the relcache callback: names or definitions may have changed.
-    static STALE: Cell<bool> = const { Cell::new(false) };
+    /// Bumped by the relcache callback: names or definitions may have changed.
+    static INVALIDATIONS: Cell<u64> = const { Cell::new(0) };
+    /// The value of INVALIDATIONS the caches below were filled at.
+    static SEEN: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Register the relcache callback that marks compiled views stale. Called
@@ -112,7 +108,7 @@ pub fn init() {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
-    STALE.with(|s| s.set(true));
+    INVALIDATIONS.with(|s| s.set(s.get() + 1));
 }
 
 /// The state table of view `id`.
@@ -120,9 +116,18 @@ pub fn state_table(id: i64) -> String {
     format!("tide_state.{}", sql::ident(&format!("state_{id}")))
 }
 
+/// The views reading a base table, as last read from the catalog.
+struct Readers {
+    immediate: Rc<Vec<ViewRef>>,
+    deferred: Vec<ViewRef>,
+}
+
 thread_local! {
-    /// Immediate views reading each base table, as last read from the catalog.
-    static READERS: RefCell<HashMap<pg_sys::Oid, Rc<Vec<ViewRef>>>> = RefCell::new(HashMap::new());
+    static READERS: RefCell<HashMap<pg_sys::Oid, Readers>> = RefCell::new(HashMap::new());
+    /// The deferred views being refreshed now (a view and its internal
+    /// views): while set, they are maintained like immediate views from the
+    /// writes the refresh makes to the internal views' tables.
+    static REFRESHING: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
     /// The kept plan of the catalog lookup.
     static READERS_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
 }
@@ -131,13 +136,33 @@ thread_local! {
 /// lists of views per table. (Creating or dropping a view creates or drops
 /// relations, whose invalidations reach every backend.)
 fn forget_if_stale() {
-    if STALE.with(|s| s.replace(false)) {
+    let now = invalidations();
+    if SEEN.with(|s| s.replace(now)) != now {
         COMPILED.with(|c| c.borrow_mut().clear());
         READERS.with(|r| r.borrow_mut().clear());
     }
 }
 
-/// Immediate views reading `relid`, from a per-backend cache.
+/// How many relcache invalidations this backend has seen: a per-backend
+/// cache of generated SQL is stale when this moved since it was filled.
+pub fn invalidations() -> u64 {
+    INVALIDATIONS.with(|s| s.get())
+}
+
+/// Run `f` with the deferred views `ids` maintained as immediate views
+/// (see REFRESHING); restored afterwards, also on error.
+pub fn refreshing<R>(ids: Vec<i64>, f: impl FnOnce() -> R) -> R {
+    struct Reset(Vec<i64>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            REFRESHING.with(|r| *r.borrow_mut() = std::mem::take(&mut self.0));
+        }
+    }
+    let _reset = Reset(REFRESHING.with(|r| std::mem::replace(&mut *r.borrow_mut(), ids)));
+    f()
+}
+
+/// Immediate views reading `relid` (and deferred ones being refreshed), from a per-backend cache.
 ///
 /// The catalog is read with the latest snapshot, not the transaction's: a
 /// REPEATABLE READ transaction that began before a view was created must
@@ -146,18 +171,33 @@ fn forget_if_stale() {
 /// no write can fall between the view's build and its capture.)
 pub fn views_reading(relid: pg_sys::Oid) -> Rc<Vec<ViewRef>> {
     forget_if_stale();
-    if let Some(v) = READERS.with(|r| r.borrow().get(&relid).cloned()) {
-        return v;
+    if !READERS.with(|r| r.borrow().contains_key(&relid)) {
+        let (immediate, deferred): (Vec<_>, Vec<_>) = read_views(relid).into_iter().partition(|(_, immediate)| *immediate);
+        let readers = Readers {
+            immediate: Rc::new(immediate.into_iter().map(|(v, _)| v).collect()),
+            deferred: deferred.into_iter().map(|(v, _)| v).collect(),
+        };
+        READERS.with(|r| r.borrow_mut().insert(relid, readers));
     }
-    let views = Rc::new(read_views(relid));
-    READERS.with(|r| r.borrow_mut().insert(relid, views.clone()));
-    views
+    READERS.with(|r| {
+        let r = r.borrow();
+        let readers = &r[&relid];
+        let refreshing: Vec<ViewRef> =
+            REFRESHING.with(|f| readers.deferred.iter().filter(|v| f.borrow().contains(&v.id)).cloned().collect());
+        if refreshing.is_empty() {
+            return readers.immediate.clone();
+        }
+        let mut all: Vec<ViewRef> = readers.immediate.iter().cloned().chain(refreshing).collect();
+        all.sort_by_key(|v| v.id);
+        Rc::new(all)
+    })
 }
 
-fn read_views(relid: pg_sys::Oid) -> Vec<ViewRef> {
-    const SQL: &std::ffi::CStr = c"SELECT c.id, c.view::oid, c.definition::oid, cl.relowner FROM tide.catalog c \
+/// The views reading `relid`, each with whether it is immediate.
+fn read_views(relid: pg_sys::Oid) -> Vec<(ViewRef, bool)> {
+    const SQL: &std::ffi::CStr = c"SELECT c.id, c.view::oid, c.definition::oid, cl.relowner, c.mode = 'immediate' FROM tide.catalog c \
         JOIN pg_catalog.pg_class cl ON cl.oid = c.view \
-        WHERE $1::regclass = ANY (c.base_tables) AND c.mode = 'immediate' ORDER BY c.id";
+        WHERE $1::regclass = ANY (c.base_tables) ORDER BY c.id";
     // SAFETY: SPI calls between connect and finish on the backend thread; the
     // kept plan lives for the backend; the snapshot is registered while used;
     // tuples are read before SPI_finish frees them.
@@ -188,12 +228,15 @@ fn read_views(relid: pg_sys::Oid) -> Vec<ViewRef> {
                 let d = pg_sys::SPI_getbinval(tuple, (*table).tupdesc, col, &mut isnull);
                 (d, isnull)
             };
-            out.push(ViewRef {
-                id: i64::from_datum(get(1).0, get(1).1).unwrap_or_default(),
-                view: pg_sys::Oid::from_datum(get(2).0, get(2).1).unwrap_or(pg_sys::InvalidOid),
-                definition: pg_sys::Oid::from_datum(get(3).0, get(3).1).unwrap_or(pg_sys::InvalidOid),
-                owner: pg_sys::Oid::from_datum(get(4).0, get(4).1).unwrap_or(pg_sys::InvalidOid),
-            });
+            out.push((
+                ViewRef {
+                    id: i64::from_datum(get(1).0, get(1).1).unwrap_or_default(),
+                    view: pg_sys::Oid::from_datum(get(2).0, get(2).1).unwrap_or(pg_sys::InvalidOid),
+                    definition: pg_sys::Oid::from_datum(get(3).0, get(3).1).unwrap_or(pg_sys::InvalidOid),
+                    owner: pg_sys::Oid::from_datum(get(4).0, get(4).1).unwrap_or(pg_sys::InvalidOid),
+                },
+                bool::from_datum(get(5).0, get(5).1).unwrap_or(true),
+            ));
         }
         pg_sys::SPI_finish();
         out
@@ -275,8 +318,8 @@ impl Compiled {
     }
 
     /// Prepare the statements that apply a change.
-    fn prepare(&self, client: &pgrx::spi::SpiClient<'_>, change: &Change) -> Result<Prepared, pgrx::spi::Error> {
-        let keep = |sql: String| client.prepare_mut(sql.as_str(), &[]).map(|p| p.keep());
+    fn prepare(&self, change: &Change) -> Result<Prepared, pgrx::spi::Error> {
+        let keep = |sql: String| Ok::<_, pgrx::spi::Error>(pg::Plan::prepare(&sql, &[]));
         if let Shape::TopK { columns, refill, .. } = &self.plan.shape {
             let t = crate::delta::topk::TopK { view: &self.view, columns, refill };
             let main = t.apply().into_iter().map(keep).collect::<Result<Vec<_>, _>>()?;
@@ -336,16 +379,16 @@ pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
 pub fn maintain(view: &ViewRef, compiled: &Compiled, change: &Change, register: &dyn Fn()) {
     as_owner(view.owner, || {
         writing(|| {
-            Spi::connect_mut(|client| {
+            Spi::connect_mut(|_client| {
                 register();
                 if compiled.plan.needs_view_lock() {
-                    lock_view(client, view.id)?;
+                    lock_view(view.id)?;
                 }
                 let existing = compiled.statements.borrow().get(change).cloned();
                 let prepared = match existing {
                     Some(p) => p,
                     None => {
-                        let p = Rc::new(compiled.prepare(client, change)?);
+                        let p = Rc::new(compiled.prepare(change)?);
                         compiled.statements.borrow_mut().insert(change.clone(), p.clone());
                         p
                     }
@@ -353,21 +396,21 @@ pub fn maintain(view: &ViewRef, compiled: &Compiled, change: &Change, register: 
                 // (groups emptied, groups to recompute, groups touched)
                 let mut counts = (0i64, 0i64, 0i64);
                 for stmt in prepared.main.iter() {
-                    let result = client.update(stmt, None, &[])?;
+                    stmt.execute(&[]);
                     if compiled.state.is_some() {
-                        let (emptied, recompute, touched) = result.first().get_three::<i64, i64, i64>()?;
-                        counts = (emptied.unwrap_or(0), recompute.unwrap_or(0), touched.unwrap_or(0));
+                        let c = pg::first_row_int8s(3);
+                        counts = (c[0].unwrap_or(0), c[1].unwrap_or(0), c[2].unwrap_or(0));
                     }
                 }
                 // Groups that lost their min/max first (they may also have emptied).
                 if let (Some(stmt), true) = (&prepared.recompute, counts.1 > 0) {
-                    client.update(stmt, None, &[])?;
+                    stmt.execute(&[]);
                 }
                 if let (Some(stmt), true) = (&prepared.publish, counts.2 > 0) {
-                    client.update(stmt, None, &[])?;
+                    stmt.execute(&[]);
                 }
                 if let (Some(stmt), true) = (&prepared.purge, counts.0 > 0) {
-                    client.update(stmt, None, &[])?;
+                    stmt.execute(&[]);
                 }
                 Ok::<_, pgrx::spi::Error>(())
             })
@@ -380,22 +423,23 @@ pub fn maintain(view: &ViewRef, compiled: &Compiled, change: &Change, register: 
 
 thread_local! {
     /// The statement that takes a view's turn, prepared once per backend.
-    static LOCK_VIEW: RefCell<Option<Rc<OwnedPreparedStatement>>> = const { RefCell::new(None) };
+    static LOCK_VIEW: RefCell<Option<Rc<pg::Plan>>> = const { RefCell::new(None) };
 }
 
 /// Take the view's turn: writers of a join view's inputs go one at a time.
-fn lock_view(client: &mut pgrx::spi::SpiClient<'_>, id: i64) -> Result<(), pgrx::spi::Error> {
+fn lock_view(id: i64) -> Result<(), pgrx::spi::Error> {
     crate::catalog::as_superuser(|| {
         let stmt = match LOCK_VIEW.with(|l| l.borrow().clone()) {
             Some(s) => s,
             None => {
                 let sql = "UPDATE tide.view_locks SET version = version + 1 WHERE view_id = $1";
-                let s = Rc::new(client.prepare_mut(sql, &[pgrx::PgBuiltInOids::INT8OID.oid()])?.keep());
+                let s = Rc::new(pg::Plan::prepare(sql, &[pg_sys::INT8OID]));
                 LOCK_VIEW.with(|l| *l.borrow_mut() = Some(s.clone()));
                 s
             }
         };
-        client.update(stmt.as_ref(), None, &[id.into()]).map(|_| ())
+        stmt.execute(&[pg_sys::Datum::from(id)]);
+        Ok(())
     })
 }
 
@@ -410,12 +454,12 @@ pub fn rebuild_view_by_id(id: i64) {
 pub fn rebuild_view(view: &ViewRef) -> i64 {
     let compiled = compiled(view);
     as_owner(view.owner, || {
-        Spi::connect_mut(|client| {
+        Spi::connect_mut(|_client| {
             if compiled.plan.needs_view_lock() {
-                lock_view(client, view.id)?;
+                lock_view(view.id)?;
             }
             for sql in compiled.rebuild_sql() {
-                client.update(sql.as_str(), None, &[])?;
+                pg::execute_sql(&sql);
             }
             Ok::<_, pgrx::spi::Error>(())
         })

@@ -36,15 +36,27 @@ pub fn insert(
     definition: pg_sys::Oid,
     query: &str,
     mode: &str,
-    rows: i64,
+    rows: Option<i64>,
     ms: f64,
     base_tables: &[pg_sys::Oid],
 ) {
+    // A view without rows yet is built in the background.
+    let status = if rows.is_some() { "ready" } else { "building" };
     as_superuser(|| {
         Spi::run_with_args(
             "INSERT INTO tide.catalog (id, view, definition, query, mode, status, row_count, last_refresh_at, last_refresh_ms, base_tables) \
-             VALUES ($1, $2, $3, $4, $5, 'ready', $6, now(), $7, $8::oid[]::regclass[])",
-            &[id.into(), view.into(), definition.into(), query.into(), mode.into(), rows.into(), ms.into(), base_tables.to_vec().into()],
+             VALUES ($1, $2, $3, $4, $5, $9, $6, CASE WHEN $6 IS NOT NULL THEN now() END, $7, $8::oid[]::regclass[])",
+            &[
+                id.into(),
+                view.into(),
+                definition.into(),
+                query.into(),
+                mode.into(),
+                rows.into(),
+                ms.into(),
+                base_tables.to_vec().into(),
+                status.into(),
+            ],
         )?;
         Spi::run_with_args("INSERT INTO tide.view_locks (view_id) VALUES ($1)", &[id.into()])
     })
@@ -84,6 +96,21 @@ pub fn record_refresh(id: i64, rows: i64, ms: f64) {
         )
     })
     .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not record the refresh: {e}"), None, None));
+}
+
+/// The mode of view `id`: 'immediate' or 'deferred'.
+pub fn mode(id: i64) -> String {
+    Spi::get_one_with_args::<String>("SELECT mode FROM tide.catalog WHERE id = $1", &[id.into()]).ok().flatten().unwrap_or_default()
+}
+
+/// The status of view `id`: 'ready', 'building', 'stale' or 'failed'.
+pub fn status(id: i64) -> String {
+    Spi::get_one_with_args::<String>("SELECT status FROM tide.catalog WHERE id = $1", &[id.into()]).ok().flatten().unwrap_or_default()
+}
+
+/// Whether view `id` is the internal view of another view's sub-query.
+pub fn is_internal(id: i64) -> bool {
+    Spi::get_one_with_args::<bool>("SELECT parent IS NOT NULL FROM tide.catalog WHERE id = $1", &[id.into()]).ok().flatten().unwrap_or(false)
 }
 
 /// The pg_tide view whose table is `view`, if it is one.

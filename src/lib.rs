@@ -38,17 +38,21 @@ mod delta;
 mod explain;
 mod ir;
 mod pg;
+mod refresh;
+mod scheduler;
 mod sql;
 
 pgrx::pg_module_magic!();
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// Library load: register the callbacks that keep per-backend state exact.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     capture::init();
     apply::init();
+    scheduler::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

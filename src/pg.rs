@@ -157,3 +157,135 @@ pub fn as_user<R>(user: pg_sys::Oid, search_path: Option<&std::ffi::CStr>, f: im
     };
     f()
 }
+
+// ---------------------------------------------------------------------------
+// Statements run through SPI, under one snapshot during a deferred refresh.
+
+thread_local! {
+    /// The snapshot every maintenance statement runs with while a deferred
+    /// refresh is under way (null otherwise: each statement takes its own,
+    /// as SPI does).
+    static REFRESH_SNAPSHOT: std::cell::Cell<pg_sys::Snapshot> = const { std::cell::Cell::new(std::ptr::null_mut()) };
+}
+
+/// Run `f` with every statement of `execute` and `execute_sql` reading
+/// `snapshot` (plus the transaction's own later writes), whatever the
+/// isolation level: a deferred refresh reads its batch of logged changes and
+/// the base tables in one snapshot, so that the tables hold exactly the state
+/// after that batch.
+///
+/// # Safety
+/// `snapshot` must stay registered until `f` returns.
+pub unsafe fn with_snapshot<R>(snapshot: pg_sys::Snapshot, f: impl FnOnce() -> R) -> R {
+    struct Reset(pg_sys::Snapshot);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            REFRESH_SNAPSHOT.with(|s| s.set(self.0));
+        }
+    }
+    let _reset = Reset(REFRESH_SNAPSHOT.with(|s| s.replace(snapshot)));
+    f()
+}
+
+/// A statement prepared once and kept for the backend (SPI_keepplan), run
+/// with `execute` inside an SPI connection.
+pub struct Plan(std::ptr::NonNull<pg_sys::_SPI_plan>);
+
+impl Plan {
+    /// Prepare `sql` with parameters of types `args`; must run inside an SPI connection.
+    pub fn prepare(sql: &str, args: &[pg_sys::Oid]) -> Plan {
+        let text = std::ffi::CString::new(sql).expect("no NUL in generated SQL");
+        let mut types = args.to_vec();
+        // SAFETY: SPI_prepare copies the text and types; the plan is kept
+        // (moved out of the SPI procedure context) before it is returned.
+        unsafe {
+            let plan = pg_sys::SPI_prepare(text.as_ptr(), types.len() as i32, types.as_mut_ptr());
+            let Some(plan) = std::ptr::NonNull::new(plan) else {
+                raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not prepare: {sql}"), None, None)
+            };
+            pg_sys::SPI_keepplan(plan.as_ptr());
+            Plan(plan)
+        }
+    }
+
+    /// Run the statement with `args` (no NULLs) and return the rows it
+    /// processed; `first_row` reads its first row afterwards.
+    pub fn execute(&self, args: &[pg_sys::Datum]) -> u64 {
+        let mut values = args.to_vec();
+        let nulls = vec![b' ' as std::ffi::c_char; args.len()];
+        // SAFETY: the plan is valid until dropped; values match its
+        // parameter count (the callers pass what they prepared); the snapshot,
+        // when set, is registered by `with_snapshot`'s caller.
+        let rc = unsafe {
+            let snapshot = REFRESH_SNAPSHOT.with(|s| s.get());
+            if snapshot.is_null() {
+                pg_sys::SPI_execute_plan(self.0.as_ptr(), values.as_mut_ptr(), nulls.as_ptr(), false, 0)
+            } else {
+                pg_sys::SPI_execute_snapshot(self.0.as_ptr(), values.as_mut_ptr(), nulls.as_ptr(), snapshot, std::ptr::null_mut(), false, true, 0)
+            }
+        };
+        if rc < 0 {
+            raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("SPI failed with code {rc}"), None, None);
+        }
+        // SAFETY: set by the SPI call above.
+        unsafe { pg_sys::SPI_processed }
+    }
+}
+
+impl Drop for Plan {
+    fn drop(&mut self) {
+        // SAFETY: kept by `prepare`, freed once here.
+        unsafe { pg_sys::SPI_freeplan(self.0.as_ptr()) };
+    }
+}
+
+/// Run `sql` once, in an SPI connection of its own (prepared, run with the
+/// refresh snapshot if one is set, freed); returns the rows it processed.
+pub fn execute_sql(sql: &str) -> u64 {
+    Spi::connect_mut(|_client| Plan::prepare(sql, &[]).execute(&[]))
+}
+
+/// Run the query `sql` once like `execute_sql` (so with a snapshot of its
+/// own, or the refresh's: never the calling statement's, as a read-only SPI
+/// query would) and return the first `n` columns of its first row as int8.
+pub fn query_int8s(sql: &str, n: usize) -> Vec<Option<i64>> {
+    Spi::connect_mut(|_client| {
+        Plan::prepare(sql, &[]).execute(&[]);
+        first_row_int8s(n)
+    })
+}
+
+/// The first `n` columns of the first row the last statement returned, as
+/// int8 (NULL, or no row, as None).
+pub fn first_row_int8s(n: usize) -> Vec<Option<i64>> {
+    // SAFETY: reads the result of the last SPI call of this connection.
+    unsafe {
+        let table = pg_sys::SPI_tuptable;
+        if table.is_null() || pg_sys::SPI_processed == 0 {
+            return vec![None; n];
+        }
+        let tuple = *(*table).vals;
+        (1..=n as i32)
+            .map(|col| {
+                let mut isnull = false;
+                let d = pg_sys::SPI_getbinval(tuple, (*table).tupdesc, col, &mut isnull);
+                i64::from_datum(d, isnull)
+            })
+            .collect()
+    }
+}
+
+/// Record that relation `depender` depends on relation `referenced`: the
+/// view's table on its query's view (NORMAL: dropping a base table with
+/// CASCADE drops the pg_tide view too), the state on the view's table (AUTO:
+/// dropped with it), an internal view's table on the view's table (INTERNAL:
+/// dropped with it, and not on its own), a change log on its table (AUTO).
+///
+/// # Safety
+/// Both relations must exist.
+pub unsafe fn record_relation_dependency(depender: pg_sys::Oid, referenced: pg_sys::Oid, kind: pg_sys::DependencyType::Type) {
+    let depender = pg_sys::ObjectAddress { classId: pg_sys::RelationRelationId, objectId: depender, objectSubId: 0 };
+    let referenced = pg_sys::ObjectAddress { classId: pg_sys::RelationRelationId, objectId: referenced, objectSubId: 0 };
+    pg_sys::recordDependencyOn(&depender, &referenced, kind);
+    pg_sys::CommandCounterIncrement();
+}

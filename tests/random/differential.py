@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Randomized differential test for immediate mode.
+"""Randomized differential test, for immediate or deferred mode.
 
 For each seed: create base tables with small value domains (so groups collide,
 duplicates appear and rows move between groups), define one view per
 construct, then run random mixed DML (inserts, updates that move rows between
 groups, deletes, NULLs, multi-table statements, TRUNCATE, rollbacks and
-savepoints) and check every view with tide.verify after every step.
+savepoints) and check every view with tide.verify after every step. In
+deferred mode (--mode deferred) the views are deferred and, after a random
+subset of the steps (and after the last), every view is refreshed and then
+checked: batches of several statements' changes are applied at once.
 
 A failure prints the seed, the step, the failing views and every statement
 run so far, so that it reproduces with `differential.py --seed N`.
@@ -120,6 +123,9 @@ VIEWS = {
                "SELECT a, b FROM t",
     "v_reach_agg": "WITH RECURSIVE t(a, b) AS (SELECT k, w FROM q UNION SELECT t.a, q.w FROM t JOIN q ON q.k = t.b) "
                    "SELECT t.a, count(*) AS n, count(r.id) AS rows_at FROM t LEFT JOIN r ON r.k = t.b GROUP BY t.a",
+    # Views over views (made above): changes cascade.
+    "v_over_group": "SELECT c, count(*) AS n, sum(sv) AS total FROM v_group GROUP BY c",
+    "v_over_join": "SELECT v_join.t, count(*) AS n FROM v_join JOIN q ON q.k = v_join.k GROUP BY v_join.t",
 }
 
 SETUP = """
@@ -200,6 +206,8 @@ def statement(rng):
             f"UPDATE r SET v = coalesce(v, 0) + 1 WHERE {pred(rng, 'r')}; COMMIT;")
 
 
+REFRESH = "SELECT count(tide.refresh(name::text)) >= 0 AS refreshed FROM tide.views \\gset"
+
 CHECK = ("SELECT 'CHECK {step} ' || coalesce(string_agg(name::text, ',' ORDER BY name::text), 'ok') "
          "FROM tide.views WHERE NOT tide.verify(name::text);")
 
@@ -212,27 +220,37 @@ def run_seed(args, seed):
     for i in range(rng.randint(3, 8)):
         script.append(f"INSERT INTO q (k, w, t) VALUES {q_row(rng)};")
     for name, query in VIEWS.items():
-        script.append(f"SELECT tide.create_view('{name}', $q${query}$q$) IS NOT NULL AS created \\gset")
+        script.append(f"SELECT tide.create_view('{name}', $q${query}$q$, mode => '{args.mode}') IS NULL AS deferred \\gset")
+    if args.mode == "deferred":
+        # Built in the background: wait for the builds.
+        script.append("SELECT bool_and(tide.wait(name::text)) AS built FROM tide.views \\gset")
     script.append(CHECK.format(step=0))
     steps = []
+    checks_expected = 1
     for step in range(1, args.steps + 1):
         stmt = statement(rng)
         steps.append(stmt)
         script.append(stmt)
-        script.append(CHECK.format(step=step))
+        if args.mode == "immediate":
+            script.append(CHECK.format(step=step))
+            checks_expected += 1
+        elif step == args.steps or rng.random() < 0.35:
+            script.append(REFRESH)
+            script.append(CHECK.format(step=step))
+            checks_expected += 1
     proc = subprocess.run(
         ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", args.host, "-p", str(args.port), "-U", "postgres",
          "-d", args.dbname],
         input="\n".join(script), capture_output=True, text=True)
     checks = [l for l in proc.stdout.splitlines() if l.startswith("CHECK ")]
     failed = [l for l in checks if not l.endswith(" ok")]
-    if proc.returncode != 0 or failed or len(checks) != args.steps + 1:
+    if proc.returncode != 0 or failed or len(checks) != checks_expected:
         print(f"FAILED seed {seed}")
         if failed:
             print("first failing check:", failed[0])
-        if proc.returncode != 0 or len(checks) != args.steps + 1:
+        if proc.returncode != 0 or len(checks) != checks_expected:
             print("psql stopped after", len(checks), "checks:", proc.stderr.strip()[-2000:])
-        last = int(failed[0].split()[1]) if failed else len(checks)
+        last = int(failed[0].split()[1]) if failed else (int(checks[-1].split()[1]) + 1 if checks else 0)
         print("statements (reproduce with --seed %d):" % seed)
         for i, s in enumerate(steps[:last], 1):
             print(f"  {i:3d}  {s}")
@@ -249,6 +267,7 @@ def main():
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--seed", type=int, default=None, help="run only this seed")
     p.add_argument("--first-seed", type=int, default=None)
+    p.add_argument("--mode", choices=["immediate", "deferred"], default="immediate")
     args = p.parse_args()
     first = args.first_seed if args.first_seed is not None else random.SystemRandom().randint(1, 10**6)
     seeds = [args.seed] if args.seed is not None else list(range(first, first + args.seeds))
@@ -258,7 +277,7 @@ def main():
             passed += 1
         else:
             failed += 1
-    print(f"{len(VIEWS)} views, {args.steps} random statements per seed, seeds {seeds[0]}..{seeds[-1]}")
+    print(f"{len(VIEWS)} {args.mode} views, {args.steps} random statements per seed, seeds {seeds[0]}..{seeds[-1]}")
     print(f"differential: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

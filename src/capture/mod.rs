@@ -27,6 +27,8 @@
 //! end of a round, views are maintained in the order of their ids, which is
 //! an order in which every view comes after the views it reads.
 
+pub mod log;
+
 use crate::apply;
 use crate::delta::join::{round_table, Change, Event};
 use pgrx::pg_sys;
@@ -280,13 +282,44 @@ fn finish_round() {
         apply::maintain(&view, &compiled, &Change::Round { relids }, &register);
     }
     let done = ROUND.with(|r| std::mem::take(&mut *r.borrow_mut()));
-    for c in done.collected.values() {
-        // SAFETY: created by collect_rows in this transaction, not used after.
-        unsafe {
-            pg_sys::tuplestore_end(c.old);
-            pg_sys::tuplestore_end(c.new);
-        }
+    // A refresh's batch is shared by the views reading its table: end each store once.
+    let mut stores: Vec<*mut pg_sys::Tuplestorestate> = done.collected.values().flat_map(|c| [c.old, c.new]).collect();
+    stores.sort_unstable();
+    stores.dedup();
+    for store in stores {
+        // SAFETY: created in this transaction (collect_rows, or a refresh's
+        // batch), not used after.
+        unsafe { pg_sys::tuplestore_end(store) };
     }
+}
+
+/// Apply a deferred refresh's batch of logged changes to the views of one
+/// family (a view and its internal views, in id order): a round in which
+/// each logged table was changed by one statement, whose rows are the
+/// batch's. The views are maintained at the round's end as a statement's
+/// views are; an internal view's writes reach the views reading it as in
+/// immediate mode, `apply::refreshing` making those deferred views count.
+/// The batch's tuplestores are ended with the round.
+pub fn replay(members: &[apply::ViewRef], batches: &[log::Batch]) {
+    let outer = ROUND.with(|r| std::mem::take(&mut *r.borrow_mut()));
+    let readers: Vec<(i64, Vec<u32>)> = members.iter().map(|m| (m.id, apply::compiled(m).plan.base_tables())).collect();
+    ROUND.with(|r| {
+        let mut r = r.borrow_mut();
+        for b in batches {
+            r.statements.insert(b.relid, 1);
+            for (id, tables) in &readers {
+                if tables.contains(&b.relid) {
+                    r.collected.insert((*id, b.relid), Collected { old: b.old, new: b.new });
+                    if !r.collect.contains(id) {
+                        r.collect.push(*id);
+                    }
+                }
+            }
+        }
+        r.generation += 1;
+    });
+    finish_round();
+    ROUND.with(|r| *r.borrow_mut() = outer);
 }
 
 /// Register collected rows as the ephemeral relation `tide_new_<relid>` or

@@ -1,0 +1,202 @@
+//! Deferred refresh: apply the changes logged since a view's last refresh.
+//!
+//! A refresh takes the view's lock (one refresh of a view at a time), then
+//! one snapshot, and runs every statement in it (`pg::with_snapshot`): the
+//! batch is exactly the logged changes of the transactions that snapshot sees
+//! and the view's applied snapshot did not, so the base tables read in it
+//! hold exactly the state after the batch. (A log position alone would not
+//! do: a transaction with a lower position can commit after one with a
+//! higher.) The batch is applied by the immediate engine as one round (see
+//! `capture::replay`), against the new states, so a join counts ΔA⋈ΔB once.
+//! The snapshot becomes the view's applied snapshot in the same transaction,
+//! so a crash loses no change and applies none twice. A TRUNCATE in the
+//! batch, or `full`, rebuilds the view (and its internal views) instead.
+
+use crate::apply::{self, ViewRef};
+use crate::capture::{self, log};
+use crate::catalog::{self, as_superuser};
+use crate::pg;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::time::Instant;
+
+/// What a refresh did.
+pub struct Outcome {
+    pub kind: &'static str,
+    pub changes: i64,
+}
+
+/// A view and its internal views, innermost (lowest id) first.
+pub fn family(root: &ViewRef) -> Vec<ViewRef> {
+    let mut out = vec![root.clone()];
+    let mut i = 0;
+    while i < out.len() {
+        let children = catalog::subqueries(out[i].id);
+        out.extend(children);
+        i += 1;
+    }
+    out.sort_by_key(|v| v.id);
+    out
+}
+
+/// The tables whose change logs a family reads: its base tables but the
+/// tables of its own internal views.
+pub fn logged_tables(members: &[ViewRef]) -> Vec<pg_sys::Oid> {
+    let own: Vec<u32> = members.iter().map(|m| m.view.to_u32()).collect();
+    let mut out: Vec<pg_sys::Oid> = Vec::new();
+    for m in members {
+        for t in apply::compiled(m).plan.base_tables() {
+            if !own.contains(&t) && !out.iter().any(|o| o.to_u32() == t) {
+                out.push(pg_sys::Oid::from(t));
+            }
+        }
+    }
+    out
+}
+
+/// Record, for every member of the family, that it has applied what the
+/// refresh snapshot sees. Runs in that snapshot.
+pub fn record_applied(members: &[ViewRef]) {
+    let ids: Vec<String> = members.iter().map(|m| m.id.to_string()).collect();
+    as_superuser(|| {
+        pg::execute_sql(&format!(
+            "UPDATE tide.catalog SET applied_snapshot = pg_catalog.pg_current_snapshot(), \
+                    applied_xid = pg_catalog.pg_current_xact_id_if_assigned(), \
+                    applied_seq = (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM tide.change_seq), \
+                    failures = 0, status = 'ready', last_error = NULL \
+              WHERE id IN ({})",
+            ids.join(", ")
+        ))
+    });
+}
+
+/// Refresh the deferred view `root` (and its internal views) from the
+/// changes logged since its last refresh; rebuild it in full with `full`.
+pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
+    let start = Instant::now();
+    // The views this one reads that are deferred too go first, so that
+    // their changes are in this refresh's batch.
+    let members = family(root);
+    for t in logged_tables(&members) {
+        if let Some(upstream) = catalog::lookup(t).filter(|v| catalog::mode(v.id) == "deferred") {
+            refresh_deferred(&upstream, false);
+        }
+    }
+    // Taken before the snapshot: the snapshot then sees the commit of the
+    // refresh before this one, and the applied snapshot it recorded.
+    as_superuser(|| pg::execute_sql(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", pg::qualified_relation_name(root.view))));
+    let written = || {
+        let oid = root.view.to_u32();
+        pg::query_int8s(
+            &format!(
+                "SELECT pg_catalog.pg_stat_get_xact_tuples_inserted({oid}) + pg_catalog.pg_stat_get_xact_tuples_updated({oid}) \
+                      + pg_catalog.pg_stat_get_xact_tuples_deleted({oid})"
+            ),
+            1,
+        )[0]
+        .unwrap_or(0)
+    };
+    let written_before = written();
+    // SAFETY: the snapshot is registered for the length of its use and
+    // unregistered after (an error releases it with the resource owner).
+    let outcome = unsafe {
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot());
+        let outcome = pg::with_snapshot(snapshot, || apply_batch(root, &members, full, snapshot));
+        pg_sys::UnregisterSnapshot(snapshot);
+        outcome
+    };
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let rows_written = written() - written_before;
+    as_superuser(|| {
+        Spi::run_with_args(
+            "UPDATE tide.catalog SET last_refresh_at = now(), last_refresh_ms = $2, last_changes = $3 WHERE id = $1",
+            &[root.id.into(), ms.into(), outcome.changes.into()],
+        )?;
+        Spi::run_with_args(
+            "INSERT INTO tide.refresh_history (view_id, started_at, duration_ms, kind, changes, rows_written) \
+             VALUES ($1, clock_timestamp() - make_interval(secs => $2 / 1000), $2, $3, $4, $5)",
+            &[root.id.into(), ms.into(), outcome.kind.into(), outcome.changes.into(), rows_written.into()],
+        )?;
+        // Keep the last 100 refreshes of the view.
+        Spi::run_with_args(
+            "DELETE FROM tide.refresh_history WHERE view_id = $1 AND started_at < \
+               (SELECT started_at FROM tide.refresh_history WHERE view_id = $1 ORDER BY started_at DESC OFFSET 99 LIMIT 1)",
+            &[root.id.into()],
+        )
+    })
+    .unwrap_or_else(|e| pg::raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not record the refresh: {e}"), None, None));
+    outcome
+}
+
+/// The background refresher's refresh of view `id`, if it is still a
+/// deferred view to serve.
+pub fn refresh_by_id(id: i64) {
+    if let Some(view) = catalog::by_id(id) {
+        if catalog::mode(id) == "deferred" && catalog::status(id) != "failed" {
+            refresh_deferred(&view, false);
+        }
+    }
+}
+
+/// Count a failed background refresh of view `id`; after `max` in a row the
+/// view is marked failed (and left alone until refreshed by hand).
+pub fn record_failure(id: i64, error: &str, max: i32) {
+    as_superuser(|| {
+        Spi::run_with_args(
+            "UPDATE tide.catalog SET failures = failures + 1, last_error = $2, \
+                    status = CASE WHEN failures + 1 >= $3 THEN 'failed' ELSE status END WHERE id = $1",
+            &[id.into(), error.into(), max.into()],
+        )
+    })
+    .unwrap_or_else(|e| pg::raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not record the failure: {e}"), None, None));
+}
+
+/// Read the batch in `snapshot` and apply it (or rebuild), record what was
+/// applied, and trim the logs.
+///
+/// # Safety
+/// `snapshot` must be registered and set with `pg::with_snapshot`.
+unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, snapshot: pg_sys::Snapshot) -> Outcome {
+    // A view still to be built (or failed) is built in full.
+    let unready = pg::query_int8s(&format!("SELECT CASE WHEN status = 'ready' THEN 0 ELSE 1 END::int8 FROM tide.catalog WHERE id = {}", root.id), 1);
+    let full = full || unready[0] != Some(0);
+    let tables = logged_tables(members);
+    let batches: Vec<log::Batch> = as_superuser(|| {
+        Spi::connect_mut(|_client| tables.iter().map(|t| log::read_batch(*t, root.id, snapshot)).collect())
+    });
+    let changes: i64 = batches.iter().map(|b| b.rows).sum();
+    let kind = if full || batches.iter().any(|b| b.truncated) {
+        "full"
+    } else if changes == 0 {
+        "none"
+    } else {
+        "incremental"
+    };
+    let (used, unused): (Vec<log::Batch>, Vec<log::Batch>) = batches.into_iter().partition(|b| kind == "incremental" && b.rows > 0);
+    for b in unused {
+        pg_sys::tuplestore_end(b.old);
+        pg_sys::tuplestore_end(b.new);
+    }
+    match kind {
+        "incremental" => {
+            let ids = members.iter().map(|m| m.id).collect();
+            apply::refreshing(ids, || capture::replay(members, &used));
+        }
+        "full" => {
+            for m in members {
+                let rows = apply::rebuild_view(m);
+                as_superuser(|| pg::execute_sql(&format!("UPDATE tide.catalog SET row_count = {rows} WHERE id = {}", m.id)));
+            }
+        }
+        _ => {}
+    }
+    record_applied(members);
+    as_superuser(|| {
+        Spi::connect_mut(|_client| {
+            for t in &tables {
+                log::trim(*t);
+            }
+        })
+    });
+    Outcome { kind, changes }
+}

@@ -1,0 +1,445 @@
+//! The background refresher of deferred views.
+//!
+//! With pg_tide in shared_preload_libraries, a launcher starts at server
+//! start, lists the databases and starts one refresher per database (a
+//! dynamic background worker); a refresher with no deferred view to serve
+//! exits. A backend whose transaction logged changes (or created or altered
+//! a deferred view) bumps its database's change counter in shared memory at
+//! commit and sets the refresher's latch, starting a refresher if none is
+//! running. The refresher reads the catalog only when the counter moved, so
+//! an idle system runs no query at all; it refreshes each due view (its
+//! refresh_interval passed since its last refresh) in id order, which puts
+//! a view after the views it reads, each in a transaction of its own. A
+//! refresh that fails is retried at the next interval and, after
+//! `tide.max_failures` failures in a row, the view is marked failed and left
+//! alone until refreshed by hand; the other views go on.
+//!
+//! Shared memory holds coordination state only (per database: the
+//! refresher's pid and latch, the change counter); every change and every
+//! position lives in WAL-logged tables.
+
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::lwlock::PgLwLock;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::{pg_shmem_init, PGRXSharedMemory};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Databases served at once.
+const MAX_DATABASES: usize = 64;
+
+#[derive(Copy, Clone)]
+struct Slot {
+    dboid: u32,
+    /// The refresher's pid, 0 when none runs.
+    pid: i32,
+    /// The refresher's latch (in shared memory: PGPROC's).
+    latch: *mut pg_sys::Latch,
+    /// Bumped by every commit that logged changes.
+    changes: u64,
+    /// Bumped by every commit that made, changed or dropped deferred views.
+    views: u64,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot { dboid: 0, pid: 0, latch: std::ptr::null_mut(), changes: 0, views: 0 }
+    }
+}
+
+#[derive(Copy, Clone)]
+pub struct Slots {
+    slots: [Slot; MAX_DATABASES],
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots { slots: [Slot::default(); MAX_DATABASES] }
+    }
+}
+
+// SAFETY: plain data; the latch pointers point into shared memory, which
+// every backend maps at the same address.
+unsafe impl PGRXSharedMemory for Slots {}
+
+static SLOTS: PgLwLock<Slots> = unsafe { PgLwLock::new(c"pg_tide_refreshers") };
+
+/// Set in _PG_init when loaded through shared_preload_libraries: only then
+/// are there shared memory and background workers.
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+pub static MAX_FAILURES: GucSetting<i32> = GucSetting::<i32>::new(5);
+
+/// Called from _PG_init.
+pub fn init() {
+    GucRegistry::define_int_guc(
+        c"tide.max_failures",
+        c"Failed refreshes in a row after which a deferred view is marked failed.",
+        c"A failed view is not refreshed in the background until tide.refresh succeeds on it.",
+        &MAX_FAILURES,
+        1,
+        1000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    // SAFETY: reads a flag PostgreSQL sets while loading preloaded libraries.
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
+    PRELOADED.store(true, Ordering::Relaxed);
+    pg_shmem_init!(SLOTS);
+    BackgroundWorkerBuilder::new("pg_tide launcher")
+        .set_function("tide_launcher_main")
+        .set_library("pg_tide")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(10)))
+        .load();
+}
+
+/// Whether deferred mode can run here; an error saying how to enable it otherwise.
+pub fn require_preloaded() {
+    if !PRELOADED.load(Ordering::Relaxed) {
+        crate::pg::raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "deferred mode needs pg_tide in shared_preload_libraries",
+            Some("Deferred views are refreshed by pg_tide's background workers, which start with the server.".into()),
+            Some("Add pg_tide to shared_preload_libraries in postgresql.conf and restart the server, or use mode => 'immediate'."),
+        );
+    }
+}
+
+thread_local! {
+    /// What this transaction will tell the refresher at commit: (changes
+    /// logged, deferred views changed); None when nothing.
+    static WAKE_AT_COMMIT: Cell<Option<(bool, bool)>> = const { Cell::new(None) };
+}
+
+/// A change was logged: at commit, wake (or start) the refresher of this database.
+pub fn note_change() {
+    note(true, false);
+}
+
+/// A deferred view was made, changed or dropped, or refreshed by hand: at
+/// commit, the refresher reads the catalog again.
+pub fn note_views_changed() {
+    note(false, true);
+}
+
+fn note(changes: bool, views: bool) {
+    if !PRELOADED.load(Ordering::Relaxed) {
+        return;
+    }
+    let before = WAKE_AT_COMMIT.with(|w| w.get());
+    let (c, v) = before.unwrap_or((false, false));
+    WAKE_AT_COMMIT.with(|w| w.set(Some((c || changes, v || views))));
+    if before.is_none() {
+        // SAFETY: a static callback, unregistered by itself when it runs.
+        unsafe { pg_sys::RegisterXactCallback(Some(wake_at_commit), std::ptr::null_mut()) };
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn wake_at_commit(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    if !matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE) {
+        return;
+    }
+    let what = WAKE_AT_COMMIT.with(|w| w.take());
+    pg_sys::UnregisterXactCallback(Some(wake_at_commit), std::ptr::null_mut());
+    // A prepared transaction commits later, elsewhere: the refresher finds
+    // its changes when it next wakes.
+    if let (Some((changes, views)), XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT) = (what, event) {
+        wake(pg_sys::MyDatabaseId.to_u32(), changes, views);
+    }
+}
+
+/// Bump the database's counters and wake its refresher; start one if none
+/// runs. Runs after commit: nothing here may raise an error.
+fn wake(dboid: u32, changes: bool, views: bool) {
+    let start = {
+        let mut slots = SLOTS.exclusive();
+        let slot = match slots.slots.iter().position(|s| s.dboid == dboid) {
+            Some(i) => &mut slots.slots[i],
+            None => match slots.slots.iter().position(|s| s.dboid == 0) {
+                Some(i) => {
+                    slots.slots[i] = Slot { dboid, ..Slot::default() };
+                    &mut slots.slots[i]
+                }
+                None => return, // more databases than slots: refreshed by hand
+            },
+        };
+        slot.changes += changes as u64;
+        slot.views += views as u64;
+        // SAFETY: a latch in shared memory, of a live refresher (its pid is
+        // cleared, under this lock, before it exits).
+        if slot.pid != 0 && !slot.latch.is_null() {
+            unsafe { pg_sys::SetLatch(slot.latch) };
+            false
+        } else {
+            true
+        }
+    };
+    if start {
+        start_refresher(dboid);
+    }
+}
+
+/// Start the refresher of database `dboid` (it exits if one runs already).
+fn start_refresher(dboid: u32) {
+    let _ = BackgroundWorkerBuilder::new(&format!("pg_tide refresher {dboid}"))
+        .set_type("pg_tide refresher")
+        .set_function("tide_refresher_main")
+        .set_library("pg_tide")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .set_argument(Some(pg_sys::Datum::from(dboid)))
+        .load_dynamic();
+}
+
+/// The launcher: start a refresher for every database that allows
+/// connections (each exits if it has nothing to serve), then exit.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn tide_launcher_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::connect_worker_to_spi_by_oid(None, None);
+    // SAFETY: a catalog scan of pg_database in a transaction of its own, as
+    // the autovacuum launcher does; without a database only shared
+    // catalogs can be read.
+    let databases: Vec<u32> = unsafe {
+        pg_sys::StartTransactionCommand();
+        let rel = pg_sys::table_open(pg_sys::DatabaseRelationId, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let scan = pg_sys::table_beginscan_catalog(rel, 0, std::ptr::null_mut());
+        let mut out = Vec::new();
+        loop {
+            let tuple = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+            if tuple.is_null() {
+                break;
+            }
+            let form = pg_sys::GETSTRUCT(tuple) as *mut pg_sys::FormData_pg_database;
+            if (*form).datallowconn && !(*form).datistemplate {
+                out.push((*form).oid.to_u32());
+            }
+        }
+        pg_sys::table_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        pg_sys::CommitTransactionCommand();
+        out
+    };
+    for db in databases {
+        start_refresher(db);
+    }
+    // Exit code 0: not restarted.
+    // SAFETY: ends this worker process normally.
+    unsafe { pg_sys::proc_exit(0) };
+}
+
+/// A deferred view the refresher serves.
+struct Served {
+    interval: Duration,
+    last: Instant,
+    /// The database's change counter when the view was last refreshed here.
+    seen: Option<u64>,
+    building: bool,
+}
+
+/// One database's refresher.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
+    let dboid = arg.value() as u32;
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(dboid)), None);
+    if !take_slot(dboid) {
+        // SAFETY: ends this worker process normally (another refresher serves the database).
+        unsafe { pg_sys::proc_exit(0) };
+    }
+    // Keyed by (catalog id, table oid): ids start again after the extension is re-created.
+    let mut served: HashMap<(i64, u32), Served> = HashMap::new();
+    let mut known_views: Option<u64> = None;
+    loop {
+        let (changes, views) = SLOTS.share().slots.iter().find(|s| s.dboid == dboid).map(|s| (s.changes, s.views)).unwrap_or((0, 0));
+        if known_views != Some(views) {
+            // Views were made, changed or dropped: read the catalog again.
+            match attempt(list_views) {
+                Ok(Some(list)) => {
+                    let now = Instant::now();
+                    served.retain(|key, _| list.iter().any(|(v, ..)| v == key));
+                    for (key, interval, since_last, building) in list {
+                        let fresh = !served.contains_key(&key);
+                        let s = served.entry(key).or_insert(Served { interval, last: now - since_last, seen: None, building });
+                        s.interval = interval;
+                        // A build is tried at once when the view is first seen; after
+                        // that (it failed), like any refresh, when it is due.
+                        s.building = building && fresh;
+                    }
+                }
+                Ok(None) => served.clear(),
+                Err(e) => log!("pg_tide refresher: could not read the catalog: {e}"),
+            }
+            known_views = Some(views);
+            if served.is_empty() && release_slot_if_idle(dboid, views) {
+                // SAFETY: ends this worker process normally; the slot is released.
+                unsafe { pg_sys::proc_exit(0) };
+            }
+        }
+        // Refresh, in id order, every view that is due and may have changes
+        // it has not applied (or is still to be built).
+        let mut keys: Vec<(i64, u32)> = served.keys().copied().collect();
+        keys.sort_unstable();
+        let mut next: Option<Duration> = None;
+        for key in keys {
+            let id = key.0;
+            let s = &served[&key];
+            if s.seen == Some(changes) && !s.building {
+                continue;
+            }
+            let due = s.last + s.interval;
+            let now = Instant::now();
+            if due > now && !s.building {
+                next = Some(next.map_or(due - now, |n: Duration| n.min(due - now)));
+                continue;
+            }
+            let result = attempt(|| crate::refresh::refresh_by_id(id));
+            if let Err(e) = &result {
+                log!("pg_tide refresher: refresh of view {id} failed: {e}");
+                let _ = attempt(|| crate::refresh::record_failure(id, e, MAX_FAILURES.get()));
+                // Read the catalog again: the view may now be failed.
+                known_views = None;
+            }
+            if let Some(s) = served.get_mut(&key) {
+                s.last = Instant::now();
+                // A failed refresh is tried again at the next interval.
+                s.seen = result.is_ok().then_some(changes);
+                s.building = false;
+            }
+            if BackgroundWorker::sigterm_received() {
+                break;
+            }
+        }
+        if known_views.is_some() && !BackgroundWorker::wait_latch(next) {
+            break;
+        }
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: rereads postgresql.conf, on the worker's main thread.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+    }
+    release_slot(dboid);
+}
+
+/// The deferred views to serve: ((id, table oid), refresh interval, time
+/// since the last refresh, still building); None if pg_tide is not installed here.
+fn list_views() -> Option<Vec<((i64, u32), Duration, Duration, bool)>> {
+    let installed = Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_tide')").ok().flatten()?;
+    if !installed {
+        return None;
+    }
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT id, view::oid, (extract(epoch FROM refresh_interval) * 1000)::int8, \
+                    coalesce((extract(epoch FROM clock_timestamp() - last_refresh_at) * 1000)::int8, 0), status = 'building' \
+               FROM tide.catalog WHERE mode = 'deferred' AND parent IS NULL AND status <> 'failed' ORDER BY id",
+            None,
+            &[],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let ms = |v: Option<i64>| Duration::from_millis(v.unwrap_or(0).max(0) as u64);
+            let key = (row.get::<i64>(1)?.unwrap_or(0), row.get::<pg_sys::Oid>(2)?.map(|o| o.to_u32()).unwrap_or(0));
+            out.push((key, ms(row.get::<i64>(3)?), ms(row.get::<i64>(4)?), row.get::<bool>(5)?.unwrap_or(false)));
+        }
+        Ok::<_, pgrx::spi::Error>(Some(out))
+    })
+    .ok()
+    .flatten()
+}
+
+/// Run `f` in a transaction of its own; an error rolls it back and is
+/// returned as its message (the refresher goes on).
+fn attempt<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, String> {
+    // SAFETY: transaction control on the worker's main thread, outside any
+    // transaction; an error is caught, the transaction aborted and the
+    // error state flushed, as PostgreSQL's own workers do.
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        let result = PgTryBuilder::new(|| Ok(f()))
+            .catch_others(|e| {
+                Err(match e {
+                    pg_sys::panic::CaughtError::PostgresError(r) | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
+                    pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
+                })
+            })
+            .execute();
+        match result {
+            Ok(r) => {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+                Ok(r)
+            }
+            Err(e) => {
+                pg_sys::AbortOutOfAnyTransaction();
+                pg_sys::FlushErrorState();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Take the database's slot for this process; false if a live refresher holds it.
+fn take_slot(dboid: u32) -> bool {
+    let mut slots = SLOTS.exclusive();
+    let i = match slots.slots.iter().position(|s| s.dboid == dboid) {
+        Some(i) => i,
+        None => match slots.slots.iter().position(|s| s.dboid == 0) {
+            Some(i) => i,
+            None => return false,
+        },
+    };
+    let slot = &mut slots.slots[i];
+    // SAFETY: looks the pid up among the live processes (ProcArray).
+    if slot.pid != 0 && slot.pid != unsafe { pg_sys::MyProcPid } && !unsafe { pg_sys::BackendPidGetProc(slot.pid) }.is_null() {
+        return false;
+    }
+    slot.dboid = dboid;
+    // SAFETY: this process's pid and latch, valid while it runs.
+    unsafe {
+        slot.pid = pg_sys::MyProcPid;
+        slot.latch = pg_sys::MyLatch;
+    }
+    true
+}
+
+/// Give the slot up if no view was made since `seen` (under the lock that
+/// `wake` takes, so a view made meanwhile starts a new refresher).
+fn release_slot_if_idle(dboid: u32, seen: u64) -> bool {
+    let mut slots = SLOTS.exclusive();
+    match slots.slots.iter_mut().find(|s| s.dboid == dboid) {
+        Some(slot) if slot.views == seen => {
+            slot.pid = 0;
+            slot.latch = std::ptr::null_mut();
+            true
+        }
+        Some(_) => false,
+        None => true,
+    }
+}
+
+fn release_slot(dboid: u32) {
+    let mut slots = SLOTS.exclusive();
+    if let Some(slot) = slots.slots.iter_mut().find(|s| s.dboid == dboid) {
+        // SAFETY: reads this process's pid.
+        if slot.pid == unsafe { pg_sys::MyProcPid } {
+            slot.pid = 0;
+            slot.latch = std::ptr::null_mut();
+        }
+    }
+}
