@@ -119,6 +119,13 @@ mod tests {
         assert_eq!(Spi::get_one::<bool>("SELECT tide.verify('per_dept')").unwrap(), Some(true));
     }
 
+    // The test server does not preload pg_tide: deferred mode says how to enable it.
+    #[pg_test(error = "deferred mode needs pg_tide in shared_preload_libraries")]
+    fn deferred_mode_needs_the_library_preloaded() {
+        Spi::run("CREATE TABLE t (k int)").unwrap();
+        Spi::run("SELECT tide.create_view('later', 'SELECT k FROM t', mode => 'deferred')").unwrap();
+    }
+
     #[pg_test(error = "function random() is not IMMUTABLE: a maintained view cannot use it")]
     fn volatile_functions_are_refused() {
         Spi::run("CREATE TABLE t (k int)").unwrap();

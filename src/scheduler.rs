@@ -43,11 +43,16 @@ struct Slot {
     changes: u64,
     /// Bumped by every commit that made, changed or dropped deferred views.
     views: u64,
+    /// Set while the refresher sleeps with nothing due: only then does a
+    /// commit that logged changes wake it (otherwise it looks at the
+    /// counter when its next view is due), so that writers do not signal
+    /// it at every commit.
+    idle: bool,
 }
 
 impl Default for Slot {
     fn default() -> Self {
-        Slot { dboid: 0, pid: 0, latch: std::ptr::null_mut(), changes: 0, views: 0 }
+        Slot { dboid: 0, pid: 0, latch: std::ptr::null_mut(), changes: 0, views: 0, idle: false }
     }
 }
 
@@ -178,7 +183,10 @@ fn wake(dboid: u32, changes: bool, views: bool) {
         // SAFETY: a latch in shared memory, of a live refresher (its pid is
         // cleared, under this lock, before it exits).
         if slot.pid != 0 && !slot.latch.is_null() {
-            unsafe { pg_sys::SetLatch(slot.latch) };
+            if slot.idle || views {
+                slot.idle = false;
+                unsafe { pg_sys::SetLatch(slot.latch) };
+            }
             false
         } else {
             true
@@ -323,8 +331,28 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
                 break;
             }
         }
-        if known_views.is_some() && !BackgroundWorker::wait_latch(next) {
-            break;
+        if known_views.is_some() {
+            // The views with no change when this pass began become due with
+            // any change committed since: at their next interval.
+            let now = Instant::now();
+            let clean_due = served.values().filter(|s| s.seen == Some(changes)).map(|s| (s.last + s.interval).saturating_duration_since(now)).min();
+            let mut slots = SLOTS.exclusive();
+            if let Some(slot) = slots.slots.iter_mut().find(|s| s.dboid == dboid) {
+                if slot.changes != changes {
+                    // Changes arrived during the pass.
+                    next = match (next, clean_due) {
+                        (Some(n), Some(c)) => Some(n.min(c)),
+                        (n, c) => n.or(c),
+                    };
+                }
+                // Only when a change would make a view due before the
+                // planned wake-up must a commit wake this process.
+                slot.idle = clean_due.is_some_and(|c| next.is_none_or(|n| c < n));
+            }
+            drop(slots);
+            if !BackgroundWorker::wait_latch(next) {
+                break;
+            }
         }
         if BackgroundWorker::sighup_received() {
             // SAFETY: rereads postgresql.conf, on the worker's main thread.
@@ -368,6 +396,9 @@ fn attempt<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Strin
     // transaction; an error is caught, the transaction aborted and the
     // error state flushed, as PostgreSQL's own workers do.
     unsafe {
+        // Refreshes run at READ COMMITTED, whatever the database's default:
+        // each takes the snapshot it needs after its lock.
+        pg_sys::DefaultXactIsoLevel = pg_sys::XACT_READ_COMMITTED as i32;
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
