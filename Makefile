@@ -6,9 +6,9 @@ PG_CONFIG ?= /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config
 PGRX_TEST_DIR ?= /tmp/pg_tide-pgrx-test
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: test deps unit pgtest regress isolation random concurrent tpch bench-pgbench install demo clean
+.PHONY: test deps unit pgtest regress isolation random concurrent crash tpch bench-pgbench install demo clean
 
-test: deps unit pgtest regress isolation random concurrent tpch
+test: deps unit pgtest regress isolation random concurrent crash tpch
 
 deps:
 	@scripts/install-deps.sh
@@ -39,6 +39,10 @@ random: regress
 # Concurrent writers (pgbench clients, READ COMMITTED and REPEATABLE READ), views verified after.
 concurrent: regress
 	scripts/concurrent.sh
+
+# Deferred mode under SIGKILL (during capture, during a refresh), views verified after recovery.
+crash: regress
+	scripts/crash.sh
 
 # TPC-H (scale factor 0.01, data from the tpchgen crate) under RF1 / RF2 /
 # updates: every query pg_tide maintains verified after each step.

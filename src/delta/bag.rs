@@ -3,14 +3,22 @@
 //! inserts that many copies, a negative one deletes that many.
 //!
 //! Identical rows race: two writers deleting "one copy" could pick the same
-//! physical row. So before deleting, a writer takes a transaction advisory
-//! lock per distinct deleted row (in hash order, so two writers never wait
-//! on each other in opposite orders), and the delete runs in a new statement
-//! whose snapshot sees every writer that held such a lock before.
+//! physical row. So before deleting, a writer takes transaction advisory
+//! locks on the rows it deletes, and the delete runs in a new statement
+//! whose snapshot sees every writer that held such a lock before. The rows'
+//! hashes fall in `ROW_BUCKETS` buckets: a change deleting at most that many
+//! distinct rows locks each row (exclusive) under its bucket (shared); a
+//! larger one locks its buckets (exclusive), so that a statement deleting a
+//! million rows takes at most `ROW_BUCKETS` locks, not a million (the lock
+//! table would run out). Locks are taken in (bucket, hash) order, so two
+//! writers never wait on each other in opposite orders.
 
 use super::join::{self, Change, WEIGHT};
 use super::plan::{OutputColumn, Term};
 use crate::sql::ident;
+
+/// Buckets of deleted-row locks per view (a power of two).
+pub const ROW_BUCKETS: i64 = 64;
 
 pub struct Bag<'a> {
     pub terms: &'a [Term],
@@ -121,17 +129,22 @@ impl Bag<'_> {
     }
 
     /// Statement 1 (only for changes that delete): lock the rows to delete.
+    /// Bucket locks are keyed (view id, bucket), row locks (−view id, hash).
     pub fn lock_rows(&self, change: &Change) -> Option<String> {
         // Without negative terms, an insertion only adds rows.
         if change.inserts_only() && self.terms.iter().all(|t| t.sign > 0) {
             return None;
         }
         Some(format!(
-            "SELECT count(pg_advisory_xact_lock({id}::int, h)) FROM \
-             (SELECT DISTINCT {hash} AS h FROM ({delta}) d WHERE d.{WEIGHT} < 0 ORDER BY 1) l",
+            "WITH l AS MATERIALIZED (SELECT DISTINCT {hash} AS h FROM ({delta}) d WHERE d.{WEIGHT} < 0) \
+             SELECT CASE WHEN (SELECT count(*) FROM l) <= {ROW_BUCKETS} \
+               THEN (SELECT count(pg_advisory_xact_lock_shared({id}::int, h & {mask})) + count(pg_advisory_xact_lock(-{id}::int, h)) \
+                       FROM (SELECT h FROM l ORDER BY h & {mask}, h) r) \
+               ELSE (SELECT count(pg_advisory_xact_lock({id}::int, b)) FROM (SELECT DISTINCT h & {mask} AS b FROM l ORDER BY 1) r) END",
             id = self.view_id,
             hash = self.row_hash("d"),
-            delta = self.delta(change)
+            delta = self.delta(change),
+            mask = ROW_BUCKETS - 1,
         ))
     }
 

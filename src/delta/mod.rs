@@ -288,7 +288,7 @@ pub fn lock_description(root: &Node) -> String {
     if seen.grouped {
         parts.push("row locks on the touched groups' state, in key order");
     } else if !(seen.joins || seen.hidden_keys) {
-        parts.push("advisory locks on the distinct rows a change deletes, in hash order");
+        parts.push("advisory locks on the distinct rows a change deletes (on their hash buckets when more than 64), in hash order");
     }
     if seen.subqueries {
         parts.push("each sub-query's internal view takes its own locks first");

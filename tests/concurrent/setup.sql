@@ -1,4 +1,5 @@
 -- Base tables and one view per locking scheme, for the concurrent writers test.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_tide;
 CREATE TABLE acct (id int PRIMARY KEY, branch int, bal int, tag text);
 CREATE TABLE branch (id int PRIMARY KEY, region text, bonus int);

@@ -76,3 +76,18 @@ COPY items (id, cat, price) FROM stdin;
 \.
 SELECT cat, price FROM cheap WHERE cat IN ('m', 'new', 'copied') OR price IS NULL ORDER BY cat, price;
 SELECT tide.verify('cheap');
+
+-- a statement deleting many distinct rows takes a bounded number of locks
+-- (one per hash bucket), not one per row, which would exhaust the lock table
+CREATE TABLE many (x int, y int);
+INSERT INTO many SELECT i, i % 10 FROM generate_series(1, 20000) i;
+SELECT tide.create_view('many_rows', 'SELECT x, y FROM many WHERE y < 8');
+BEGIN;
+DELETE FROM many WHERE x % 2 = 0;
+SELECT count(*) <= 64 AS bounded FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
+COMMIT;
+UPDATE many SET x = x + 1 WHERE y = 3;
+SELECT count(*) FROM many_rows;
+SELECT tide.verify('many_rows');
+SELECT tide.drop_view('many_rows');
+DROP TABLE many;
