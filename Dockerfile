@@ -15,3 +15,5 @@ RUN scripts/install.sh
 FROM postgres:15-bookworm
 COPY --from=build /usr/lib/postgresql/15/lib/pg_tide.so /usr/lib/postgresql/15/lib/
 COPY --from=build /usr/share/postgresql/15/extension/pg_tide* /usr/share/postgresql/15/extension/
+# Preloaded, so that deferred views have their background refresher.
+CMD ["postgres", "-c", "shared_preload_libraries=pg_tide"]

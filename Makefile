@@ -6,7 +6,7 @@ PG_CONFIG ?= /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config
 PGRX_TEST_DIR ?= /tmp/pg_tide-pgrx-test
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: test deps unit pgtest regress isolation random concurrent crash tpch bench-pgbench install demo clean
+.PHONY: test deps unit pgtest regress isolation random concurrent crash tpch bench-pgbench bench-deferred install demo clean
 
 test: deps unit pgtest regress isolation random concurrent crash tpch
 
@@ -53,6 +53,11 @@ tpch: regress
 bench-pgbench:
 	scripts/install.sh
 	benches/pgbench.sh
+
+# Deferred mode's cost on writers and the views' lag (report in benches/results/).
+bench-deferred:
+	scripts/install.sh
+	benches/deferred.sh
 
 install:
 	scripts/install.sh
