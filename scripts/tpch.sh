@@ -22,3 +22,6 @@ done
 sql -c "CREATE EXTENSION pg_tide; ANALYZE"
 step "TPC-H views under RF1 / RF2 / updates"
 python3 tests/tpch/changes.py --host "$dir" --port "$port" --seed "${TPCH_SEED:-1}" --steps "${TPCH_STEPS:-25}"
+step "TPC-H deferred views under RF1 / RF2 / updates"
+sql -c "SET client_min_messages = warning; SELECT count(tide.drop_view(name::text)) FROM tide.views" >/dev/null
+python3 tests/tpch/changes.py --host "$dir" --port "$port" --seed "${TPCH_SEED:-1}" --steps "${TPCH_DEFERRED_STEPS:-12}" --mode deferred

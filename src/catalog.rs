@@ -98,6 +98,14 @@ pub fn record_refresh(id: i64, rows: i64, ms: f64) {
     .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not record the refresh: {e}"), None, None));
 }
 
+/// The tables whose changes view `id` follows (as recorded at its creation).
+pub fn base_tables(id: i64) -> Vec<pg_sys::Oid> {
+    Spi::get_one_with_args::<Vec<pg_sys::Oid>>("SELECT base_tables::oid[] FROM tide.catalog WHERE id = $1", &[id.into()])
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
 /// The mode of view `id`: 'immediate' or 'deferred'.
 pub fn mode(id: i64) -> String {
     Spi::get_one_with_args::<String>("SELECT mode FROM tide.catalog WHERE id = $1", &[id.into()]).ok().flatten().unwrap_or_default()

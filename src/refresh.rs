@@ -42,12 +42,12 @@ pub fn family(root: &ViewRef) -> Vec<ViewRef> {
 /// The tables whose change logs a family reads: its base tables but the
 /// tables of its own internal views.
 pub fn logged_tables(members: &[ViewRef]) -> Vec<pg_sys::Oid> {
-    let own: Vec<u32> = members.iter().map(|m| m.view.to_u32()).collect();
+    let own: Vec<pg_sys::Oid> = members.iter().map(|m| m.view).collect();
     let mut out: Vec<pg_sys::Oid> = Vec::new();
     for m in members {
-        for t in apply::compiled(m).plan.base_tables() {
-            if !own.contains(&t) && !out.iter().any(|o| o.to_u32() == t) {
-                out.push(pg_sys::Oid::from(t));
+        for t in catalog::base_tables(m.id) {
+            if !own.contains(&t) && !out.contains(&t) {
+                out.push(t);
             }
         }
     }
