@@ -14,7 +14,7 @@ start)
     [ "$(id -u)" = 0 ] && chown "$PG_USER" "$dir"
     as_pg_user "$PG_BIN/initdb" -D "$dir/data" --auth=trust --username=postgres --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log"; exit 1; }
-    opts="-p $port -k $dir -c listen_addresses='' -c fsync=off -c max_prepared_transactions=10 -c shared_preload_libraries=pg_tide $*"
+    opts="-p $port -k $dir -c listen_addresses='' -c fsync=off -c max_prepared_transactions=10 -c shared_preload_libraries=pg_tide -c wal_level=logical $*"
     as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "$opts" -w start >/dev/null \
         || { cat "$dir/server.log"; exit 1; }
     ;;

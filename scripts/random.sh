@@ -3,7 +3,8 @@
 # against a throwaway cluster; the extension must be installed. It runs in
 # immediate mode, then in deferred mode (views refreshed, then verified, at
 # random steps; the background refresher runs beside).
-# SEEDS, STEPS and FIRST_SEED tune it (DEFERRED_SEEDS for the deferred run);
+# SEEDS, STEPS and FIRST_SEED tune it (DEFERRED_SEEDS and WAL_SEEDS for the
+# deferred runs);
 # a failure prints its seed and statements.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,5 +13,7 @@ throwaway_cluster random 54332
 step "randomized differential test, immediate mode"
 args=(--host "$dir" --port "$port" --steps "${STEPS:-80}" --first-seed "${FIRST_SEED:-1}")
 python3 tests/random/differential.py "${args[@]}" --seeds "${SEEDS:-12}"
-step "randomized differential test, deferred mode"
-python3 tests/random/differential.py "${args[@]}" --seeds "${DEFERRED_SEEDS:-8}" --mode deferred
+step "randomized differential test, deferred mode, trigger capture"
+python3 tests/random/differential.py "${args[@]}" --seeds "${DEFERRED_SEEDS:-6}" --mode deferred --capture trigger
+step "randomized differential test, deferred mode, WAL capture"
+python3 tests/random/differential.py "${args[@]}" --seeds "${WAL_SEEDS:-4}" --mode deferred --capture wal

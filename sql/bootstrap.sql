@@ -113,6 +113,10 @@ BEGIN
         PERFORM tide.drop_log(t)
            FROM unnest(gone.base_tables) t
           WHERE NOT EXISTS (SELECT 1 FROM tide.catalog o WHERE t = ANY (o.base_tables) AND o.mode = 'deferred');
+        -- WAL capture: out of the publication (its replica identity is left as it is).
+        PERFORM tide.unpublish(t)
+           FROM unnest(gone.base_tables) t
+          WHERE NOT EXISTS (SELECT 1 FROM tide.catalog o WHERE t = ANY (o.base_tables) AND o.mode = 'deferred' AND o.capture = 'wal');
         -- The query's view may already be gone (dropped by the same command).
         IF EXISTS (SELECT 1 FROM pg_class WHERE oid = gone.definition) THEN
             EXECUTE format('DROP VIEW %s', gone.definition::regclass);
@@ -120,6 +124,8 @@ BEGIN
         IF EXISTS (SELECT 1 FROM pg_class WHERE oid = gone.view) THEN
             EXECUTE format('DROP TABLE %s', gone.view::regclass);
         END IF;
+        -- The background refresher reads the catalog again.
+        PERFORM tide.notify_refresher();
     END LOOP;
 END
 $$;
@@ -181,6 +187,17 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION tide.drop_log(regclass) FROM PUBLIC;
+
+CREATE FUNCTION tide.unpublish(t regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
+                WHERE p.pubname = 'tide_publication' AND r.prrelid = t) THEN
+        EXECUTE format('ALTER PUBLICATION tide_publication DROP TABLE %s', t);
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION tide.unpublish(regclass) FROM PUBLIC;
 
 CREATE EVENT TRIGGER tide_sql_drop ON sql_drop EXECUTE FUNCTION tide.on_sql_drop();
 

@@ -16,8 +16,15 @@ SELECT c.view            AS name,
        CASE WHEN c.mode = 'deferred' THEN c.capture END AS capture,
        CASE WHEN c.mode = 'deferred' THEN tide.pending_changes(c.id) END AS pending_changes,
        CASE WHEN c.mode = 'deferred' THEN tide.lag_seconds(c.id) END AS lag_seconds,
-       c.last_changes
+       c.last_changes,
+       CASE WHEN c.mode = 'deferred' AND c.capture = 'wal' THEN
+           (SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint
+              FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = 'tide_' || (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()))
+       END AS wal_lag_bytes
   FROM tide.catalog c
  WHERE c.parent IS NULL;
 COMMENT ON VIEW tide.views IS 'One row per pg_tide view';
 GRANT SELECT ON tide.views TO PUBLIC;
+
+-- Internal: called by the sql_drop event trigger.
+REVOKE ALL ON FUNCTION tide.notify_refresher() FROM PUBLIC;

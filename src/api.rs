@@ -97,6 +97,8 @@ fn create_view(
     let query = required(query, "query");
     let mode = checked_mode(required(mode, "mode"));
     let capture = checked_capture(required(capture, "capture"));
+    // (An immediate view captures with its statement triggers.)
+    let capture = if mode == "immediate" { "trigger" } else { capture };
     let interval = refresh_interval.unwrap_or_else(|| {
         raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "refresh_interval must not be NULL", None, None)
     });
@@ -116,7 +118,7 @@ fn create_view(
         );
     }
     let (schema, rel) = split_view_name(name);
-    let built = build(&Target::User { schema, rel }, query, mode);
+    let built = build(&Target::User { schema, rel }, query, mode, capture);
     catalog::as_superuser(|| {
         Spi::run_with_args(
             "UPDATE tide.catalog SET refresh_interval = $2, capture = $3 WHERE id = $1",
@@ -145,16 +147,18 @@ fn checked_mode(mode: &str) -> &'static str {
     }
 }
 
-/// The capture a deferred view gets: 'trigger' (also for 'auto').
+/// The capture a deferred view gets: 'wal' where wal_level = logical (for
+/// 'wal' and 'auto'), else 'trigger' (for 'wal' with a NOTICE).
 fn checked_capture(capture: &str) -> &'static str {
     match capture {
-        "trigger" | "auto" => "trigger",
-        "wal" => raise(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            "capture => 'wal' is not available yet",
-            Some("This version of pg_tide captures changes with statement triggers and change logs.".into()),
-            Some("Use capture => 'trigger' or 'auto'."),
-        ),
+        "trigger" => "trigger",
+        "auto" if crate::capture::wal::available() => "wal",
+        "auto" => "trigger",
+        "wal" if crate::capture::wal::available() => "wal",
+        "wal" => {
+            notice!("capture => 'wal' needs wal_level = logical: the view uses trigger capture");
+            "trigger"
+        }
         other => raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("unknown capture \"{other}\""),
@@ -192,7 +196,7 @@ struct Built {
 /// and register it. Sub-queries in FROM that the join block cannot absorb
 /// are built first, each as an internal view of its own, and the view's
 /// query then reads their tables.
-fn build(target: &Target, query: &str, mode: &str) -> Built {
+fn build(target: &Target, query: &str, mode: &str, capture: &str) -> Built {
     let analyzed = analyze::analyze(query);
     if matches!(target, Target::User { .. }) {
         for n in &analyzed.notices {
@@ -207,7 +211,7 @@ fn build(target: &Target, query: &str, mode: &str) -> Built {
             Some("tide.explain(query) shows how each operator of the query is maintained."),
         );
     }
-    let children: Vec<Built> = analyzed.internal_views.iter().map(|sql| build(&Target::Internal, sql, mode)).collect();
+    let children: Vec<Built> = analyzed.internal_views.iter().map(|sql| build(&Target::Internal, sql, mode, capture)).collect();
 
     // The query, as a PostgreSQL view in tide_state: PostgreSQL then records
     // what the view depends on (tables, columns, functions, types), refuses
@@ -327,7 +331,11 @@ fn build(target: &Target, query: &str, mode: &str) -> Built {
     catalog::as_superuser(|| {
         for t in &base_tables {
             if mode == "deferred" && !internal.contains(t) {
-                crate::capture::log::ensure_log(*t);
+                if capture == "wal" {
+                    crate::capture::wal::ensure_published(*t);
+                } else {
+                    crate::capture::log::ensure_log(*t);
+                }
             } else {
                 Spi::run_with_args("SELECT tide.install_capture($1::regclass)", &[(*t).into()])
                     .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not install capture: {e}"), None, None));
@@ -404,7 +412,40 @@ fn alter_view(
         set("refresh_interval", interval.into());
     }
     if let Some(capture) = capture {
-        set("capture", checked_capture(capture).into());
+        let capture = checked_capture(capture);
+        if catalog::mode(entry.id) == "deferred" && capture != catalog::capture(entry.id) {
+            // The new capture starts when this commits; what the old one had
+            // not delivered by then is covered by a rebuild in the background.
+            let tables = crate::refresh::logged_tables(&members);
+            catalog::as_superuser(|| {
+                let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
+                for t in &tables {
+                    if capture == "wal" {
+                        crate::capture::wal::ensure_published(*t);
+                    } else {
+                        crate::capture::log::ensure_log(*t);
+                    }
+                    // The old capture goes where no other deferred view uses it.
+                    let old = if capture == "wal" { "trigger" } else { "wal" };
+                    let used = Spi::get_one_with_args::<bool>(
+                        "SELECT EXISTS (SELECT 1 FROM tide.catalog WHERE $1::regclass = ANY (base_tables) AND mode = 'deferred' \
+                            AND capture = $2 AND NOT id = ANY ($3))",
+                        &[(*t).into(), old.into(), ids.clone().into()],
+                    )
+                    .ok()
+                    .flatten()
+                    .unwrap_or(true);
+                    if !used {
+                        let drop = if capture == "wal" { "tide.drop_log" } else { "tide.unpublish" };
+                        run(&format!("SELECT {drop}({}::regclass)", t.to_u32()));
+                    }
+                    // SAFETY: queues a relcache invalidation, sent at commit.
+                    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(*t) };
+                }
+            });
+            set("status", "building".into());
+        }
+        set("capture", capture.into());
     }
     if let Some(mode) = mode {
         let mode = checked_mode(mode);
@@ -446,14 +487,25 @@ fn switch_mode(entry: &catalog::ViewRef, members: &[catalog::ViewRef], mode: &st
     catalog::as_superuser(|| {
         if mode == "deferred" {
             crate::scheduler::require_preloaded();
+            let wal = catalog::capture(entry.id) == "wal";
             for t in &tables {
-                crate::capture::log::ensure_log(*t);
+                if wal {
+                    crate::capture::wal::ensure_published(*t);
+                } else {
+                    crate::capture::log::ensure_log(*t);
+                }
                 if !others(*t, "immediate") {
                     run(&format!("SELECT tide.drop_capture({}::regclass)", t.to_u32()));
                 }
             }
-            // The view is current (writers wait): it has applied what this sees.
-            crate::refresh::record_applied(members);
+            if wal {
+                // The slot may not hold what commits before it is made: rebuild.
+                let ids = members.iter().map(|m| m.id.to_string()).collect::<Vec<_>>().join(", ");
+                run(&format!("UPDATE tide.catalog SET status = 'building' WHERE id IN ({ids})"));
+            } else {
+                // The view is current (writers wait): it has applied what this sees.
+                crate::refresh::record_applied(members);
+            }
         } else {
             // Apply what is pending (writers wait), then capture as immediate.
             crate::refresh::refresh_deferred(entry, false);
@@ -491,15 +543,18 @@ fn wait(name: Option<&str>, timeout: default!(Option<pgrx::datum::Interval>, "'3
             Some("Call tide.wait in a READ COMMITTED transaction, or call tide.refresh."),
         );
     }
-    let timeout_ms =
-        Spi::get_one_with_args::<f64>("SELECT extract(epoch FROM $1)::float8 * 1000", &[timeout.into()]).ok().flatten().unwrap_or(0.0);
+    let timeout_ms = pg::select_one::<f64>("SELECT extract(epoch FROM $1)::float8 * 1000", &[timeout.into()]).unwrap_or(0.0);
     // The changes to wait for: those of the transactions this snapshot sees.
-    let target = Spi::get_one::<String>("SELECT pg_catalog.pg_current_snapshot()::text").ok().flatten().unwrap_or_default();
+    // (Read-only queries: a transaction id held while waiting would make the
+    // creation of WAL capture's slot wait for this call.)
+    let target = pg::select_one::<String>("SELECT pg_catalog.pg_current_snapshot()::text", &[]).unwrap_or_default();
     let tables = crate::refresh::logged_tables(&crate::refresh::family(&entry));
     // Polled in statements of their own, each with a new snapshot (a
     // read-only SPI query would reuse the caller's and never see the refresh).
+    let wal_capture = catalog::capture(entry.id) == "wal";
     let pending: Vec<String> = tables
         .iter()
+        .filter(|_| !wal_capture)
         .map(|t| format!("EXISTS (SELECT 1 {} AND pg_catalog.pg_visible_in_snapshot(l.xid, s.target))", crate::capture::log::pending(*t, entry.id)))
         .collect();
     let poll = format!(
@@ -511,14 +566,26 @@ fn wait(name: Option<&str>, timeout: default!(Option<pgrx::datum::Interval>, "'3
     );
     let start = Instant::now();
     let mut told = false;
+    let wal = catalog::capture(entry.id) == "wal";
+    let target_snapshot = crate::capture::pgoutput::Snapshot::parse(&target).ok();
     loop {
         let row = pg::query_int8s(&poll, 2);
-        let (status, behind) = (row[0].unwrap_or(0), row[1].unwrap_or(0));
+        let (status, mut behind) = (row[0].unwrap_or(0), row[1].unwrap_or(0));
+        if wal {
+            // No log to look into: the view has applied what the call's
+            // snapshot sees when its applied snapshot sees all of it.
+            let applied = pg::query_texts(&format!("SELECT applied_snapshot::text FROM tide.catalog WHERE id = {}", entry.id), 1);
+            let applied = applied[0].as_deref().and_then(|a| crate::capture::pgoutput::Snapshot::parse(a).ok());
+            behind = match (applied, &target_snapshot) {
+                (Some(a), Some(t)) => i64::from(!a.sees_all_of(t)),
+                _ => 1,
+            };
+        }
         if status == 2 {
             raise(
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!("pg_tide view {} has failed", pg::qualified_relation_name(entry.view)),
-                Spi::get_one_with_args::<String>("SELECT last_error FROM tide.catalog WHERE id = $1", &[entry.id.into()]).ok().flatten(),
+                pg::select_one::<String>("SELECT last_error FROM tide.catalog WHERE id = $1", &[entry.id.into()]),
                 Some("Fix the cause, then call tide.refresh on the view."),
             );
         }
@@ -551,11 +618,14 @@ fn wait(name: Option<&str>, timeout: default!(Option<pgrx::datum::Interval>, "'3
 #[pg_extern(stable, parallel_safe)]
 fn pending_changes(id: i64) -> Option<i64> {
     let entry = catalog::by_id(id)?;
+    if catalog::capture(id) == "wal" {
+        return None; // counted by the slot's lag in bytes
+    }
     let tables = crate::refresh::logged_tables(&crate::refresh::family(&entry));
     let mut total = 0;
     for t in tables {
         let sql = format!("SELECT count(*) {}", crate::capture::log::pending(t, id));
-        total += Spi::get_one::<i64>(&sql).ok().flatten().unwrap_or(0);
+        total += pg::select_one::<i64>(&sql, &[]).unwrap_or(0);
     }
     Some(total)
 }
@@ -565,11 +635,14 @@ fn pending_changes(id: i64) -> Option<i64> {
 #[pg_extern(stable, parallel_safe)]
 fn lag_seconds(id: i64) -> Option<f64> {
     let entry = catalog::by_id(id)?;
+    if catalog::capture(id) == "wal" {
+        return None;
+    }
     let tables = crate::refresh::logged_tables(&crate::refresh::family(&entry));
     let mut lag: f64 = 0.0;
     for t in tables {
         let sql = format!("SELECT extract(epoch FROM clock_timestamp() - min(l.at))::float8 {}", crate::capture::log::pending(t, id));
-        lag = lag.max(Spi::get_one::<f64>(&sql).ok().flatten().unwrap_or(0.0));
+        lag = lag.max(pg::select_one::<f64>(&sql, &[]).unwrap_or(0.0));
     }
     Some(lag)
 }

@@ -100,25 +100,27 @@ pub fn record_refresh(id: i64, rows: i64, ms: f64) {
 
 /// The tables whose changes view `id` follows (as recorded at its creation).
 pub fn base_tables(id: i64) -> Vec<pg_sys::Oid> {
-    Spi::get_one_with_args::<Vec<pg_sys::Oid>>("SELECT base_tables::oid[] FROM tide.catalog WHERE id = $1", &[id.into()])
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    crate::pg::select_one::<Vec<pg_sys::Oid>>("SELECT base_tables::oid[] FROM tide.catalog WHERE id = $1", &[id.into()]).unwrap_or_default()
+}
+
+/// The capture of view `id`: 'trigger' or 'wal'.
+pub fn capture(id: i64) -> String {
+    crate::pg::select_one::<String>("SELECT capture FROM tide.catalog WHERE id = $1", &[id.into()]).unwrap_or_default()
 }
 
 /// The mode of view `id`: 'immediate' or 'deferred'.
 pub fn mode(id: i64) -> String {
-    Spi::get_one_with_args::<String>("SELECT mode FROM tide.catalog WHERE id = $1", &[id.into()]).ok().flatten().unwrap_or_default()
+    crate::pg::select_one::<String>("SELECT mode FROM tide.catalog WHERE id = $1", &[id.into()]).unwrap_or_default()
 }
 
 /// The status of view `id`: 'ready', 'building', 'stale' or 'failed'.
 pub fn status(id: i64) -> String {
-    Spi::get_one_with_args::<String>("SELECT status FROM tide.catalog WHERE id = $1", &[id.into()]).ok().flatten().unwrap_or_default()
+    crate::pg::select_one::<String>("SELECT status FROM tide.catalog WHERE id = $1", &[id.into()]).unwrap_or_default()
 }
 
 /// Whether view `id` is the internal view of another view's sub-query.
 pub fn is_internal(id: i64) -> bool {
-    Spi::get_one_with_args::<bool>("SELECT parent IS NOT NULL FROM tide.catalog WHERE id = $1", &[id.into()]).ok().flatten().unwrap_or(false)
+    crate::pg::select_one::<bool>("SELECT parent IS NOT NULL FROM tide.catalog WHERE id = $1", &[id.into()]).unwrap_or(false)
 }
 
 /// The pg_tide view whose table is `view`, if it is one.
@@ -163,10 +165,7 @@ fn fetch_all(condition: &str, arg: pgrx::datum::DatumWithOid<'_>) -> Vec<ViewRef
 /// Resolve a view name (SQL identifier syntax, optionally schema-qualified)
 /// and return its catalog row; error if it is no pg_tide view.
 pub fn resolve(name: &str) -> ViewRef {
-    let relid = Spi::get_one_with_args::<pg_sys::Oid>("SELECT $1::regclass::oid", &[name.into()])
-        .ok()
-        .flatten()
-        .expect("regclass resolves or raises");
+    let relid = crate::pg::select_one::<pg_sys::Oid>("SELECT $1::regclass::oid", &[name.into()]).expect("regclass resolves or raises");
     lookup(relid).unwrap_or_else(|| {
         raise(
             PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
@@ -180,12 +179,10 @@ pub fn resolve(name: &str) -> ViewRef {
 /// Error unless the current user may manage the view (owns it, or is a member
 /// of its owning role).
 pub fn check_owner(entry: &ViewRef, action: &str) {
-    let ok = Spi::get_one_with_args::<bool>(
+    let ok = crate::pg::select_one::<bool>(
         "SELECT pg_catalog.pg_has_role(relowner, 'USAGE') FROM pg_catalog.pg_class WHERE oid = $1",
         &[entry.view.into()],
     )
-    .ok()
-    .flatten()
     .unwrap_or(false);
     if !ok {
         raise(

@@ -105,6 +105,46 @@ pub fn has_equality(typid: pg_sys::Oid) -> bool {
     }
 }
 
+/// The first column of the first row of a read-only query, through SPI's
+/// read-only path: unlike pgrx's `Spi::get_one`, it does not make the
+/// transaction take a transaction id (a transaction with one cannot create
+/// a replication slot, and makes slot creation wait for it).
+pub fn select_one<A: FromDatum + IntoDatum>(query: &str, args: &[pgrx::datum::DatumWithOid<'_>]) -> Option<A> {
+    Spi::connect(|client| client.select(query, Some(1), args)?.first().get_one::<A>()).ok().flatten()
+}
+
+/// Whether the current transaction has inserted, updated, deleted or
+/// truncated rows of `relid` (its pending statistics, per (sub)transaction
+/// level, say so; pg_stat_get_xact_* would also count transactions not yet
+/// flushed to the statistics).
+#[cfg(any(feature = "pg15", feature = "pg16"))]
+pub fn written_in_this_transaction(relid: pg_sys::Oid) -> bool {
+    // SAFETY: reads this backend's pending statistics entry of the relation
+    // and its per-transaction-level counters, which live until the
+    // transaction ends.
+    unsafe {
+        let entry = pg_sys::find_tabstat_entry(relid);
+        if entry.is_null() {
+            return false;
+        }
+        let mut level = (*entry).trans;
+        while !level.is_null() {
+            let l = &*level;
+            if l.tuples_inserted + l.tuples_updated + l.tuples_deleted > 0 || l.truncdropped {
+                return true;
+            }
+            level = l.upper;
+        }
+        false
+    }
+}
+
+/// (Not known on this PostgreSQL version: assume not.)
+#[cfg(not(any(feature = "pg15", feature = "pg16")))]
+pub fn written_in_this_transaction(_relid: pg_sys::Oid) -> bool {
+    false
+}
+
 /// Set search_path for the current GUC nest level; returns the level, to be
 /// closed with `pg_sys::AtEOXact_GUC(true, level)` (an error unwinds it too).
 ///
@@ -252,6 +292,27 @@ pub fn query_int8s(sql: &str, n: usize) -> Vec<Option<i64>> {
     Spi::connect_mut(|_client| {
         Plan::prepare(sql, &[]).execute(&[]);
         first_row_int8s(n)
+    })
+}
+
+/// Like `query_int8s`, the first `n` columns of the first row as text.
+pub fn query_texts(sql: &str, n: usize) -> Vec<Option<String>> {
+    Spi::connect_mut(|_client| {
+        Plan::prepare(sql, &[]).execute(&[]);
+        // SAFETY: reads the result of the statement just run in this connection.
+        unsafe {
+            let table = pg_sys::SPI_tuptable;
+            if table.is_null() || pg_sys::SPI_processed == 0 {
+                return vec![None; n];
+            }
+            let tuple = *(*table).vals;
+            (1..=n as i32)
+                .map(|col| {
+                    let p = pg_sys::SPI_getvalue(tuple, (*table).tupdesc, col);
+                    (!p.is_null()).then(|| cstr(p))
+                })
+                .collect()
+        }
     })
 }
 

@@ -13,7 +13,7 @@
 //! batch, or `full`, rebuilds the view (and its internal views) instead.
 
 use crate::apply::{self, ViewRef};
-use crate::capture::{self, log};
+use crate::capture::{self, log, wal};
 use crate::catalog::{self, as_superuser};
 use crate::pg;
 use pgrx::pg_sys;
@@ -74,12 +74,43 @@ pub fn record_applied(members: &[ViewRef]) {
 /// changes logged since its last refresh; rebuild it in full with `full`.
 pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
     let start = Instant::now();
-    // The views this one reads that are deferred too go first, so that
-    // their changes are in this refresh's batch.
     let members = family(root);
-    for t in logged_tables(&members) {
-        if let Some(upstream) = catalog::lookup(t).filter(|v| catalog::mode(v.id) == "deferred") {
-            refresh_deferred(&upstream, false);
+    let wal = catalog::capture(root.id) == "wal";
+    if wal {
+        let exists = pg::query_int8s(
+            &format!(
+                "SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_name = {}",
+                pgrx::spi::quote_literal(wal::slot_name())
+            ),
+            1,
+        );
+        if exists[0] != Some(1) {
+            pg::raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "the replication slot of WAL capture is not made yet",
+                None,
+                Some("The background refresher makes it, then builds the view: wait for it with tide.wait."),
+            );
+        }
+        // This transaction's own changes are in the tables but not yet in
+        // the WAL's decodable stream: applying around them would count them
+        // twice later.
+        if logged_tables(&members).into_iter().any(pg::written_in_this_transaction) {
+            pg::raise(
+                PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+                format!("cannot refresh {} in a transaction that has changed its base tables", pg::qualified_relation_name(root.view)),
+                Some("With capture => 'wal' the changes are read from the WAL, where this transaction's are not yet.".into()),
+                Some("Refresh it after this transaction commits."),
+            );
+        }
+    } else {
+        // The views this one reads that are deferred too go first, so that
+        // their changes are in this refresh's batch. (WAL capture cannot see
+        // their changes before they commit: the refresher orders those.)
+        for t in logged_tables(&members) {
+            if let Some(upstream) = catalog::lookup(t).filter(|v| catalog::mode(v.id) == "deferred") {
+                refresh_deferred(&upstream, false);
+            }
         }
     }
     // Taken before the snapshot: the snapshot then sees the commit of the
@@ -101,11 +132,16 @@ pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
     // unregistered after (an error releases it with the resource owner).
     let outcome = unsafe {
         let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot());
-        let outcome = pg::with_snapshot(snapshot, || apply_batch(root, &members, full, snapshot));
+        let outcome = pg::with_snapshot(snapshot, || apply_batch(root, &members, full, wal, snapshot));
         pg_sys::UnregisterSnapshot(snapshot);
         outcome
     };
     let ms = start.elapsed().as_secs_f64() * 1000.0;
+    if wal && outcome.kind == "none" {
+        // Nothing applied: write nothing (so an idle system writes no WAL,
+        // which would make WAL-captured views look changed).
+        return outcome;
+    }
     let rows_written = written() - written_before;
     as_superuser(|| {
         Spi::run_with_args(
@@ -156,14 +192,16 @@ pub fn record_failure(id: i64, error: &str, max: i32) {
 ///
 /// # Safety
 /// `snapshot` must be registered and set with `pg::with_snapshot`.
-unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, snapshot: pg_sys::Snapshot) -> Outcome {
+unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, wal: bool, snapshot: pg_sys::Snapshot) -> Outcome {
     // A view still to be built (or failed) is built in full.
     let unready = pg::query_int8s(&format!("SELECT CASE WHEN status = 'ready' THEN 0 ELSE 1 END::int8 FROM tide.catalog WHERE id = {}", root.id), 1);
     let full = full || unready[0] != Some(0);
     let tables = logged_tables(members);
-    let batches: Vec<log::Batch> = as_superuser(|| {
-        Spi::connect_mut(|_client| tables.iter().map(|t| log::read_batch(*t, root.id, snapshot)).collect())
-    });
+    let batches: Vec<log::Batch> = if wal {
+        wal::read_batches(&tables, root.id)
+    } else {
+        as_superuser(|| Spi::connect_mut(|_client| tables.iter().map(|t| log::read_batch(*t, root.id, snapshot)).collect()))
+    };
     let changes: i64 = batches.iter().map(|b| b.rows).sum();
     let kind = if full || batches.iter().any(|b| b.truncated) {
         "full"
@@ -190,13 +228,17 @@ unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, snapshot:
         }
         _ => {}
     }
-    record_applied(members);
-    as_superuser(|| {
-        Spi::connect_mut(|_client| {
-            for t in &tables {
-                log::trim(*t);
-            }
-        })
-    });
+    if !(wal && kind == "none") {
+        record_applied(members);
+    }
+    if !wal {
+        as_superuser(|| {
+            Spi::connect_mut(|_client| {
+                for t in &tables {
+                    log::trim(*t);
+                }
+            })
+        });
+    }
     Outcome { kind, changes }
 }

@@ -135,6 +135,12 @@ pub fn note_views_changed() {
     note(false, true);
 }
 
+/// Called by the sql_drop event trigger when pg_tide views were dropped.
+#[pg_extern(volatile, parallel_unsafe)]
+fn notify_refresher() {
+    note_views_changed();
+}
+
 fn note(changes: bool, views: bool) {
     if !PRELOADED.load(Ordering::Relaxed) {
         return;
@@ -255,6 +261,10 @@ struct Served {
     /// The database's change counter when the view was last refreshed here.
     seen: Option<u64>,
     building: bool,
+    /// WAL capture: no trigger counts its changes; the view may have some
+    /// when the WAL has moved since its last refresh here (`seen_lsn`).
+    wal: bool,
+    seen_lsn: u64,
 }
 
 /// One database's refresher.
@@ -279,13 +289,14 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
                 Ok(Some(list)) => {
                     let now = Instant::now();
                     served.retain(|key, _| list.iter().any(|(v, ..)| v == key));
-                    for (key, interval, since_last, building) in list {
-                        let fresh = !served.contains_key(&key);
-                        let s = served.entry(key).or_insert(Served { interval, last: now - since_last, seen: None, building });
+                    for (key, interval, since_last, building, wal) in list {
+                        // A view to build is due at once when first seen; after that (a
+                        // build that failed, or a rebuild asked for), at its interval.
+                        let last = now.checked_sub(if building { interval } else { since_last }).unwrap_or(now);
+                        let s = served.entry(key).or_insert(Served { interval, last, seen: None, building, wal, seen_lsn: 0 });
                         s.interval = interval;
-                        // A build is tried at once when the view is first seen; after
-                        // that (it failed), like any refresh, when it is due.
-                        s.building = building && fresh;
+                        s.wal = wal;
+                        s.building = building;
                     }
                 }
                 Ok(None) => served.clear(),
@@ -302,19 +313,29 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
         let mut keys: Vec<(i64, u32)> = served.keys().copied().collect();
         keys.sort_unstable();
         let mut next: Option<Duration> = None;
+        // SAFETY: reads the WAL insert position (shared memory, under its lock).
+        let lsn = unsafe { pg_sys::GetXLogInsertRecPtr() };
         for key in keys {
             let id = key.0;
             let s = &served[&key];
-            if s.seen == Some(changes) && !s.building {
-                continue;
-            }
             let due = s.last + s.interval;
             let now = Instant::now();
-            if due > now && !s.building {
+            let dirty = s.building || if s.wal { s.seen_lsn != lsn } else { s.seen != Some(changes) };
+            if !dirty {
+                if s.wal {
+                    // Look at the WAL position again when it is due.
+                    let wait = (due.max(now + s.interval)) - now;
+                    next = Some(next.map_or(wait, |n: Duration| n.min(wait)));
+                }
+                continue;
+            }
+            if due > now {
                 next = Some(next.map_or(due - now, |n: Duration| n.min(due - now)));
                 continue;
             }
-            let result = attempt(|| crate::refresh::refresh_by_id(id));
+            // The slot of WAL capture, made in a transaction that has done nothing else.
+            let slot = if s.wal { attempt(crate::capture::wal::ensure_slot) } else { Ok(()) };
+            let result = slot.and_then(|_| attempt(|| crate::refresh::refresh_by_id(id)));
             if let Err(e) = &result {
                 log!("pg_tide refresher: refresh of view {id} failed: {e}");
                 let _ = attempt(|| crate::refresh::record_failure(id, e, MAX_FAILURES.get()));
@@ -325,6 +346,8 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
                 s.last = Instant::now();
                 // A failed refresh is tried again at the next interval.
                 s.seen = result.is_ok().then_some(changes);
+                // SAFETY: as above.
+                s.seen_lsn = if result.is_ok() { unsafe { pg_sys::GetXLogInsertRecPtr() } } else { 0 };
                 s.building = false;
             }
             if BackgroundWorker::sigterm_received() {
@@ -363,16 +386,27 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
 }
 
 /// The deferred views to serve: ((id, table oid), refresh interval, time
-/// since the last refresh, still building); None if pg_tide is not installed here.
-fn list_views() -> Option<Vec<((i64, u32), Duration, Duration, bool)>> {
+/// since the last refresh, still building, WAL capture); None if pg_tide is
+/// not installed here.
+fn list_views() -> Option<Vec<((i64, u32), Duration, Duration, bool, bool)>> {
     let installed = Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_tide')").ok().flatten()?;
+    // A replication slot no view reads any more would hold WAL back forever: drop it.
+    let wal_views = installed
+        && Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM tide.catalog WHERE mode = 'deferred' AND capture = 'wal')").ok().flatten().unwrap_or(true);
+    if !wal_views {
+        let _ = Spi::run_with_args(
+            "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND NOT active",
+            &[crate::capture::wal::slot_name().as_str().into()],
+        );
+        let _ = Spi::run(&format!("DROP PUBLICATION IF EXISTS {}", crate::capture::wal::PUBLICATION));
+    }
     if !installed {
         return None;
     }
     Spi::connect(|client| {
         let rows = client.select(
             "SELECT id, view::oid, (extract(epoch FROM refresh_interval) * 1000)::int8, \
-                    coalesce((extract(epoch FROM clock_timestamp() - last_refresh_at) * 1000)::int8, 0), status = 'building' \
+                    coalesce((extract(epoch FROM clock_timestamp() - last_refresh_at) * 1000)::int8, 0), status = 'building', capture = 'wal' \
                FROM tide.catalog WHERE mode = 'deferred' AND parent IS NULL AND status <> 'failed' ORDER BY id",
             None,
             &[],
@@ -381,7 +415,7 @@ fn list_views() -> Option<Vec<((i64, u32), Duration, Duration, bool)>> {
         for row in rows {
             let ms = |v: Option<i64>| Duration::from_millis(v.unwrap_or(0).max(0) as u64);
             let key = (row.get::<i64>(1)?.unwrap_or(0), row.get::<pg_sys::Oid>(2)?.map(|o| o.to_u32()).unwrap_or(0));
-            out.push((key, ms(row.get::<i64>(3)?), ms(row.get::<i64>(4)?), row.get::<bool>(5)?.unwrap_or(false)));
+            out.push((key, ms(row.get::<i64>(3)?), ms(row.get::<i64>(4)?), row.get::<bool>(5)?.unwrap_or(false), row.get::<bool>(6)?.unwrap_or(false)));
         }
         Ok::<_, pgrx::spi::Error>(Some(out))
     })

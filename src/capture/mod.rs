@@ -28,6 +28,8 @@
 //! an order in which every view comes after the views it reads.
 
 pub mod log;
+pub mod pgoutput;
+pub mod wal;
 
 use crate::apply;
 use crate::delta::join::{round_table, Change, Event};

@@ -220,7 +220,8 @@ def run_seed(args, seed):
     for i in range(rng.randint(3, 8)):
         script.append(f"INSERT INTO q (k, w, t) VALUES {q_row(rng)};")
     for name, query in VIEWS.items():
-        script.append(f"SELECT tide.create_view('{name}', $q${query}$q$, mode => '{args.mode}') IS NULL AS deferred \\gset")
+        script.append(f"SELECT tide.create_view('{name}', $q${query}$q$, mode => '{args.mode}', capture => '{args.capture}') "
+                      f"IS NULL AS deferred \\gset")
     if args.mode == "deferred":
         # Built in the background: wait for the builds.
         script.append("SELECT bool_and(tide.wait(name::text)) AS built FROM tide.views \\gset")
@@ -268,6 +269,7 @@ def main():
     p.add_argument("--seed", type=int, default=None, help="run only this seed")
     p.add_argument("--first-seed", type=int, default=None)
     p.add_argument("--mode", choices=["immediate", "deferred"], default="immediate")
+    p.add_argument("--capture", choices=["trigger", "wal"], default="trigger", help="deferred mode's capture")
     args = p.parse_args()
     first = args.first_seed if args.first_seed is not None else random.SystemRandom().randint(1, 10**6)
     seeds = [args.seed] if args.seed is not None else list(range(first, first + args.seeds))
@@ -277,7 +279,8 @@ def main():
             passed += 1
         else:
             failed += 1
-    print(f"{len(VIEWS)} {args.mode} views, {args.steps} random statements per seed, seeds {seeds[0]}..{seeds[-1]}")
+    how = args.mode if args.mode == "immediate" else f"deferred ({args.capture} capture)"
+    print(f"{len(VIEWS)} {how} views, {args.steps} random statements per seed, seeds {seeds[0]}..{seeds[-1]}")
     print(f"differential: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

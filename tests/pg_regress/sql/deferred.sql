@@ -8,11 +8,11 @@ CREATE TABLE def_e (k int, label text);
 INSERT INTO def_d (k, g, v) SELECT i % 7, i % 3, i FROM generate_series(1, 200) i;
 INSERT INTO def_e SELECT i, 'label ' || i FROM generate_series(0, 4) i;
 SELECT tide.create_view('d_agg', 'SELECT g, count(*) AS n, sum(v) AS s, min(v) AS lo, max(v) AS hi FROM def_d GROUP BY g',
-                        mode => 'deferred', refresh_interval => '1 hour') AS built_now;
+                        mode => 'deferred', capture => 'trigger', refresh_interval => '1 hour') AS built_now;
 SELECT tide.create_view('d_join', 'SELECT d.id, e.label FROM def_d d JOIN def_e e ON e.k = d.k',
-                        mode => 'deferred', refresh_interval => '1 hour') AS built_now;
+                        mode => 'deferred', capture => 'trigger', refresh_interval => '1 hour') AS built_now;
 SELECT tide.create_view('d_sub', 'SELECT x.g, x.top, e.label FROM (SELECT g, max(v) AS top FROM def_d GROUP BY g) x JOIN def_e e ON e.k = x.g',
-                        mode => 'deferred', refresh_interval => '1 hour') AS built_now;
+                        mode => 'deferred', capture => 'trigger', refresh_interval => '1 hour') AS built_now;
 -- built in the background, from a snapshot taken after create_view commits
 SELECT tide.wait('d_agg') AND tide.wait('d_join') AND tide.wait('d_sub') AS built;
 SELECT name, mode, status, capture, refresh_interval, row_count, pending_changes FROM tide.views ORDER BY name::text;
@@ -90,7 +90,7 @@ SELECT tide.verify('d_agg') AS equal;
 
 -- a view over a deferred view: refreshing it refreshes the view it reads first
 SELECT tide.create_view('d_over', 'SELECT count(*) AS groups, sum(n) AS rows FROM d_agg',
-                        mode => 'deferred', refresh_interval => '1 hour') IS NULL AS deferred;
+                        mode => 'deferred', capture => 'trigger', refresh_interval => '1 hour') IS NULL AS deferred;
 SELECT tide.wait('d_over');
 INSERT INTO def_d (k, g, amount) VALUES (1, 7, 1);
 SELECT tide.refresh('d_over');
@@ -153,7 +153,7 @@ $$;
 -- tide.max_failures failures in a row the view is marked failed
 CREATE TABLE def_f (x int);
 INSERT INTO def_f VALUES (1), (2);
-SELECT tide.create_view('d_fail', 'SELECT 10 / x AS y FROM def_f', mode => 'deferred', refresh_interval => '1 hour') IS NULL AS deferred;
+SELECT tide.create_view('d_fail', 'SELECT 10 / x AS y FROM def_f', mode => 'deferred', capture => 'trigger', refresh_interval => '1 hour') IS NULL AS deferred;
 SELECT tide.wait('d_fail');
 INSERT INTO def_f VALUES (0);
 SELECT tide.refresh('d_fail');
@@ -175,7 +175,6 @@ SELECT tide.verify('d_fail') AS equal;
 
 -- bad input
 SELECT tide.create_view('bad', 'SELECT k FROM def_d', mode => 'later');
-SELECT tide.create_view('bad', 'SELECT k FROM def_d', mode => 'deferred', capture => 'wal');
 SELECT tide.create_view('bad', 'SELECT k FROM def_d', mode => 'deferred', capture => 'smoke signals');
 SELECT tide.create_view('bad', 'SELECT k FROM def_d', mode => 'deferred', refresh_interval => '0 seconds');
 SELECT tide.create_view('bad', 'SELECT k FROM def_d', mode => 'deferred', refresh_interval => NULL);
