@@ -332,7 +332,7 @@ fn build(target: &Target, query: &str, mode: &str, capture: &str) -> Built {
         for t in &base_tables {
             if mode == "deferred" && !internal.contains(t) {
                 if capture == "wal" {
-                    crate::capture::wal::ensure_published(*t);
+                    crate::capture::wal::ensure_capture(*t);
                 } else {
                     crate::capture::log::ensure_log(*t);
                 }
@@ -421,7 +421,7 @@ fn alter_view(
                 let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
                 for t in &tables {
                     if capture == "wal" {
-                        crate::capture::wal::ensure_published(*t);
+                        crate::capture::wal::ensure_capture(*t);
                     } else {
                         crate::capture::log::ensure_log(*t);
                     }
@@ -435,7 +435,7 @@ fn alter_view(
                     .ok()
                     .flatten()
                     .unwrap_or(true);
-                    if !used {
+                    if !used && crate::capture::wal::from_wal(*t) {
                         let drop = if capture == "wal" { "tide.drop_log" } else { "tide.unpublish" };
                         run(&format!("SELECT {drop}({}::regclass)", t.to_u32()));
                     }
@@ -490,7 +490,7 @@ fn switch_mode(entry: &catalog::ViewRef, members: &[catalog::ViewRef], mode: &st
             let wal = catalog::capture(entry.id) == "wal";
             for t in &tables {
                 if wal {
-                    crate::capture::wal::ensure_published(*t);
+                    crate::capture::wal::ensure_capture(*t);
                 } else {
                     crate::capture::log::ensure_log(*t);
                 }
@@ -564,12 +564,17 @@ fn wait(name: Option<&str>, timeout: default!(Option<pgrx::datum::Interval>, "'3
         pgrx::spi::quote_literal(&target),
         entry.id
     );
+    crate::scheduler::waiting(|| wait_for(&entry, &poll, &target, timeout_ms))
+}
+
+/// tide.wait's loop: poll until the view has applied what `target` sees.
+fn wait_for(entry: &catalog::ViewRef, poll: &str, target: &str, timeout_ms: f64) -> bool {
     let start = Instant::now();
     let mut told = false;
     let wal = catalog::capture(entry.id) == "wal";
-    let target_snapshot = crate::capture::pgoutput::Snapshot::parse(&target).ok();
+    let target_snapshot = crate::capture::pgoutput::Snapshot::parse(target).ok();
     loop {
-        let row = pg::query_int8s(&poll, 2);
+        let row = pg::query_int8s(poll, 2);
         let (status, mut behind) = (row[0].unwrap_or(0), row[1].unwrap_or(0));
         if wal {
             // No log to look into: the view has applied what the call's

@@ -95,7 +95,7 @@ pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
         // This transaction's own changes are in the tables but not yet in
         // the WAL's decodable stream: applying around them would count them
         // twice later.
-        if logged_tables(&members).into_iter().any(pg::written_in_this_transaction) {
+        if logged_tables(&members).into_iter().filter(|t| wal::from_wal(*t)).any(pg::written_in_this_transaction) {
             pg::raise(
                 PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
                 format!("cannot refresh {} in a transaction that has changed its base tables", pg::qualified_relation_name(root.view)),
@@ -103,15 +103,17 @@ pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
                 Some("Refresh it after this transaction commits."),
             );
         }
-    } else {
-        // The views this one reads that are deferred too go first, so that
-        // their changes are in this refresh's batch. (WAL capture cannot see
-        // their changes before they commit: the refresher orders those.)
-        for t in logged_tables(&members) {
-            if let Some(upstream) = catalog::lookup(t).filter(|v| catalog::mode(v.id) == "deferred") {
-                refresh_deferred(&upstream, false);
-            }
+    }
+    // The views this one reads that are deferred too go first, so that
+    // their changes are in this refresh's batch (pg_tide views' tables have
+    // change logs, also under WAL capture).
+    for t in logged_tables(&members) {
+        if let Some(upstream) = catalog::lookup(t).filter(|v| catalog::mode(v.id) == "deferred") {
+            refresh_deferred(&upstream, false);
         }
+    }
+    if wal {
+        wal::take_turn();
     }
     // Taken before the snapshot: the snapshot then sees the commit of the
     // refresh before this one, and the applied snapshot it recorded.
@@ -137,7 +139,7 @@ pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
         outcome
     };
     let ms = start.elapsed().as_secs_f64() * 1000.0;
-    if wal && outcome.kind == "none" {
+    if wal && outcome.kind == "none" && !crate::scheduler::has_waiters() {
         // Nothing applied: write nothing (so an idle system writes no WAL,
         // which would make WAL-captured views look changed).
         return outcome;
@@ -197,11 +199,9 @@ unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, wal: bool
     let unready = pg::query_int8s(&format!("SELECT CASE WHEN status = 'ready' THEN 0 ELSE 1 END::int8 FROM tide.catalog WHERE id = {}", root.id), 1);
     let full = full || unready[0] != Some(0);
     let tables = logged_tables(members);
-    let batches: Vec<log::Batch> = if wal {
-        wal::read_batches(&tables, root.id)
-    } else {
-        as_superuser(|| Spi::connect_mut(|_client| tables.iter().map(|t| log::read_batch(*t, root.id, snapshot)).collect()))
-    };
+    let (from_wal, logged): (Vec<pg_sys::Oid>, Vec<pg_sys::Oid>) = tables.iter().partition(|t| wal && wal::from_wal(**t));
+    let mut batches: Vec<log::Batch> = if from_wal.is_empty() { Vec::new() } else { wal::read_batches(&from_wal, root.id) };
+    batches.extend(as_superuser(|| Spi::connect_mut(|_client| logged.iter().map(|t| log::read_batch(*t, root.id, snapshot)).collect::<Vec<_>>())));
     let changes: i64 = batches.iter().map(|b| b.rows).sum();
     let kind = if full || batches.iter().any(|b| b.truncated) {
         "full"
@@ -228,17 +228,17 @@ unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, wal: bool
         }
         _ => {}
     }
-    if !(wal && kind == "none") {
+    // (With WAL capture and nothing applied, the snapshot is recorded only
+    // for a tide.wait: that write would itself be WAL to look at.)
+    if !(wal && kind == "none" && !crate::scheduler::has_waiters()) {
         record_applied(members);
     }
-    if !wal {
-        as_superuser(|| {
-            Spi::connect_mut(|_client| {
-                for t in &tables {
-                    log::trim(*t);
-                }
-            })
-        });
-    }
+    as_superuser(|| {
+        Spi::connect_mut(|_client| {
+            for t in &logged {
+                log::trim(*t);
+            }
+        })
+    });
     Outcome { kind, changes }
 }

@@ -43,6 +43,10 @@ struct Slot {
     changes: u64,
     /// Bumped by every commit that made, changed or dropped deferred views.
     views: u64,
+    /// Backends in tide.wait on this database: while there are some, a
+    /// refresh of a WAL-captured view that found nothing records its
+    /// snapshot anyway, so that they see it has everything.
+    waiters: u32,
     /// Set while the refresher sleeps with nothing due: only then does a
     /// commit that logged changes wake it (otherwise it looks at the
     /// counter when its next view is due), so that writers do not signal
@@ -52,7 +56,7 @@ struct Slot {
 
 impl Default for Slot {
     fn default() -> Self {
-        Slot { dboid: 0, pid: 0, latch: std::ptr::null_mut(), changes: 0, views: 0, idle: false }
+        Slot { dboid: 0, pid: 0, latch: std::ptr::null_mut(), changes: 0, views: 0, waiters: 0, idle: false }
     }
 }
 
@@ -133,6 +137,43 @@ pub fn note_change() {
 /// commit, the refresher reads the catalog again.
 pub fn note_views_changed() {
     note(false, true);
+}
+
+/// Count this backend among the waiters of its database while `f` runs
+/// (also when it raises an error).
+pub fn waiting<R>(f: impl FnOnce() -> R) -> R {
+    struct Done(u32);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            if let Some(slot) = SLOTS.exclusive().slots.iter_mut().find(|s| s.dboid == self.0) {
+                slot.waiters = slot.waiters.saturating_sub(1);
+            }
+        }
+    }
+    if !PRELOADED.load(Ordering::Relaxed) {
+        return f();
+    }
+    // SAFETY: reads the backend's database id.
+    let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    let counted = match SLOTS.exclusive().slots.iter_mut().find(|s| s.dboid == dboid) {
+        Some(slot) => {
+            slot.waiters += 1;
+            true
+        }
+        None => false,
+    };
+    let _done = counted.then_some(Done(dboid));
+    f()
+}
+
+/// Whether some backend of this database is in tide.wait.
+pub fn has_waiters() -> bool {
+    if !PRELOADED.load(Ordering::Relaxed) {
+        return false;
+    }
+    // SAFETY: reads the backend's database id.
+    let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    SLOTS.share().slots.iter().any(|s| s.dboid == dboid && s.waiters > 0)
 }
 
 /// Called by the sql_drop event trigger when pg_tide views were dropped.
@@ -282,7 +323,8 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
     let mut served: HashMap<(i64, u32), Served> = HashMap::new();
     let mut known_views: Option<u64> = None;
     loop {
-        let (changes, views) = SLOTS.share().slots.iter().find(|s| s.dboid == dboid).map(|s| (s.changes, s.views)).unwrap_or((0, 0));
+        let (changes, views, waiters) =
+            SLOTS.share().slots.iter().find(|s| s.dboid == dboid).map(|s| (s.changes, s.views, s.waiters > 0)).unwrap_or((0, 0, false));
         if known_views != Some(views) {
             // Views were made, changed or dropped: read the catalog again.
             match attempt(list_views) {
@@ -320,7 +362,9 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
             let s = &served[&key];
             let due = s.last + s.interval;
             let now = Instant::now();
-            let dirty = s.building || if s.wal { s.seen_lsn != lsn } else { s.seen != Some(changes) };
+            // (A WAL-captured view with a backend in tide.wait is refreshed,
+            // changed or not, so that its applied snapshot catches up.)
+            let dirty = s.building || if s.wal { s.seen_lsn != lsn || waiters } else { s.seen != Some(changes) };
             if !dirty {
                 if s.wal {
                     // Look at the WAL position again when it is due.

@@ -38,6 +38,23 @@ pub fn available() -> bool {
     pg::select_one::<String>("SELECT current_setting('wal_level')", &[]).as_deref() == Some("logical")
 }
 
+/// Whether a base table of a WAL-captured view is read from the WAL: every
+/// table but pg_tide views' own, which change at their refreshes, possibly
+/// in the transaction that refreshes the view over them (which the WAL
+/// cannot show yet): those keep a change log.
+pub fn from_wal(relid: pg_sys::Oid) -> bool {
+    crate::catalog::lookup(relid).is_none()
+}
+
+/// Set up the capture of base table `relid` for a WAL-captured view.
+pub fn ensure_capture(relid: pg_sys::Oid) {
+    if from_wal(relid) {
+        ensure_published(relid);
+    } else {
+        super::log::ensure_log(relid);
+    }
+}
+
 /// Put `relid` in the publication with REPLICA IDENTITY FULL. Runs as superuser.
 pub fn ensure_published(relid: pg_sys::Oid) {
     let table = pg::qualified_relation_name(relid);
@@ -93,6 +110,14 @@ pub fn ensure_slot() {
     if made[0].is_none() {
         raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "could not create the replication slot of WAL capture", None, None);
     }
+}
+
+/// Take this database's turn at reading the slot (a slot is acquired by one
+/// process at a time), until the transaction ends. Taken before the view's
+/// lock, by every refresh of a WAL-captured view, so that two transactions
+/// refreshing several views never wait for each other in opposite orders.
+pub fn take_turn() {
+    pg::execute_sql(&format!("SELECT pg_catalog.pg_advisory_xact_lock(hashtext('pg_tide wal {}'))", slot_name()));
 }
 
 /// One decoded transaction.

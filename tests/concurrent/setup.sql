@@ -21,13 +21,14 @@ SELECT tide.create_view('c_anti', 'SELECT b.id FROM branch b WHERE NOT EXISTS (S
 SELECT tide.create_view('c_top', 'SELECT id, bal FROM acct ORDER BY bal DESC, id LIMIT 5');
 SELECT tide.create_view('c_rank', 'SELECT branch, id, rank() OVER (PARTITION BY branch ORDER BY bal DESC, id) AS r FROM acct WHERE bal > 100');
 SELECT tide.create_view('c_union', 'SELECT branch AS k, tag FROM acct WHERE bal > 90 UNION SELECT id, region FROM branch');
--- Deferred views over the same tables, refreshed by the background
+-- Deferred views over the same tables (two with WAL capture, the others
+-- with change logs), refreshed by the background
 -- refresher every 50 ms while the writers run (and by the check after).
-SELECT tide.create_view('d_agg', 'SELECT branch, count(*) AS n, sum(bal) AS total, min(bal) AS lo, max(bal) AS hi FROM acct GROUP BY branch', mode => 'deferred', refresh_interval => '50 milliseconds');
-SELECT tide.create_view('d_join', 'SELECT b.region, count(*) AS n, sum(a.bal + b.bonus) AS total FROM acct a JOIN branch b ON b.id = a.branch GROUP BY b.region', mode => 'deferred', refresh_interval => '50 milliseconds');
-SELECT tide.create_view('d_pairs', 'SELECT a.id, b.region, a.bal FROM acct a JOIN branch b ON b.id = a.branch WHERE a.bal > 100', mode => 'deferred', refresh_interval => '50 milliseconds');
-SELECT tide.create_view('d_above', 'SELECT a.id, a.bal FROM acct a JOIN (SELECT branch, avg(bal) AS av FROM acct GROUP BY branch) s ON s.branch = a.branch WHERE a.bal > s.av + 40', mode => 'deferred', refresh_interval => '50 milliseconds');
-SELECT tide.create_view('d_outer', 'SELECT b.id, b.region, count(a.id) AS n FROM branch b LEFT JOIN acct a ON a.branch = b.id AND a.bal > 110 GROUP BY b.id, b.region', mode => 'deferred', refresh_interval => '50 milliseconds');
-SELECT tide.create_view('d_top', 'SELECT id, bal FROM acct ORDER BY bal DESC, id LIMIT 5', mode => 'deferred', refresh_interval => '50 milliseconds');
-SELECT tide.create_view('d_over', 'SELECT count(*) AS groups, sum(n) AS n FROM d_agg', mode => 'deferred', refresh_interval => '50 milliseconds');
+SELECT tide.create_view('d_agg', 'SELECT branch, count(*) AS n, sum(bal) AS total, min(bal) AS lo, max(bal) AS hi FROM acct GROUP BY branch', mode => 'deferred', capture => 'wal', refresh_interval => '50 milliseconds');
+SELECT tide.create_view('d_join', 'SELECT b.region, count(*) AS n, sum(a.bal + b.bonus) AS total FROM acct a JOIN branch b ON b.id = a.branch GROUP BY b.region', mode => 'deferred', capture => 'wal', refresh_interval => '50 milliseconds');
+SELECT tide.create_view('d_pairs', 'SELECT a.id, b.region, a.bal FROM acct a JOIN branch b ON b.id = a.branch WHERE a.bal > 100', mode => 'deferred', capture => 'trigger', refresh_interval => '50 milliseconds');
+SELECT tide.create_view('d_above', 'SELECT a.id, a.bal FROM acct a JOIN (SELECT branch, avg(bal) AS av FROM acct GROUP BY branch) s ON s.branch = a.branch WHERE a.bal > s.av + 40', mode => 'deferred', capture => 'trigger', refresh_interval => '50 milliseconds');
+SELECT tide.create_view('d_outer', 'SELECT b.id, b.region, count(a.id) AS n FROM branch b LEFT JOIN acct a ON a.branch = b.id AND a.bal > 110 GROUP BY b.id, b.region', mode => 'deferred', capture => 'trigger', refresh_interval => '50 milliseconds');
+SELECT tide.create_view('d_top', 'SELECT id, bal FROM acct ORDER BY bal DESC, id LIMIT 5', mode => 'deferred', capture => 'trigger', refresh_interval => '50 milliseconds');
+SELECT tide.create_view('d_over', 'SELECT count(*) AS groups, sum(n) AS n FROM d_agg', mode => 'deferred', capture => 'trigger', refresh_interval => '50 milliseconds');
 SELECT bool_and(tide.wait(name::text)) AS built FROM tide.views WHERE mode = 'deferred';

@@ -85,6 +85,7 @@ def main():
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--mode", choices=["immediate", "deferred"], default="immediate",
                    help="deferred: views refreshed (then verified) after every second step")
+    p.add_argument("--capture", choices=["trigger", "wal"], default="trigger")
     args = p.parse_args()
 
     failures = []
@@ -92,7 +93,7 @@ def main():
     for f in sorted(QUERIES.glob("q*.sql")):
         name = f.stem
         query = f.read_text().strip()
-        res = psql(args, f"SET client_min_messages = warning; SELECT tide.create_view('tpch_{name}', $q${query}$q$, mode => '{args.mode}');")
+        res = psql(args, f"SET client_min_messages = warning; SELECT tide.create_view('tpch_{name}', $q${query}$q$, mode => '{args.mode}', capture => '{args.capture}');")
         if res.returncode == 0:
             views.append(name)
             if name in REFUSED:
