@@ -18,7 +18,7 @@ restart() {
     while kill -0 "$pm" 2>/dev/null || pgrep -P "$pm" >/dev/null; do sleep 0.1; done
     sleep 0.5
     rm -f "$dir/data/postmaster.pid" "$dir"/.s.PGSQL.*
-    as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "-p $port -k $dir -c listen_addresses='' -c shared_preload_libraries=pg_tide" -w start >/dev/null
+    as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "-p $port -k $dir -c listen_addresses='' -c shared_preload_libraries=pg_tide -c wal_level=logical" -w start >/dev/null
 }
 check() {
     sql -c "SELECT count(tide.refresh(name::text)) FROM tide.views WHERE mode = 'deferred'" >/dev/null
