@@ -44,7 +44,7 @@ TPS_NONE=$(tps8)
 for v in "per_branch|SELECT bid, count(*) AS n, sum(abalance) AS total FROM pgbench_accounts GROUP BY bid" \
          "extremes|SELECT bid, min(abalance) AS lo, max(abalance) AS hi FROM pgbench_accounts GROUP BY bid" \
          "rich|SELECT aid, bid, abalance FROM pgbench_accounts WHERE abalance > 4000"; do
-    sql -c "SELECT tide.create_view('${v%%|*}', \$q\$${v#*|}\$q\$, mode => 'deferred', refresh_interval => '1 second')" >/dev/null
+    sql -c "SELECT tide.create_view('${v%%|*}', \$q\$${v#*|}\$q\$, mode => 'deferred', capture => 'trigger', refresh_interval => '1 second')" >/dev/null
 done
 sql -c "SELECT bool_and(tide.wait(name::text, '10 minutes')) FROM tide.views" >/dev/null
 step "Measuring: 3 deferred views (trigger capture)"
