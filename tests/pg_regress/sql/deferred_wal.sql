@@ -49,16 +49,11 @@ INSERT INTO w_cats VALUES (1, 'one again');
 SELECT tide.wait('w_named') AS current;
 SELECT tide.verify('w_named') AS equal;
 
--- switching capture: to triggers and back (each time rebuilt in the background)
+-- switching capture to triggers (rebuilt in the background)
 SELECT tide.alter_view('w_by_cat', capture => 'trigger');
 SELECT tide.wait('w_by_cat') AS rebuilt;
 SELECT capture, status FROM tide.views WHERE name = 'w_by_cat'::regclass;
 INSERT INTO w_items VALUES (3000, 0, 30, NULL);
-SELECT tide.wait('w_by_cat') AS current;
-SELECT tide.verify('w_by_cat') AS equal;
-SELECT tide.alter_view('w_by_cat', capture => 'wal');
-SELECT tide.wait('w_by_cat') AS rebuilt;
-UPDATE w_items SET price = 0 WHERE id = 3000;
 SELECT tide.wait('w_by_cat') AS current;
 SELECT tide.verify('w_by_cat') AS equal;
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'w_items'::regclass AND NOT tgisinternal;
