@@ -299,26 +299,28 @@ pub fn query_int8s(sql: &str, n: usize) -> Vec<Option<i64>> {
 pub fn query_texts(sql: &str, n: usize) -> Vec<Option<String>> {
     Spi::connect_mut(|_client| {
         Plan::prepare(sql, &[]).execute(&[]);
-        // SAFETY: reads the result of the statement just run in this connection.
-        unsafe {
-            let table = pg_sys::SPI_tuptable;
-            if table.is_null() || pg_sys::SPI_processed == 0 {
-                return vec![None; n];
-            }
-            let tuple = *(*table).vals;
-            (1..=n as i32)
-                .map(|col| {
-                    let p = pg_sys::SPI_getvalue(tuple, (*table).tupdesc, col);
-                    (!p.is_null()).then(|| cstr(p))
-                })
-                .collect()
-        }
+        // SAFETY: SPI_getvalue returns a palloc'd string or NULL for a NULL value.
+        first_row(n, |tuple, desc, col| unsafe {
+            let p = pg_sys::SPI_getvalue(tuple, desc, col);
+            (!p.is_null()).then(|| cstr(p))
+        })
     })
 }
 
 /// The first `n` columns of the first row the last statement returned, as
 /// int8 (NULL, or no row, as None).
 pub fn first_row_int8s(n: usize) -> Vec<Option<i64>> {
+    // SAFETY: SPI_getbinval reads a column of the tuple it is given.
+    first_row(n, |tuple, desc, col| unsafe {
+        let mut isnull = false;
+        let d = pg_sys::SPI_getbinval(tuple, desc, col, &mut isnull);
+        i64::from_datum(d, isnull)
+    })
+}
+
+/// Columns 1..=n of the first row of the last SPI statement's result, each
+/// read by `column` (all None when there is no row).
+fn first_row<T: Clone>(n: usize, column: impl Fn(pg_sys::HeapTuple, pg_sys::TupleDesc, i32) -> Option<T>) -> Vec<Option<T>> {
     // SAFETY: reads the result of the last SPI call of this connection.
     unsafe {
         let table = pg_sys::SPI_tuptable;
@@ -326,13 +328,7 @@ pub fn first_row_int8s(n: usize) -> Vec<Option<i64>> {
             return vec![None; n];
         }
         let tuple = *(*table).vals;
-        (1..=n as i32)
-            .map(|col| {
-                let mut isnull = false;
-                let d = pg_sys::SPI_getbinval(tuple, (*table).tupdesc, col, &mut isnull);
-                i64::from_datum(d, isnull)
-            })
-            .collect()
+        (1..=n as i32).map(|col| column(tuple, (*table).tupdesc, col)).collect()
     }
 }
 
