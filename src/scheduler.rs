@@ -158,6 +158,14 @@ pub fn waiting<R>(f: impl FnOnce() -> R) -> R {
     let counted = match SLOTS.exclusive().slots.iter_mut().find(|s| s.dboid == dboid) {
         Some(slot) => {
             slot.waiters += 1;
+            // Wake the refresher so that it plans its next pass with this
+            // waiter counted (a WAL-captured view is then refreshed even
+            // when the WAL has not moved).
+            if slot.pid != 0 && !slot.latch.is_null() {
+                slot.idle = false;
+                // SAFETY: the latch of a live refresher, as in `wake`.
+                unsafe { pg_sys::SetLatch(slot.latch) };
+            }
             true
         }
         None => false,
@@ -393,6 +401,11 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
                 // SAFETY: as above.
                 s.seen_lsn = if result.is_ok() { unsafe { pg_sys::GetXLogInsertRecPtr() } } else { 0 };
                 s.building = false;
+                if s.wal {
+                    // No commit wakes this process for a WAL-captured view:
+                    // look at the WAL position again at its next interval.
+                    next = Some(next.map_or(s.interval, |n: Duration| n.min(s.interval)));
+                }
             }
             if BackgroundWorker::sigterm_received() {
                 break;

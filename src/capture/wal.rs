@@ -143,7 +143,19 @@ pub unsafe fn read_batches(tables: &[pg_sys::Oid], root: i64) -> Vec<Batch> {
     pg::execute_sql(&format!("SELECT pg_catalog.pg_advisory_xact_lock(hashtext('pg_tide wal {slot}'))"));
     // Decoded: the transactions that committed before `upto`, taken after
     // the refresh snapshot (so every transaction it sees is among them).
-    let upto = pg::query_texts("SELECT pg_catalog.pg_current_wal_insert_lsn()::text", 1)[0].clone().unwrap_or_default();
+    // Decoding stops at the WAL flushed to disk: flushed to `upto` first, so
+    // that none is left out, neither one the snapshot sees (a commit with
+    // synchronous_commit = off is visible before it is flushed) nor one
+    // that committed, not yet flushed, before `upto` (the slot is advanced
+    // to `upto` past it).
+    // SAFETY: reads the WAL insert position and flushes the WAL to it, on
+    // the backend's main thread, not in recovery (a refresh writes).
+    let upto = unsafe {
+        let lsn = pg_sys::GetXLogInsertRecPtr();
+        pg_sys::XLogFlush(lsn);
+        lsn
+    };
+    let upto = lsn_text(upto);
     let decoded = as_superuser(|| decode_slot(&slot, &upto));
     let snapshots = as_superuser(|| applied_snapshots(root));
     let (now, applied, others) = snapshots;
@@ -156,7 +168,7 @@ pub unsafe fn read_batches(tables: &[pg_sys::Oid], root: i64) -> Vec<Batch> {
         Some(upto.clone())
     } else if prefix > 0 {
         let lsn = decoded[prefix - 1].end_lsn;
-        Some(format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff))
+        Some(lsn_text(lsn))
     } else {
         None
     };
@@ -220,6 +232,11 @@ pub unsafe fn read_batches(tables: &[pg_sys::Oid], root: i64) -> Vec<Batch> {
         batch_for(&mut batches, *t);
     }
     wanted.iter().filter_map(|t| batches.remove(t)).collect()
+}
+
+/// A WAL position as pg_lsn's text.
+fn lsn_text(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
 }
 
 /// The batch of `relid`, made (with its tuplestores, in the transaction's memory) on first use.

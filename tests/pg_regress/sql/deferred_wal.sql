@@ -29,6 +29,15 @@ SELECT tide.wait('w_named') AS current;
 SELECT tide.verify('w_by_cat') AND tide.verify('w_named') AS equal;
 SELECT * FROM w_by_cat ORDER BY cat;
 
+-- no tide.wait: the refresher looks at the WAL by itself, change after change
+UPDATE w_items SET price = 7 WHERE id = 1000;
+DO $$ BEGIN FOR i IN 1..300 LOOP EXIT WHEN tide.verify('w_by_cat'); PERFORM pg_sleep(0.1); END LOOP; END $$;
+UPDATE w_items SET price = 8 WHERE id = 1000;
+DO $$ BEGIN FOR i IN 1..300 LOOP EXIT WHEN tide.verify('w_by_cat'); PERFORM pg_sleep(0.1); END LOOP; END $$;
+UPDATE w_items SET price = 9 WHERE id = 1000;
+DO $$ BEGIN FOR i IN 1..300 LOOP EXIT WHEN tide.verify('w_by_cat'); PERFORM pg_sleep(0.1); END LOOP; END $$;
+SELECT n, total FROM w_by_cat WHERE cat = 1;
+
 -- a rolled-back transaction is never applied; tide.refresh applies at once
 BEGIN;
 DELETE FROM w_items;
@@ -49,11 +58,16 @@ INSERT INTO w_cats VALUES (1, 'one again');
 SELECT tide.wait('w_named') AS current;
 SELECT tide.verify('w_named') AS equal;
 
--- switching capture to triggers (rebuilt in the background)
+-- switching capture: to triggers and back (each time rebuilt in the background)
 SELECT tide.alter_view('w_by_cat', capture => 'trigger');
 SELECT tide.wait('w_by_cat') AS rebuilt;
 SELECT capture, status FROM tide.views WHERE name = 'w_by_cat'::regclass;
 INSERT INTO w_items VALUES (3000, 0, 30, NULL);
+SELECT tide.wait('w_by_cat') AS current;
+SELECT tide.verify('w_by_cat') AS equal;
+SELECT tide.alter_view('w_by_cat', capture => 'wal');
+SELECT tide.wait('w_by_cat') AS rebuilt;
+UPDATE w_items SET price = 0 WHERE id = 3000;
 SELECT tide.wait('w_by_cat') AS current;
 SELECT tide.verify('w_by_cat') AS equal;
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'w_items'::regclass AND NOT tgisinternal;
