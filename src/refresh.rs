@@ -118,6 +118,11 @@ pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
     // Taken before the snapshot: the snapshot then sees the commit of the
     // refresh before this one, and the applied snapshot it recorded.
     as_superuser(|| pg::execute_sql(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", pg::qualified_relation_name(root.view))));
+    // Under REPEATABLE READ or SERIALIZABLE (a tide.refresh in such a
+    // transaction) the snapshot was taken before the lock: a refresh that
+    // committed since (it updated this row) makes this one fail with a
+    // serialization error, instead of applying its changes a second time.
+    as_superuser(|| pg::execute_sql(&format!("SELECT 1 FROM tide.catalog WHERE id = {} FOR UPDATE", root.id)));
     let written = || {
         let oid = root.view.to_u32();
         pg::query_int8s(
