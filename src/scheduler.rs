@@ -54,6 +54,22 @@ struct Slot {
     idle: bool,
 }
 
+impl Slot {
+    fn has_refresher(&self) -> bool {
+        self.pid != 0 && !self.latch.is_null()
+    }
+
+    /// Set the refresher's latch, if one runs. Called under the lock.
+    fn wake_refresher(&mut self) {
+        if self.has_refresher() {
+            self.idle = false;
+            // SAFETY: a latch in shared memory, of a live refresher (its pid
+            // is cleared, under this lock, before it exits).
+            unsafe { pg_sys::SetLatch(self.latch) };
+        }
+    }
+}
+
 impl Default for Slot {
     fn default() -> Self {
         Slot { dboid: 0, pid: 0, latch: std::ptr::null_mut(), changes: 0, views: 0, waiters: 0, idle: false }
@@ -161,11 +177,7 @@ pub fn waiting<R>(f: impl FnOnce() -> R) -> R {
             // Wake the refresher so that it plans its next pass with this
             // waiter counted (a WAL-captured view is then refreshed even
             // when the WAL has not moved).
-            if slot.pid != 0 && !slot.latch.is_null() {
-                slot.idle = false;
-                // SAFETY: the latch of a live refresher, as in `wake`.
-                unsafe { pg_sys::SetLatch(slot.latch) };
-            }
+            slot.wake_refresher();
             true
         }
         None => false,
@@ -235,17 +247,10 @@ fn wake(dboid: u32, changes: bool, views: bool) {
         };
         slot.changes += changes as u64;
         slot.views += views as u64;
-        // SAFETY: a latch in shared memory, of a live refresher (its pid is
-        // cleared, under this lock, before it exits).
-        if slot.pid != 0 && !slot.latch.is_null() {
-            if slot.idle || views {
-                slot.idle = false;
-                unsafe { pg_sys::SetLatch(slot.latch) };
-            }
-            false
-        } else {
-            true
+        if slot.idle || views {
+            slot.wake_refresher();
         }
+        !slot.has_refresher()
     };
     if start {
         start_refresher(dboid);
@@ -377,12 +382,12 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
                 if s.wal {
                     // Look at the WAL position again when it is due.
                     let wait = (due.max(now + s.interval)) - now;
-                    next = Some(next.map_or(wait, |n: Duration| n.min(wait)));
+                    sooner(&mut next, wait);
                 }
                 continue;
             }
             if due > now {
-                next = Some(next.map_or(due - now, |n: Duration| n.min(due - now)));
+                sooner(&mut next, due - now);
                 continue;
             }
             // The slot of WAL capture, made in a transaction that has done nothing else.
@@ -404,7 +409,7 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
                 if s.wal {
                     // No commit wakes this process for a WAL-captured view:
                     // look at the WAL position again at its next interval.
-                    next = Some(next.map_or(s.interval, |n: Duration| n.min(s.interval)));
+                    sooner(&mut next, s.interval);
                 }
             }
             if BackgroundWorker::sigterm_received() {
@@ -420,10 +425,9 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
             if let Some(slot) = slots.slots.iter_mut().find(|s| s.dboid == dboid) {
                 if slot.changes != changes {
                     // Changes arrived during the pass.
-                    next = match (next, clean_due) {
-                        (Some(n), Some(c)) => Some(n.min(c)),
-                        (n, c) => n.or(c),
-                    };
+                    if let Some(c) = clean_due {
+                        sooner(&mut next, c);
+                    }
                 }
                 // Only when a change would make a view due before the
                 // planned wake-up must a commit wake this process.
@@ -564,4 +568,9 @@ fn release_slot(dboid: u32) {
             slot.latch = std::ptr::null_mut();
         }
     }
+}
+
+/// Make `next` (the refresher's planned sleep) no longer than `d`.
+fn sooner(next: &mut Option<Duration>, d: Duration) {
+    *next = Some(next.map_or(d, |n| n.min(d)));
 }

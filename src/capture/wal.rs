@@ -140,7 +140,7 @@ struct Decoded {
 pub unsafe fn read_batches(tables: &[pg_sys::Oid], root: i64) -> Vec<Batch> {
     let slot = slot_name();
     // One reader of the slot at a time (a slot is acquired by one process).
-    pg::execute_sql(&format!("SELECT pg_catalog.pg_advisory_xact_lock(hashtext('pg_tide wal {slot}'))"));
+    take_turn();
     // Decoded: the transactions that committed before `upto`, taken after
     // the refresh snapshot (so every transaction it sees is among them).
     // Decoding stops at the WAL flushed to disk: flushed to `upto` first, so
