@@ -122,7 +122,12 @@ pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
     // transaction) the snapshot was taken before the lock: a refresh that
     // committed since (it updated this row) makes this one fail with a
     // serialization error, instead of applying its changes a second time.
-    as_superuser(|| pg::execute_sql(&format!("SELECT 1 FROM tide.catalog WHERE id = {} FOR UPDATE", root.id)));
+    // (Not at READ COMMITTED, where the snapshot is taken after the lock: the
+    // row lock would write WAL, which makes WAL-captured views look changed.)
+    // SAFETY: reads the backend's transaction isolation level.
+    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        as_superuser(|| pg::execute_sql(&format!("SELECT 1 FROM tide.catalog WHERE id = {} FOR UPDATE", root.id)));
+    }
     let written = || {
         let oid = root.view.to_u32();
         pg::query_int8s(

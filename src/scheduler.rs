@@ -335,7 +335,7 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
     // Keyed by (catalog id, table oid): ids start again after the extension is re-created.
     let mut served: HashMap<(i64, u32), Served> = HashMap::new();
     let mut known_views: Option<u64> = None;
-    loop {
+    'serve: loop {
         let (changes, views, waiters) =
             SLOTS.share().slots.iter().find(|s| s.dboid == dboid).map(|s| (s.changes, s.views, s.waiters > 0)).unwrap_or((0, 0, false));
         if known_views != Some(views) {
@@ -412,8 +412,9 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
                     sooner(&mut next, s.interval);
                 }
             }
+            // (The flag is cleared when read: leave the whole loop now.)
             if BackgroundWorker::sigterm_received() {
-                break;
+                break 'serve;
             }
         }
         if known_views.is_some() {

@@ -148,10 +148,11 @@ pub unsafe fn read_batches(tables: &[pg_sys::Oid], root: i64) -> Vec<Batch> {
     // synchronous_commit = off is visible before it is flushed) nor one
     // that committed, not yet flushed, before `upto` (the slot is advanced
     // to `upto` past it).
-    // SAFETY: reads the WAL insert position and flushes the WAL to it, on
-    // the backend's main thread, not in recovery (a refresh writes).
+    // SAFETY: reads the WAL insert position and the WAL segment size (fixed
+    // at server start) and flushes the WAL, on the backend's main thread,
+    // not in recovery (a refresh writes).
     let upto = unsafe {
-        let lsn = pg_sys::GetXLogInsertRecPtr();
+        let lsn = end_of_inserted_wal(pg_sys::GetXLogInsertRecPtr(), pg_sys::wal_segment_size as u64);
         pg_sys::XLogFlush(lsn);
         lsn
     };
@@ -232,6 +233,21 @@ pub unsafe fn read_batches(tables: &[pg_sys::Oid], root: i64) -> Vec<Batch> {
         batch_for(&mut batches, *t);
     }
     wanted.iter().filter_map(|t| batches.remove(t)).collect()
+}
+
+/// The end of the last WAL record inserted, given the insert position: that
+/// position, or, when it is just past the header of a page no record has
+/// reached yet, the start of that page (XLogFlush refuses a position past
+/// the end of the WAL written, as a page header not yet written is).
+fn end_of_inserted_wal(insert: u64, segment_size: u64) -> u64 {
+    let align = |n: usize| n.div_ceil(pg_sys::MAXIMUM_ALIGNOF as usize) as u64 * pg_sys::MAXIMUM_ALIGNOF as u64;
+    let page_offset = insert % pg_sys::XLOG_BLCKSZ as u64;
+    let header = if insert % segment_size == page_offset {
+        align(std::mem::size_of::<pg_sys::XLogLongPageHeaderData>())
+    } else {
+        align(std::mem::size_of::<pg_sys::XLogPageHeaderData>())
+    };
+    if page_offset == header { insert - header } else { insert }
 }
 
 /// A WAL position as pg_lsn's text.
@@ -368,4 +384,23 @@ fn applied_snapshots(root: i64) -> (Snapshot, Option<Snapshot>, Vec<Snapshot>) {
     let applied = parse(it.next().flatten());
     let others = it.next().flatten().unwrap_or_default().split(';').filter(|s| !s.is_empty()).map(|s| parse(Some(s.to_string())).expect("parsed")).collect();
     (current, applied, others)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::end_of_inserted_wal;
+
+    #[test]
+    fn end_of_inserted_wal_backs_off_an_unwritten_page_header() {
+        let segment = 16 << 20;
+        // mid-page: unchanged
+        assert_eq!(end_of_inserted_wal(0x12A8_5F00, segment), 0x12A8_5F00);
+        // just past a short page header (the failure seen: 0/12A86018)
+        assert_eq!(end_of_inserted_wal(0x12A8_6018, segment), 0x12A8_6000);
+        // a record reaching into the page: unchanged
+        assert_eq!(end_of_inserted_wal(0x12A8_6020, segment), 0x12A8_6020);
+        // just past the long header of a segment's first page
+        assert_eq!(end_of_inserted_wal(0x1300_0028, segment), 0x1300_0000);
+        assert_eq!(end_of_inserted_wal(0x1300_0018, segment), 0x1300_0018);
+    }
 }
