@@ -106,8 +106,7 @@ fn create_view(
     if mode == "deferred" {
         crate::scheduler::require_preloaded();
     }
-    // SAFETY: reads the backend's transaction isolation level.
-    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+    if pg::uses_transaction_snapshot() {
         // The build must see every write committed before capture starts,
         // which a transaction snapshot taken earlier may not.
         raise(
@@ -461,8 +460,7 @@ fn alter_view(
 /// locked against writes meanwhile (SHARE, as create_view takes), so that
 /// no change falls between the two captures.
 fn switch_mode(entry: &catalog::ViewRef, members: &[catalog::ViewRef], mode: &str) {
-    // SAFETY: reads the backend's transaction isolation level.
-    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+    if pg::uses_transaction_snapshot() {
         raise(
             PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
             "tide.alter_view cannot change the mode in a REPEATABLE READ or SERIALIZABLE transaction",
@@ -534,8 +532,7 @@ fn wait(name: Option<&str>, timeout: default!(Option<pgrx::datum::Interval>, "'3
     if catalog::mode(entry.id) != "deferred" {
         return true;
     }
-    // SAFETY: reads the backend's transaction isolation level.
-    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+    if pg::uses_transaction_snapshot() {
         raise(
             PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
             "tide.wait cannot run in a REPEATABLE READ or SERIALIZABLE transaction",

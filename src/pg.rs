@@ -113,6 +113,13 @@ pub fn select_one<A: FromDatum + IntoDatum>(query: &str, args: &[pgrx::datum::Da
     Spi::connect(|client| client.select(query, Some(1), args)?.first().get_one::<A>()).ok().flatten()
 }
 
+/// Whether the transaction keeps one snapshot for all its statements
+/// (REPEATABLE READ or SERIALIZABLE), taken at its first statement.
+pub fn uses_transaction_snapshot() -> bool {
+    // SAFETY: reads the backend's transaction isolation level.
+    unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 }
+}
+
 /// Whether the current transaction has inserted, updated, deleted or
 /// truncated rows of `relid` (its pending statistics, per (sub)transaction
 /// level, say so; pg_stat_get_xact_* would also count transactions not yet

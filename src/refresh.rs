@@ -124,8 +124,7 @@ pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
     // serialization error, instead of applying its changes a second time.
     // (Not at READ COMMITTED, where the snapshot is taken after the lock: the
     // row lock would write WAL, which makes WAL-captured views look changed.)
-    // SAFETY: reads the backend's transaction isolation level.
-    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+    if pg::uses_transaction_snapshot() {
         as_superuser(|| pg::execute_sql(&format!("SELECT 1 FROM tide.catalog WHERE id = {} FOR UPDATE", root.id)));
     }
     let written = || {
