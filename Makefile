@@ -6,7 +6,7 @@ PG_CONFIG ?= /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config
 PGRX_TEST_DIR ?= /tmp/pg_tide-pgrx-test
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: test deps unit pgtest regress isolation random concurrent crash tpch bench-pgbench bench-deferred install demo clean
+.PHONY: test deps unit pgtest regress isolation random concurrent crash tpch bench bench-pgbench bench-deferred install demo clean
 
 test: deps unit pgtest regress isolation random concurrent crash tpch
 
@@ -48,6 +48,12 @@ crash: regress
 # updates: every query pg_tide maintains verified after each step.
 tpch: regress
 	scripts/tpch.sh
+
+# TPC-H: pg_tide against CREATE / REFRESH MATERIALIZED VIEW (SF=1; SF=0.1 for a
+# quick run), report and plots in benches/results/tpch.md.
+bench:
+	scripts/install.sh
+	benches/tpch.sh
 
 # Immediate mode's cost on writers, on pgbench data (report in benches/results/).
 bench-pgbench:
