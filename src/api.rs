@@ -99,9 +99,8 @@ fn create_view(
     let capture = checked_capture(required(capture, "capture"));
     // (An immediate view captures with its statement triggers.)
     let capture = if mode == "immediate" { "trigger" } else { capture };
-    let interval = refresh_interval.unwrap_or_else(|| {
-        raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "refresh_interval must not be NULL", None, None)
-    });
+    let interval = refresh_interval
+        .unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "refresh_interval must not be NULL", None, None));
     check_interval(interval);
     if mode == "deferred" {
         crate::scheduler::require_preloaded();
@@ -170,7 +169,12 @@ fn checked_capture(capture: &str) -> &'static str {
 fn check_interval(interval: pgrx::datum::Interval) {
     let positive = Spi::get_one_with_args::<bool>("SELECT $1 > interval '0'", &[interval.into()]).ok().flatten().unwrap_or(false);
     if !positive {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "refresh_interval must be positive", None, Some("For example interval '1 second'."));
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "refresh_interval must be positive",
+            None,
+            Some("For example interval '1 second'."),
+        );
     }
 }
 
@@ -336,8 +340,9 @@ fn build(target: &Target, query: &str, mode: &str, capture: &str) -> Built {
                     crate::capture::log::ensure_log(*t);
                 }
             } else {
-                Spi::run_with_args("SELECT tide.install_capture($1::regclass)", &[(*t).into()])
-                    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not install capture: {e}"), None, None));
+                Spi::run_with_args("SELECT tide.install_capture($1::regclass)", &[(*t).into()]).unwrap_or_else(|e| {
+                    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not install capture: {e}"), None, None)
+                });
             }
             // Other backends re-read which views a table has.
             // SAFETY: queues a relcache invalidation, sent at commit.
@@ -352,8 +357,7 @@ fn current_user_oid() -> pg_sys::Oid {
     unsafe { pg_sys::GetUserId() }
 }
 
-/// Bring the view up to date and return its number of rows. Every refresh is
-/// a full rebuild until the incremental engine maintains the view.
+/// Bring the view up to date and return its number of rows.
 #[pg_extern(volatile, parallel_unsafe)]
 fn refresh(name: Option<&str>, full: default!(Option<bool>, false)) -> i64 {
     let name = required(name, "view name");
@@ -364,6 +368,11 @@ fn refresh(name: Option<&str>, full: default!(Option<bool>, false)) -> i64 {
         crate::refresh::refresh_deferred(&entry, full.unwrap_or(false));
         // The refresher reads the catalog again (the view may have been failed).
         crate::scheduler::note_views_changed();
+        // The refresh keeps the catalog's row count.
+        let rows = pg::query_int8s(&format!("SELECT row_count FROM tide.catalog WHERE id = {}", entry.id), 1)[0];
+        if let Some(rows) = rows {
+            return rows;
+        }
         return Spi::get_one::<i64>(&format!("SELECT count(*) FROM {view}")).ok().flatten().unwrap_or(0);
     }
     if !full.unwrap_or(false) {
@@ -504,6 +513,15 @@ fn switch_mode(entry: &catalog::ViewRef, members: &[catalog::ViewRef], mode: &st
                 // The view is current (writers wait): it has applied what this sees.
                 crate::refresh::record_applied(members);
             }
+            // Refreshes keep the row count from here on (immediate
+            // maintenance does not, to keep writers off the catalog row).
+            for m in members {
+                run(&format!(
+                    "UPDATE tide.catalog SET row_count = (SELECT count(*) FROM {}) WHERE id = {}",
+                    pg::qualified_relation_name(m.view),
+                    m.id
+                ));
+            }
         } else {
             // Apply what is pending (writers wait), then capture as immediate.
             crate::refresh::refresh_deferred(entry, false);
@@ -552,7 +570,12 @@ fn wait(name: Option<&str>, timeout: default!(Option<pgrx::datum::Interval>, "'3
     let pending: Vec<String> = tables
         .iter()
         .filter(|_| !wal_capture)
-        .map(|t| format!("EXISTS (SELECT 1 {} AND pg_catalog.pg_visible_in_snapshot(l.xid, s.target))", crate::capture::log::pending(*t, entry.id)))
+        .map(|t| {
+            format!(
+                "EXISTS (SELECT 1 {} AND pg_catalog.pg_visible_in_snapshot(l.xid, s.target))",
+                crate::capture::log::pending(*t, entry.id)
+            )
+        })
         .collect();
     let poll = format!(
         "SELECT CASE c.status WHEN 'failed' THEN 2 WHEN 'building' THEN 1 ELSE 0 END::int8, CASE WHEN {} THEN 1 ELSE 0 END::int8 \

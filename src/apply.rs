@@ -124,6 +124,8 @@ struct Readers {
 
 thread_local! {
     static READERS: RefCell<HashMap<pg_sys::Oid, Readers>> = RefCell::new(HashMap::new());
+    /// Catalog rows by view id, as last read.
+    static BY_ID: RefCell<HashMap<i64, Option<ViewRef>>> = RefCell::new(HashMap::new());
     /// The deferred views being refreshed now (a view and its internal
     /// views): while set, they are maintained like immediate views from the
     /// writes the refresh makes to the internal views' tables.
@@ -140,6 +142,7 @@ fn forget_if_stale() {
     if SEEN.with(|s| s.replace(now)) != now {
         COMPILED.with(|c| c.borrow_mut().clear());
         READERS.with(|r| r.borrow_mut().clear());
+        BY_ID.with(|r| r.borrow_mut().clear());
     }
 }
 
@@ -241,6 +244,19 @@ fn read_views(relid: pg_sys::Oid) -> Vec<(ViewRef, bool)> {
         pg_sys::SPI_finish();
         out
     }
+}
+
+/// The view with catalog id `id`, if it exists, from a per-backend cache
+/// (maintenance looks views up by id for every statement; creating or
+/// dropping one sends the invalidations that empty the cache).
+pub fn view_by_id(id: i64) -> Option<ViewRef> {
+    forget_if_stale();
+    if let Some(v) = BY_ID.with(|m| m.borrow().get(&id).cloned()) {
+        return v;
+    }
+    let v = crate::catalog::by_id(id);
+    BY_ID.with(|m| m.borrow_mut().insert(id, v.clone()));
+    v
 }
 
 /// The compiled view, from the cache or compiled now (as its owner, with
@@ -445,7 +461,7 @@ fn lock_view(id: i64) -> Result<(), pgrx::spi::Error> {
 
 /// Rebuild view `id` (and its state) in full from its query.
 pub fn rebuild_view_by_id(id: i64) {
-    if let Some(view) = crate::catalog::by_id(id) {
+    if let Some(view) = view_by_id(id) {
         rebuild_view(&view);
     }
 }

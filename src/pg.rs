@@ -268,7 +268,16 @@ impl Plan {
             if snapshot.is_null() {
                 pg_sys::SPI_execute_plan(self.0.as_ptr(), values.as_mut_ptr(), nulls.as_ptr(), false, 0)
             } else {
-                pg_sys::SPI_execute_snapshot(self.0.as_ptr(), values.as_mut_ptr(), nulls.as_ptr(), snapshot, std::ptr::null_mut(), false, true, 0)
+                pg_sys::SPI_execute_snapshot(
+                    self.0.as_ptr(),
+                    values.as_mut_ptr(),
+                    nulls.as_ptr(),
+                    snapshot,
+                    std::ptr::null_mut(),
+                    false,
+                    true,
+                    0,
+                )
             }
         };
         if rc < 0 {

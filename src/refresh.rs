@@ -127,16 +127,18 @@ pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
     if pg::uses_transaction_snapshot() {
         as_superuser(|| pg::execute_sql(&format!("SELECT 1 FROM tide.catalog WHERE id = {} FOR UPDATE", root.id)));
     }
+    // (rows of the view written, net rows added) by this transaction so far.
     let written = || {
         let oid = root.view.to_u32();
-        pg::query_int8s(
+        let counts = pg::query_int8s(
             &format!(
-                "SELECT pg_catalog.pg_stat_get_xact_tuples_inserted({oid}) + pg_catalog.pg_stat_get_xact_tuples_updated({oid}) \
-                      + pg_catalog.pg_stat_get_xact_tuples_deleted({oid})"
+                "SELECT pg_catalog.pg_stat_get_xact_tuples_inserted({oid}), pg_catalog.pg_stat_get_xact_tuples_updated({oid}), \
+                        pg_catalog.pg_stat_get_xact_tuples_deleted({oid})"
             ),
-            1,
-        )[0]
-        .unwrap_or(0)
+            3,
+        );
+        let [ins, upd, del] = [0, 1, 2].map(|i| counts[i].unwrap_or(0));
+        (ins + upd + del, ins - del)
     };
     let written_before = written();
     // SAFETY: the snapshot is registered for the length of its use and
@@ -153,11 +155,27 @@ pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
         // which would make WAL-captured views look changed).
         return outcome;
     }
-    let rows_written = written() - written_before;
+    let (rows_written, net) = {
+        let after = written();
+        (after.0 - written_before.0, after.1 - written_before.1)
+    };
+    // The view's row count follows from its inserts and deletes (a full
+    // rebuild set it already): no count of the whole view per refresh,
+    // unless the statistics counters are not kept (track_counts off).
+    let net = if outcome.kind == "incremental" { net } else { 0 };
+    // SAFETY: reads a GUC's variable on the backend's thread.
+    let row_count = if unsafe { pg_sys::pgstat_track_counts } {
+        "row_count + $4".to_string()
+    } else {
+        format!("(SELECT count(*) FROM {}) + 0 * $4", pg::qualified_relation_name(root.view))
+    };
     as_superuser(|| {
         Spi::run_with_args(
-            "UPDATE tide.catalog SET last_refresh_at = now(), last_refresh_ms = $2, last_changes = $3 WHERE id = $1",
-            &[root.id.into(), ms.into(), outcome.changes.into()],
+            &format!(
+                "UPDATE tide.catalog SET last_refresh_at = now(), last_refresh_ms = $2, last_changes = $3, row_count = {row_count} \
+                  WHERE id = $1"
+            ),
+            &[root.id.into(), ms.into(), outcome.changes.into(), net.into()],
         )?;
         Spi::run_with_args(
             "INSERT INTO tide.refresh_history (view_id, started_at, duration_ms, kind, changes, rows_written) \
@@ -205,12 +223,15 @@ pub fn record_failure(id: i64, error: &str, max: i32) {
 /// `snapshot` must be registered and set with `pg::with_snapshot`.
 unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, wal: bool, snapshot: pg_sys::Snapshot) -> Outcome {
     // A view still to be built (or failed) is built in full.
-    let unready = pg::query_int8s(&format!("SELECT CASE WHEN status = 'ready' THEN 0 ELSE 1 END::int8 FROM tide.catalog WHERE id = {}", root.id), 1);
+    let unready =
+        pg::query_int8s(&format!("SELECT CASE WHEN status = 'ready' THEN 0 ELSE 1 END::int8 FROM tide.catalog WHERE id = {}", root.id), 1);
     let full = full || unready[0] != Some(0);
     let tables = logged_tables(members);
     let (from_wal, logged): (Vec<pg_sys::Oid>, Vec<pg_sys::Oid>) = tables.iter().partition(|t| wal && wal::from_wal(**t));
     let mut batches: Vec<log::Batch> = if from_wal.is_empty() { Vec::new() } else { wal::read_batches(&from_wal, root.id) };
-    batches.extend(as_superuser(|| Spi::connect_mut(|_client| logged.iter().map(|t| log::read_batch(*t, root.id, snapshot)).collect::<Vec<_>>())));
+    batches.extend(as_superuser(|| {
+        Spi::connect_mut(|_client| logged.iter().map(|t| log::read_batch(*t, root.id, snapshot)).collect::<Vec<_>>())
+    }));
     let changes: i64 = batches.iter().map(|b| b.rows).sum();
     let kind = if full || batches.iter().any(|b| b.truncated) {
         "full"

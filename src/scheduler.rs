@@ -218,7 +218,8 @@ fn note(changes: bool, views: bool) {
 #[pg_guard]
 unsafe extern "C-unwind" fn wake_at_commit(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     use pg_sys::XactEvent::*;
-    if !matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE) {
+    if !matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE)
+    {
         return;
     }
     let what = WAKE_AT_COMMIT.with(|w| w.take());
@@ -421,7 +422,8 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
             // The views with no change when this pass began become due with
             // any change committed since: at their next interval.
             let now = Instant::now();
-            let clean_due = served.values().filter(|s| s.seen == Some(changes)).map(|s| (s.last + s.interval).saturating_duration_since(now)).min();
+            let clean_due =
+                served.values().filter(|s| s.seen == Some(changes)).map(|s| (s.last + s.interval).saturating_duration_since(now)).min();
             let mut slots = SLOTS.exclusive();
             if let Some(slot) = slots.slots.iter_mut().find(|s| s.dboid == dboid) {
                 if slot.changes != changes {
@@ -451,10 +453,14 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
 /// since the last refresh, still building, WAL capture); None if pg_tide is
 /// not installed here.
 fn list_views() -> Option<Vec<((i64, u32), Duration, Duration, bool, bool)>> {
-    let installed = Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_tide')").ok().flatten()?;
+    let installed =
+        Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_tide')").ok().flatten()?;
     // A replication slot no view reads any more would hold WAL back forever: drop it.
     let wal_views = installed
-        && Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM tide.catalog WHERE mode = 'deferred' AND capture = 'wal')").ok().flatten().unwrap_or(true);
+        && Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM tide.catalog WHERE mode = 'deferred' AND capture = 'wal')")
+            .ok()
+            .flatten()
+            .unwrap_or(true);
     if !wal_views {
         let _ = Spi::run_with_args(
             "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND NOT active",

@@ -47,7 +47,9 @@ pub fn ensure_log(relid: pg_sys::Oid) {
         .flatten()
         .unwrap_or(false);
         let run = |sql: &str| {
-            Spi::run(sql).unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not make the change log: {e}"), None, None))
+            Spi::run(sql).unwrap_or_else(|e| {
+                raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not make the change log: {e}"), None, None)
+            })
         };
         if !exists {
             run(&format!(
@@ -133,7 +135,8 @@ fn log_statement(relid: pg_sys::Oid, event: &str) -> String {
         let lead = if values.is_empty() { String::new() } else { format!(", {}", values.join(", ")) };
         format!("SELECT {new}{lead} FROM {table} {alias}")
     };
-    let into = if targets.is_empty() { format!("INSERT INTO {log} (new)") } else { format!("INSERT INTO {log} (new, {})", targets.join(", ")) };
+    let into =
+        if targets.is_empty() { format!("INSERT INTO {log} (new)") } else { format!("INSERT INTO {log} (new, {})", targets.join(", ")) };
     match event {
         "INSERT" => format!("{into} {}", rows("n", "tide_new", true)),
         "DELETE" => format!("{into} {}", rows("o", "tide_old", false)),
@@ -164,6 +167,10 @@ fn log_change<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTuple
         "TRUNCATE"
     };
     let trigdata = trigger.trigger_data() as *const pg_sys::TriggerData as *mut pg_sys::TriggerData;
+    // SAFETY: the trigger data PostgreSQL passed to this call.
+    if event != "TRUNCATE" && unsafe { super::changed_rows(trigdata) } == 0 {
+        return Ok(None);
+    }
     // The writer may not write the log: it is written as superuser.
     pg::as_user(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID), Some(c"pg_catalog, pg_temp"), || {
         Spi::connect_mut(|_client| {

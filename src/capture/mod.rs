@@ -152,7 +152,12 @@ fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTu
     // view's writes, made from here, as more statements of the same round,
     // and is maintained once, at the round's end, from both changes.
     let trigdata = trigger.trigger_data() as *const pg_sys::TriggerData as *mut pg_sys::TriggerData;
-    for view in apply::views_reading(relid).iter() {
+    // A statement that changed no row changes no view (internal views'
+    // maintenance often writes nothing: their readers need no work then).
+    // SAFETY: the trigger data PostgreSQL passed to this call.
+    let unchanged = event.is_some() && unsafe { changed_rows(trigdata) } == 0;
+    let views = if unchanged { Default::default() } else { apply::views_reading(relid) };
+    for view in views.iter() {
         let compiled = apply::compiled(view);
         let statements_in_round = ROUND.with(|r| {
             let r = r.borrow();
@@ -185,6 +190,14 @@ fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTu
         finish_round();
     }
     Ok(None)
+}
+
+/// The rows in an AFTER STATEMENT trigger's transition tables.
+///
+/// # Safety
+/// `trigdata` must be the TriggerData of the running trigger.
+pub unsafe fn changed_rows(trigdata: *const pg_sys::TriggerData) -> i64 {
+    [(*trigdata).tg_oldtable, (*trigdata).tg_newtable].iter().filter(|t| !t.is_null()).map(|t| pg_sys::tuplestore_tuple_count(*t)).sum()
 }
 
 /// Add a view to one of the round's lists, once.
@@ -264,7 +277,7 @@ fn finish_round() {
             apply::rebuild_view_by_id(id);
             continue;
         }
-        let Some(view) = crate::catalog::by_id(id) else {
+        let Some(view) = apply::view_by_id(id) else {
             continue;
         };
         let compiled = apply::compiled(&view);

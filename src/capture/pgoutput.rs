@@ -18,13 +18,33 @@ pub enum Value {
 /// A decoded message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    Begin { xid: u32 },
-    Commit { commit_lsn: u64, end_lsn: u64 },
-    Relation { relid: u32, columns: Vec<String> },
-    Insert { relid: u32, new: Vec<Value> },
-    Update { relid: u32, old: Option<Vec<Value>>, new: Vec<Value> },
-    Delete { relid: u32, old: Vec<Value> },
-    Truncate { relids: Vec<u32> },
+    Begin {
+        xid: u32,
+    },
+    Commit {
+        commit_lsn: u64,
+        end_lsn: u64,
+    },
+    Relation {
+        relid: u32,
+        columns: Vec<String>,
+    },
+    Insert {
+        relid: u32,
+        new: Vec<Value>,
+    },
+    Update {
+        relid: u32,
+        old: Option<Vec<Value>>,
+        new: Vec<Value>,
+    },
+    Delete {
+        relid: u32,
+        old: Vec<Value>,
+    },
+    Truncate {
+        relids: Vec<u32>,
+    },
     /// Origin, type, logical message...: nothing for capture.
     Other,
 }
@@ -171,7 +191,9 @@ impl Snapshot {
         let xmax = num(parts.next())?;
         let xip = match parts.next() {
             Some("") | None => Vec::new(),
-            Some(list) => list.split(',').map(|x| x.parse::<u64>().map_err(|_| format!("bad pg_snapshot {text:?}"))).collect::<Result<_, _>>()?,
+            Some(list) => {
+                list.split(',').map(|x| x.parse::<u64>().map_err(|_| format!("bad pg_snapshot {text:?}"))).collect::<Result<_, _>>()?
+            }
         };
         Ok(Snapshot { xmin, xmax, xip })
     }

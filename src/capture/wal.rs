@@ -60,20 +60,23 @@ pub fn ensure_published(relid: pg_sys::Oid) {
     let table = pg::qualified_relation_name(relid);
     as_superuser(|| {
         let run = |sql: &str| {
-            Spi::run(sql).unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not set up WAL capture: {e}"), None, None))
+            Spi::run(sql)
+                .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not set up WAL capture: {e}"), None, None))
         };
-        let identity = Spi::get_one_with_args::<i8>("SELECT relreplident::\"char\" FROM pg_catalog.pg_class WHERE oid = $1", &[relid.into()])
-            .ok()
-            .flatten()
-            .unwrap_or(0);
+        let identity =
+            Spi::get_one_with_args::<i8>("SELECT relreplident::\"char\" FROM pg_catalog.pg_class WHERE oid = $1", &[relid.into()])
+                .ok()
+                .flatten()
+                .unwrap_or(0);
         if identity as u8 != b'f' {
             notice!("pg_tide sets REPLICA IDENTITY FULL on {table}: WAL capture needs whole old rows");
             run(&format!("ALTER TABLE {table} REPLICA IDENTITY FULL"));
         }
-        let exists = Spi::get_one::<bool>(&format!("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = '{PUBLICATION}')"))
-            .ok()
-            .flatten()
-            .unwrap_or(false);
+        let exists =
+            Spi::get_one::<bool>(&format!("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = '{PUBLICATION}')"))
+                .ok()
+                .flatten()
+                .unwrap_or(false);
         if !exists {
             run(&format!("CREATE PUBLICATION {PUBLICATION}"));
         }
@@ -247,7 +250,11 @@ fn end_of_inserted_wal(insert: u64, segment_size: u64) -> u64 {
     } else {
         align(std::mem::size_of::<pg_sys::XLogPageHeaderData>())
     };
-    if page_offset == header { insert - header } else { insert }
+    if page_offset == header {
+        insert - header
+    } else {
+        insert
+    }
 }
 
 /// A WAL position as pg_lsn's text.
@@ -289,7 +296,8 @@ unsafe fn form_tuple(desc: pg_sys::TupleDesc, meta: *mut pg_sys::AttInMetadata, 
             texts[i] = std::ffi::CString::new(v.as_str()).ok();
         }
     }
-    let mut ptrs: Vec<*mut std::ffi::c_char> = texts.iter().map(|t| t.as_ref().map_or(std::ptr::null_mut(), |c| c.as_ptr() as *mut _)).collect();
+    let mut ptrs: Vec<*mut std::ffi::c_char> =
+        texts.iter().map(|t| t.as_ref().map_or(std::ptr::null_mut(), |c| c.as_ptr() as *mut _)).collect();
     pg_sys::BuildTupleFromCStrings(meta, ptrs.as_mut_ptr())
 }
 
@@ -369,7 +377,8 @@ fn decode_slot(slot: &str, upto: &str) -> Vec<Decoded> {
 /// (the refresh snapshot, view `root`'s applied snapshot, the applied
 /// snapshots of the other WAL-captured views that are ready).
 fn applied_snapshots(root: i64) -> (Snapshot, Option<Snapshot>, Vec<Snapshot>) {
-    let parse = |s: Option<String>| s.map(|s| Snapshot::parse(&s).unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e, None, None)));
+    let parse =
+        |s: Option<String>| s.map(|s| Snapshot::parse(&s).unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e, None, None)));
     // In the refresh snapshot (a query of its own, not the caller's statement's).
     let row = pg::query_texts(
         &format!(
@@ -382,7 +391,14 @@ fn applied_snapshots(root: i64) -> (Snapshot, Option<Snapshot>, Vec<Snapshot>) {
     let mut it = row.into_iter();
     let current = parse(it.next().flatten()).expect("a current snapshot");
     let applied = parse(it.next().flatten());
-    let others = it.next().flatten().unwrap_or_default().split(';').filter(|s| !s.is_empty()).map(|s| parse(Some(s.to_string())).expect("parsed")).collect();
+    let others = it
+        .next()
+        .flatten()
+        .unwrap_or_default()
+        .split(';')
+        .filter(|s| !s.is_empty())
+        .map(|s| parse(Some(s.to_string())).expect("parsed"))
+        .collect();
     (current, applied, others)
 }
 

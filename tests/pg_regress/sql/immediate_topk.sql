@@ -27,6 +27,24 @@ SELECT * FROM top5 ORDER BY amount DESC, id;
 SELECT * FROM top_regions ORDER BY total DESC;
 SELECT * FROM page2 ORDER BY id;
 SELECT tide.verify('top5'), tide.verify('top_regions'), tide.verify('page2'), tide.verify('cheapest_ids');
+-- a statement that changes no row leaves the views (and their internal
+-- views) unwritten: no refill
+-- (counted as a difference: PostgreSQL 15's per-transaction counters also
+-- hold earlier transactions' counts until the statistics are flushed)
+CREATE TEMP VIEW view_writes AS
+SELECT sum(pg_stat_get_xact_tuples_inserted(r.oid) + pg_stat_get_xact_tuples_deleted(r.oid)
+           + pg_stat_get_xact_tuples_updated(r.oid)) AS n
+  FROM pg_class r WHERE r.oid IN ('top5'::regclass, 'top_regions'::regclass, 'page2'::regclass, 'cheapest_ids'::regclass)
+     OR (r.relnamespace = 'tide_state'::regnamespace AND r.relkind = 'r');
+BEGIN;
+SELECT n AS before FROM view_writes \gset
+UPDATE sales SET amount = amount + 1 WHERE id < 0;
+DELETE FROM sales WHERE region = 'nowhere';
+SELECT n - :before AS rows_written FROM view_writes;
+UPDATE sales SET amount = amount + 1 WHERE id = 100;
+SELECT n - :before > 0 AS a_change_writes FROM view_writes;
+ROLLBACK;
+DROP VIEW view_writes;
 -- rollback, fewer rows than the limit, TRUNCATE
 BEGIN;
 DELETE FROM sales WHERE id > 6;
