@@ -72,13 +72,6 @@ fn run(stmt: &str) {
     Spi::run(stmt).unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("{e}"), None, None));
 }
 
-fn relid_of(qualified: &str) -> pg_sys::Oid {
-    Spi::get_one_with_args::<pg_sys::Oid>("SELECT $1::regclass::oid", &[qualified.into()])
-        .ok()
-        .flatten()
-        .expect("the relation was just created")
-}
-
 fn elapsed_ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1000.0
 }
@@ -230,7 +223,7 @@ fn build(target: &Target, query: &str, mode: &str, capture: &str) -> Built {
         run(&format!("CREATE VIEW {definition} AS {}", analyzed.canonical_sql));
         run(&format!("ALTER VIEW {definition} OWNER TO {}", ident(&owner)));
     });
-    let definition_oid = relid_of(&definition);
+    let definition_oid = pg::relid_of(&definition);
 
     // The view itself: a table with exactly the query's columns, owned by the caller.
     let make_table = |view: &str| {
@@ -255,7 +248,7 @@ fn build(target: &Target, query: &str, mode: &str, capture: &str) -> Built {
             view
         }
     };
-    let view_oid = relid_of(&view);
+    let view_oid = pg::relid_of(&view);
     // SAFETY: the relations exist (created above in this transaction).
     unsafe {
         pg::record_relation_dependency(view_oid, definition_oid, pg_sys::DependencyType::DEPENDENCY_NORMAL);
@@ -281,23 +274,18 @@ fn build(target: &Target, query: &str, mode: &str, capture: &str) -> Built {
     if let Some(g) = compiled.grouped() {
         catalog::as_superuser(|| {
             run(&format!("CREATE TABLE {} AS {} WITH NO DATA", g.state, g.backfill_query()));
-            for ddl in g.state_ddl() {
-                run(&ddl);
-            }
+            run(&g.state_columns_ddl());
             run(&format!("ALTER TABLE {} OWNER TO {}", g.state, ident(&owner)));
             for (table, query) in g.distinct_tables() {
                 run(&format!("CREATE TABLE {table} AS {query} WITH NO DATA"));
-                for ddl in g.distinct_ddl(&table) {
-                    run(&ddl);
-                }
                 run(&format!("ALTER TABLE {table} OWNER TO {}", ident(&owner)));
             }
         });
         // SAFETY: the relations exist (created above in this transaction).
         unsafe {
-            pg::record_relation_dependency(relid_of(g.state), view_oid, pg_sys::DependencyType::DEPENDENCY_AUTO);
+            pg::record_relation_dependency(pg::relid_of(g.state), view_oid, pg_sys::DependencyType::DEPENDENCY_AUTO);
             for (table, _) in g.distinct_tables() {
-                pg::record_relation_dependency(relid_of(&table), view_oid, pg_sys::DependencyType::DEPENDENCY_AUTO);
+                pg::record_relation_dependency(pg::relid_of(&table), view_oid, pg_sys::DependencyType::DEPENDENCY_AUTO);
             }
         }
     }
@@ -305,6 +293,19 @@ fn build(target: &Target, query: &str, mode: &str, capture: &str) -> Built {
     // (A deferred view is built by the refresher, from a snapshot taken after
     // this transaction commits, so that writers do not wait for the build.)
     let rows = (mode == "immediate").then(|| apply::rebuild_view(&view_ref));
+    // Indexes once the tables are filled (a deferred view is filled later).
+    if let Some(g) = compiled.grouped() {
+        catalog::as_superuser(|| {
+            for ddl in g.state_index_ddl() {
+                run(&ddl);
+            }
+            for (table, _) in g.distinct_tables() {
+                for ddl in g.distinct_ddl(&table) {
+                    run(&ddl);
+                }
+            }
+        });
+    }
     if mode == "deferred" {
         // The owner must be able to run the query (the build will, as the
         // owner): fail here, not in the background. LIMIT 0 still checks rights.

@@ -52,14 +52,11 @@ fn guard_view_write<'a>(
     )
 }
 
-/// Replace the view's rows with its query's result; returns the row count.
-fn rebuild_rows(view: &str, definition: &str, columns: &[String]) -> i64 {
+/// Replace a table's rows (see `sql::Refill`); returns the rows inserted.
+fn refill(r: &sql::Refill) -> u64 {
     writing(|| {
-        let mut rows = 0;
-        for stmt in sql::rebuild_statements(view, definition, columns) {
-            rows = pg::execute_sql(&stmt) as i64;
-        }
-        rows
+        pg::execute_sql(&format!("DELETE FROM {}", r.table));
+        pg::fill_table(pg::relid_of(&r.table), &r.insert, &r.select)
     })
 }
 
@@ -369,17 +366,17 @@ impl Compiled {
 
     /// Statements to rebuild the view's state in full (the view's rows are
     /// rebuilt from its query by `rebuild`).
-    pub fn rebuild_sql(&self) -> Vec<String> {
-        let mut v = Vec::new();
-        if let Some(g) = self.grouped() {
-            v.push(format!("DELETE FROM {}", g.state));
-            v.push(format!("INSERT INTO {} SELECT b.*, false, false FROM ({}) b", g.state, g.backfill_query()));
-            for (table, query) in g.distinct_tables() {
-                v.push(format!("DELETE FROM {table}"));
-                v.push(format!("INSERT INTO {table} {query}"));
+    /// A full rebuild, in order: the state (grouped views), then the view's
+    /// rows (from the state where there is one: the query runs once).
+    pub fn refills(&self, view_columns: &[String]) -> Vec<sql::Refill> {
+        match self.grouped() {
+            Some(g) => {
+                let mut v = g.state_refills();
+                v.push(g.view_refill());
+                v
             }
+            None => vec![sql::view_refill(&self.view, &self.definition, view_columns)],
         }
-        v
     }
 }
 
@@ -470,19 +467,17 @@ pub fn rebuild_view_by_id(id: i64) {
 pub fn rebuild_view(view: &ViewRef) -> i64 {
     let compiled = compiled(view);
     as_owner(view.owner, || {
-        Spi::connect_mut(|_client| {
-            if compiled.plan.needs_view_lock() {
-                lock_view(view.id)?;
-            }
-            for sql in compiled.rebuild_sql() {
-                pg::execute_sql(&sql);
-            }
-            Ok::<_, pgrx::spi::Error>(())
-        })
-        .unwrap_or_else(|e| {
-            raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not rebuild view {}: {e}", compiled.view), None, None)
-        });
+        if compiled.plan.needs_view_lock() {
+            Spi::connect_mut(|_client| lock_view(view.id)).unwrap_or_else(|e| {
+                raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not rebuild view {}: {e}", compiled.view), None, None)
+            });
+        }
         let columns: Vec<String> = pg::columns(view.definition).into_iter().map(|(n, _)| n).collect();
-        rebuild_rows(&compiled.view, &compiled.definition, &columns)
+        // In order; the last refill writes the view's rows.
+        let mut rows = 0;
+        for r in compiled.refills(&columns) {
+            rows = refill(&r);
+        }
+        rows as i64
     })
 }

@@ -362,3 +362,191 @@ pub unsafe fn record_relation_dependency(depender: pg_sys::Oid, referenced: pg_s
     pg_sys::recordDependencyOn(&depender, &referenced, kind);
     pg_sys::CommandCounterIncrement();
 }
+
+// ---------------------------------------------------------------------------
+// Bulk fill of a table made in this transaction.
+
+/// Insert the rows of the query `select` into table `relid`, as `{insert}
+/// {select}` would (`insert`: `INSERT INTO t` or `INSERT INTO t (cols)`);
+/// returns the rows inserted.
+///
+/// A table created in this transaction, with no index, constraint, policy
+/// or generated column yet, and whose columns are the query's (same names,
+/// types and typmods, in order), is filled the way CREATE MATERIALIZED VIEW
+/// fills its table: the query is planned as a SELECT, which PostgreSQL may
+/// run in parallel (INSERT ... SELECT never is, before PostgreSQL 18), and
+/// each row is stored directly. Such a table has no trigger but pg_tide's
+/// own guard and nothing reads it yet, so nothing is skipped. Anything else
+/// takes the plain INSERT.
+pub fn fill_table(relid: pg_sys::Oid, insert: &str, select: &str) -> u64 {
+    if !REFRESH_SNAPSHOT.with(|s| s.get()).is_null() {
+        // A refresh reads one snapshot; SPI_execute_plan_extended takes its own.
+        return execute_sql(&format!("{insert} {select}"));
+    }
+    Spi::connect_mut(|_client| {
+        let text = std::ffi::CString::new(select).expect("no NUL in generated SQL");
+        // SAFETY: the plan is prepared and freed in this SPI connection; the
+        // relation is opened (and locked) for the whole fill and closed
+        // after it, also on error (the resource owner closes it then).
+        unsafe {
+            let plan = pg_sys::SPI_prepare_cursor(text.as_ptr(), 0, std::ptr::null_mut(), pg_sys::CURSOR_OPT_PARALLEL_OK as i32);
+            if plan.is_null() {
+                raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not prepare: {select}"), None, None);
+            }
+            let rel = pg_sys::table_open(relid, pg_sys::RowExclusiveLock as i32);
+            let sources = list::<pg_sys::CachedPlanSource>(pg_sys::SPI_plan_get_plan_sources(plan));
+            let result = match sources.as_slice() {
+                [source] => (**source).resultDesc,
+                _ => std::ptr::null_mut(),
+            };
+            let rows = match bulk_fillable(rel, result) {
+                Some(not_null) => {
+                    let mut receiver = FillReceiver {
+                        base: pg_sys::DestReceiver {
+                            receiveSlot: Some(fill_receive),
+                            rStartup: Some(fill_startup),
+                            rShutdown: Some(fill_shutdown),
+                            rDestroy: Some(fill_destroy),
+                            mydest: pg_sys::CommandDest::DestNone,
+                        },
+                        rel,
+                        not_null,
+                        cid: 0,
+                        bistate: std::ptr::null_mut(),
+                        rows: 0,
+                    };
+                    // A parallel operation cannot take a transaction id: take it now.
+                    pg_sys::GetCurrentTransactionId();
+                    let options = pg_sys::SPIExecuteOptions { dest: &mut receiver.base, ..Default::default() };
+                    let rc = pg_sys::SPI_execute_plan_extended(plan, &options);
+                    if rc < 0 {
+                        raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("SPI failed with code {rc}"), None, None);
+                    }
+                    // Later statements see the rows.
+                    pg_sys::CommandCounterIncrement();
+                    receiver.rows
+                }
+                None => {
+                    pg_sys::SPI_freeplan(plan);
+                    pg_sys::table_close(rel, pg_sys::RowExclusiveLock as i32);
+                    return execute_sql(&format!("{insert} {select}"));
+                }
+            };
+            pg_sys::SPI_freeplan(plan);
+            pg_sys::table_close(rel, pg_sys::RowExclusiveLock as i32);
+            rows
+        }
+    })
+}
+
+/// Whether `rel` can be filled directly with rows of type `result` (see
+/// `fill_table`); the attribute numbers of its NOT NULL columns if so.
+///
+/// # Safety
+/// `rel` must be open; `result` NULL or a valid tuple descriptor.
+unsafe fn bulk_fillable(rel: pg_sys::Relation, result: pg_sys::TupleDesc) -> Option<Vec<usize>> {
+    let r = &*rel;
+    let class = &*r.rd_rel;
+    let desc = &*r.rd_att;
+    let constr = desc.constr.as_ref();
+    let fresh = r.rd_createSubid != 0;
+    let plain = class.relkind == pg_sys::RELKIND_RELATION as std::ffi::c_char && !class.relrowsecurity && !class.relhasindex;
+    let unconstrained = constr.is_none_or(|c| c.num_check == 0 && !c.has_generated_stored);
+    if result.is_null() || !fresh || !plain || !unconstrained || !pg_sys::RelationGetIndexList(rel).is_null() {
+        return None;
+    }
+    let result = &*result;
+    if result.natts != desc.natts {
+        return None;
+    }
+    let table = desc.attrs.as_slice(desc.natts as usize);
+    let query = result.attrs.as_slice(result.natts as usize);
+    let mut not_null = Vec::new();
+    for (i, (t, q)) in table.iter().zip(query).enumerate() {
+        let same = !t.attisdropped
+            && t.atttypid == q.atttypid
+            && (t.atttypmod == q.atttypmod || t.atttypmod == -1)
+            && CStr::from_ptr(t.attname.data.as_ptr()) == CStr::from_ptr(q.attname.data.as_ptr());
+        if !same {
+            return None;
+        }
+        if t.attnotnull {
+            not_null.push(i);
+        }
+    }
+    Some(not_null)
+}
+
+/// The receiver of `fill_table`'s fast path. PostgreSQL calls it through
+/// `base`, its first field.
+#[repr(C)]
+struct FillReceiver {
+    base: pg_sys::DestReceiver,
+    rel: pg_sys::Relation,
+    /// 0-based positions of the table's NOT NULL columns.
+    not_null: Vec<usize>,
+    cid: pg_sys::CommandId,
+    bistate: pg_sys::BulkInsertState,
+    rows: u64,
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn fill_startup(receiver: *mut pg_sys::DestReceiver, _operation: i32, _desc: pg_sys::TupleDesc) {
+    // SAFETY: `receiver` is the `base` of a FillReceiver (see fill_table).
+    let r = &mut *(receiver as *mut FillReceiver);
+    r.cid = pg_sys::GetCurrentCommandId(true);
+    r.bistate = pg_sys::GetBulkInsertState();
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn fill_receive(slot: *mut pg_sys::TupleTableSlot, receiver: *mut pg_sys::DestReceiver) -> bool {
+    // SAFETY: as in fill_startup; `slot` holds a row of the query, whose
+    // columns bulk_fillable matched with the table's.
+    let r = &mut *(receiver as *mut FillReceiver);
+    if !r.not_null.is_empty() {
+        pg_sys::slot_getallattrs(slot);
+        for &i in &r.not_null {
+            if *(*slot).tts_isnull.add(i) {
+                let rel = &*r.rel;
+                let column = cstr((*rel.rd_att).attrs.as_slice(i + 1)[i].attname.data.as_ptr());
+                raise(
+                    PgSqlErrorCode::ERRCODE_NOT_NULL_VIOLATION,
+                    format!("null value in column \"{column}\" of relation \"{}\"", cstr((*rel.rd_rel).relname.data.as_ptr())),
+                    None,
+                    None,
+                );
+            }
+        }
+    }
+    let insert = (*(*r.rel).rd_tableam).tuple_insert.expect("a table access method inserts");
+    insert(r.rel, slot, r.cid, 0, r.bistate);
+    r.rows += 1;
+    true
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn fill_shutdown(receiver: *mut pg_sys::DestReceiver) {
+    // SAFETY: as in fill_startup.
+    let r = &mut *(receiver as *mut FillReceiver);
+    if !r.bistate.is_null() {
+        pg_sys::FreeBulkInsertState(r.bistate);
+        r.bistate = std::ptr::null_mut();
+    }
+    if let Some(finish) = (*(*r.rel).rd_tableam).finish_bulk_insert {
+        finish(r.rel, 0);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn fill_destroy(_receiver: *mut pg_sys::DestReceiver) {
+    // Owned by fill_table, not by PostgreSQL.
+}
+
+/// The OID of a relation named `qualified` (schema-qualified and quoted as
+/// needed); it must exist.
+pub fn relid_of(qualified: &str) -> pg_sys::Oid {
+    Spi::get_one_with_args::<pg_sys::Oid>("SELECT $1::regclass::oid", &[qualified.into()])
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE, format!("relation {qualified} does not exist"), None, None))
+}

@@ -84,16 +84,26 @@ pub fn verify_rows_statement(relation: &str, columns: &[VerifyColumn]) -> String
     format!("SELECT ARRAY[{}]::text[], ARRAY[{}]::float8[] FROM {relation}", exact.join(", "), floats.join(", "))
 }
 
-/// Replace the view's rows with the query's: used by the initial build and by full refresh.
-pub fn rebuild_statements(view: &str, definition: &str, columns: &[String]) -> Vec<String> {
+/// A table's rows replaced in full (the initial build, a full refresh):
+/// `DELETE FROM table`, then `insert select`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refill {
+    pub table: String,
+    /// `INSERT INTO table` or `INSERT INTO table (columns)`.
+    pub insert: String,
+    /// The rows, one column per table column in order, named as they are.
+    pub select: String,
+}
+
+/// The view's rows replaced by its query's.
+pub fn view_refill(view: &str, definition: &str, columns: &[String]) -> Refill {
     let cols = ident_list(columns);
-    let mut out = vec![format!("DELETE FROM {view}")];
-    if columns.is_empty() {
-        out.push(format!("INSERT INTO {view} SELECT FROM {definition}"));
+    let (insert, select) = if columns.is_empty() {
+        (format!("INSERT INTO {view}"), format!("SELECT FROM {definition}"))
     } else {
-        out.push(format!("INSERT INTO {view} ({cols}) SELECT {cols} FROM {definition}"));
-    }
-    out
+        (format!("INSERT INTO {view} ({cols})"), format!("SELECT {cols} FROM {definition}"))
+    };
+    Refill { table: view.to_string(), insert, select }
 }
 
 /// "at character N of the view's query (line L):" with that line and a caret
@@ -150,9 +160,11 @@ mod tests {
     }
 
     #[test]
-    fn rebuild_lists_columns() {
-        let s = rebuild_statements("v", "d", &["a".into(), "B".into()]);
-        assert_eq!(s, vec!["DELETE FROM v".to_string(), "INSERT INTO v (\"a\", \"B\") SELECT \"a\", \"B\" FROM d".to_string()]);
-        assert_eq!(rebuild_statements("v", "d", &[]), vec!["DELETE FROM v".to_string(), "INSERT INTO v SELECT FROM d".to_string()]);
+    fn refill_lists_columns() {
+        let r = view_refill("v", "d", &["a".into(), "B".into()]);
+        assert_eq!(r.insert, "INSERT INTO v (\"a\", \"B\")");
+        assert_eq!(r.select, "SELECT \"a\", \"B\" FROM d");
+        let r = view_refill("v", "d", &[]);
+        assert_eq!((r.insert.as_str(), r.select.as_str()), ("INSERT INTO v", "SELECT FROM d"));
     }
 }

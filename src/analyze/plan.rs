@@ -214,7 +214,7 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
             agg_nodes.push(n);
         }
     }
-    let aggs = agg_nodes.iter().map(|&n| aggregate(n as *mut pg_sys::Aggref, &ex)).collect();
+    let aggs = agg_nodes.iter().map(|&n| aggregate(q, n as *mut pg_sys::Aggref, &ex)).collect();
 
     // Output columns and HAVING over placeholders: $i for aggregate i, $(m+j) for key j.
     let mut ctx = Placeholders { aggs: agg_nodes.clone(), keys: key_exprs.clone() };
@@ -276,6 +276,7 @@ unsafe fn set_operation_plan(q: *mut pg_sys::Query) -> ViewPlan {
                 arg: None,
                 filter: Some(format!("{alias}.{} = {side}", super::setop::SIDE)),
                 result_type: "bigint".into(),
+                arg_not_null: false,
             })
             .collect()
     } else {
@@ -560,10 +561,11 @@ unsafe fn from_clause(q: *mut pg_sys::Query) -> String {
     text[at + "FROM ".len()..].trim().to_string()
 }
 
-unsafe fn aggregate(a: *mut pg_sys::Aggref, ex: &dyn Fn(*mut pg_sys::Node) -> String) -> Agg {
+unsafe fn aggregate(q: *mut pg_sys::Query, a: *mut pg_sys::Aggref, ex: &dyn Fn(*mut pg_sys::Node) -> String) -> Agg {
     let name = pg::cstr(pg_sys::get_func_name((*a).aggfnoid));
     let args: Vec<*mut pg_sys::TargetEntry> = pg::list((*a).args);
     let arg = args.first().map(|t| ex((**t).expr.cast()));
+    let arg_not_null = args.first().is_some_and(|t| inner_joins_only(q) && never_null(q, (**t).expr.cast()));
     let distinct = !(*a).aggdistinct.is_null();
     let kind = match (name.as_str(), arg.is_some()) {
         ("count", true) if distinct => AggKind::CountDistinct,
@@ -587,6 +589,67 @@ unsafe fn aggregate(a: *mut pg_sys::Aggref, ex: &dyn Fn(*mut pg_sys::Node) -> St
         arg,
         filter: (!(*a).aggfilter.is_null()).then(|| ex((*a).aggfilter.cast())),
         result_type: pg::cstr(pg_sys::format_type_be((*a).aggtype)),
+        arg_not_null,
+    }
+}
+
+/// Whether the query's FROM clause has only inner joins (no column of it
+/// can be NULL for a missing partner).
+unsafe fn inner_joins_only(q: *mut pg_sys::Query) -> bool {
+    unsafe fn inner(n: *mut pg_sys::Node) -> bool {
+        if pg::is_a(n, pg_sys::NodeTag::T_JoinExpr) {
+            let j = n as *mut pg_sys::JoinExpr;
+            (*j).jointype == pg_sys::JoinType::JOIN_INNER && inner((*j).larg) && inner((*j).rarg)
+        } else {
+            pg::is_a(n, pg_sys::NodeTag::T_RangeTblRef)
+        }
+    }
+    pg::list::<pg_sys::Node>((*(*q).jointree).fromlist).into_iter().all(|n| inner(n))
+}
+
+/// Whether expression `e` of query `q` (inner joins only) is never NULL:
+/// a NOT NULL column of a table, a non-NULL constant, or PostgreSQL's own
+/// arithmetic operators and casts over such (they fail, never return NULL,
+/// on values that are not NULL). Anything else may be NULL.
+unsafe fn never_null(q: *mut pg_sys::Query, e: *mut pg_sys::Node) -> bool {
+    use pg_sys::NodeTag::*;
+    let builtin = |oid: pg_sys::Oid| oid.to_u32() < pg_sys::FirstGenbkiObjectId;
+    if pg::is_a(e, T_Var) {
+        let v = e as *mut pg_sys::Var;
+        if (*v).varlevelsup != 0 || (*v).varattno <= 0 {
+            return false;
+        }
+        let rte = pg::list::<pg_sys::RangeTblEntry>((*q).rtable)[(*v).varno as usize - 1];
+        if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
+            return false;
+        }
+        // The relation is locked by the query's analysis.
+        let rel = pg_sys::RelationIdGetRelation((*rte).relid);
+        if rel.is_null() {
+            return false;
+        }
+        let desc = &*(*rel).rd_att;
+        let not_null = desc.attrs.as_slice(desc.natts as usize).get((*v).varattno as usize - 1).is_some_and(|a| a.attnotnull);
+        pg_sys::RelationClose(rel);
+        not_null
+    } else if pg::is_a(e, T_Const) {
+        !(*(e as *mut pg_sys::Const)).constisnull
+    } else if pg::is_a(e, T_RelabelType) {
+        never_null(q, (*(e as *mut pg_sys::RelabelType)).arg.cast())
+    } else if pg::is_a(e, T_OpExpr) {
+        let o = e as *mut pg_sys::OpExpr;
+        let name = pg::cstr(pg_sys::get_opname((*o).opno));
+        builtin((*o).opno)
+            && matches!(name.as_str(), "+" | "-" | "*" | "/" | "%")
+            && pg::list::<pg_sys::Node>((*o).args).into_iter().all(|a| never_null(q, a))
+    } else if pg::is_a(e, T_FuncExpr) {
+        let f = e as *mut pg_sys::FuncExpr;
+        let cast = matches!((*f).funcformat, pg_sys::CoercionForm::COERCE_EXPLICIT_CAST | pg_sys::CoercionForm::COERCE_IMPLICIT_CAST);
+        cast && builtin((*f).funcid)
+            && pg_sys::func_strict((*f).funcid)
+            && pg::list::<pg_sys::Node>((*f).args).into_iter().all(|a| never_null(q, a))
+    } else {
+        false
     }
 }
 

@@ -27,7 +27,7 @@
 use super::bag;
 use super::join::{self, Change, WEIGHT};
 use super::plan::{substitute_params, Agg, AggKind, OutputColumn, Source, Term};
-use crate::sql::ident;
+use crate::sql::{ident, Refill};
 
 /// Everything the grouped statements need.
 pub struct Grouped<'a> {
@@ -112,13 +112,13 @@ impl Grouped<'_> {
                         list.push(format!("count(*){filter} AS a{i}_n"));
                     }
                 }
-                AggKind::Count => list.push(format!("count({}){filter} AS a{i}_n", arg(a))),
+                AggKind::Count => list.push(format!("count({}){filter} AS a{i}_n", counted(a))),
                 AggKind::Sum | AggKind::Avg => {
                     list.push(format!("sum(({})::{}){filter} AS a{i}_s", arg(a), sum_state_type(a)));
-                    list.push(format!("count({}){filter} AS a{i}_n", arg(a)));
+                    list.push(format!("count({}){filter} AS a{i}_n", counted(a)));
                 }
                 AggKind::BoolAnd | AggKind::BoolOr => {
-                    list.push(format!("count({}){filter} AS a{i}_n", arg(a)));
+                    list.push(format!("count({}){filter} AS a{i}_n", counted(a)));
                     let f = a.filter.as_ref().map(|f| format!(" AND {f}")).unwrap_or_default();
                     list.push(format!("count(*) FILTER (WHERE ({}) = {}{f}) AS a{i}_c", arg(a), bool_counted(a.kind)));
                 }
@@ -128,13 +128,13 @@ impl Grouped<'_> {
                     list.push(format!("count(DISTINCT {}){filter} AS a{i}_n", arg(a)));
                 }
                 AggKind::Variance { .. } => {
-                    list.push(format!("count({}){filter} AS a{i}_n", arg(a)));
+                    list.push(format!("count({}){filter} AS a{i}_n", counted(a)));
                     list.push(format!("sum(({})::numeric){filter} AS a{i}_s", arg(a)));
                     list.push(format!("sum(({x})::numeric * ({x})::numeric){filter} AS a{i}_q", x = arg(a)));
                 }
                 AggKind::Min | AggKind::Max => {
                     list.push(format!("{}({}){filter} AS a{i}_m", extreme_fn(a.kind), arg(a)));
-                    list.push(format!("count({}){filter} AS a{i}_n", arg(a)));
+                    list.push(format!("count({}){filter} AS a{i}_n", counted(a)));
                     // The extreme among a change's deleted values, kept only during an upsert.
                     list.push(format!("NULL::{} AS a{i}_gone", a.result_type));
                 }
@@ -148,19 +148,52 @@ impl Grouped<'_> {
         q
     }
 
-    /// DDL that completes the state table after `CREATE TABLE state AS backfill`.
-    pub fn state_ddl(&self) -> Vec<String> {
+    /// DDL that completes the state table after `CREATE TABLE state AS
+    /// backfill WITH NO DATA`: the flags (before the state is filled).
+    pub fn state_columns_ddl(&self) -> String {
+        format!(
+            "ALTER TABLE {} ADD COLUMN __tide_emptied boolean NOT NULL DEFAULT false, \
+             ADD COLUMN __tide_recompute boolean NOT NULL DEFAULT false",
+            self.state
+        )
+    }
+
+    /// The state's indexes (made after the state is filled: one sort each,
+    /// not one insertion per row).
+    pub fn state_index_ddl(&self) -> Vec<String> {
         let keys = self.key_cols().join(", ");
         vec![
-            format!(
-                "ALTER TABLE {} ADD COLUMN __tide_emptied boolean NOT NULL DEFAULT false, \
-                 ADD COLUMN __tide_recompute boolean NOT NULL DEFAULT false",
-                self.state
-            ),
             format!("CREATE UNIQUE INDEX ON {} ({keys}) NULLS NOT DISTINCT", self.state),
             format!("CREATE INDEX ON {} (__tide_emptied) WHERE __tide_emptied", self.state),
             format!("CREATE INDEX ON {} (__tide_recompute) WHERE __tide_recompute", self.state),
         ]
+    }
+
+    /// The full rebuild of the state, then of the distinct-value tables.
+    pub fn state_refills(&self) -> Vec<Refill> {
+        let mut v = vec![Refill {
+            table: self.state.to_string(),
+            insert: format!("INSERT INTO {}", self.state),
+            select: format!("SELECT b.*, false AS __tide_emptied, false AS __tide_recompute FROM ({}) b", self.backfill_query()),
+        }];
+        for (table, query) in self.distinct_tables() {
+            v.push(Refill { insert: format!("INSERT INTO {table}"), table, select: query });
+        }
+        v
+    }
+
+    /// The view's rows from a full state: each group's output over its
+    /// state row, as maintenance writes it (the query is not run again).
+    pub fn view_refill(&self) -> Refill {
+        let cols: Vec<String> = self.columns.iter().map(|c| ident(&c.name)).collect();
+        let values: Vec<String> = self.columns.iter().map(|c| format!("{} AS {}", self.output_expr(&c.sql), ident(&c.name))).collect();
+        let having = self.having.map(|h| self.output_expr(h)).unwrap_or_else(|| "true".into());
+        // Without GROUP BY the one row stays, also over no rows.
+        let keep =
+            if self.global() { format!("coalesce({having}, false)") } else { format!("l.__tide_count <> 0 AND coalesce({having}, false)") };
+        let insert =
+            if cols.is_empty() { format!("INSERT INTO {}", self.view) } else { format!("INSERT INTO {} ({})", self.view, cols.join(", ")) };
+        Refill { table: self.view.to_string(), insert, select: format!("SELECT {} FROM {} l WHERE {keep}", values.join(", "), self.state) }
     }
 
     /// The distinct-value table of aggregate `i` (1-based).
@@ -409,17 +442,8 @@ impl Grouped<'_> {
         if !self.global() {
             return None;
         }
-        let cols: Vec<String> = self.columns.iter().map(|c| ident(&c.name)).collect();
-        let values: Vec<String> = self.columns.iter().map(|c| self.output_expr(&c.sql)).collect();
-        let having = self.having.map(|h| self.output_expr(h)).unwrap_or_else(|| "true".into());
-        Some(format!(
-            "WITH gone AS (DELETE FROM {view}), put AS (INSERT INTO {view} ({}) SELECT {} FROM {state} l WHERE coalesce({having}, false)) \
-             SELECT",
-            cols.join(", "),
-            values.join(", "),
-            view = self.view,
-            state = self.state,
-        ))
+        let rows = self.view_refill();
+        Some(format!("WITH gone AS (DELETE FROM {}), put AS ({} {}) SELECT", self.view, rows.insert, rows.select))
     }
 
     /// For views with hidden keys: CTEs that take the old rows of the touched
@@ -626,4 +650,80 @@ fn bool_counted(kind: AggKind) -> &'static str {
 
 fn arg(a: &Agg) -> String {
     a.arg.clone().unwrap_or_else(|| "*".into())
+}
+
+/// What the build counts for the non-NULL values of `a`'s argument.
+fn counted(a: &Agg) -> String {
+    if a.arg_not_null {
+        "*".into()
+    } else {
+        arg(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agg(kind: AggKind, arg: &str, arg_not_null: bool) -> Agg {
+        Agg { kind, arg: Some(arg.into()), filter: None, result_type: "numeric".into(), arg_not_null }
+    }
+
+    fn grouped<'a>(keys: &'a [String], aggs: &'a [Agg], columns: &'a [OutputColumn], source: &'a Source) -> Grouped<'a> {
+        Grouped {
+            terms: &[],
+            source,
+            keys,
+            aggs,
+            columns,
+            having: None,
+            state: "tide_state.state_1",
+            view: "public.v",
+            id: 1,
+            comparable: &[true, true, true],
+        }
+    }
+
+    #[test]
+    fn the_build_counts_values_that_are_never_null_as_rows() {
+        let source = Source { from: "public.t AS t".into(), predicate: None };
+        let keys = vec!["t.k".to_string()];
+        let aggs = vec![agg(AggKind::Sum, "(t.a * t.b)", true), agg(AggKind::Avg, "t.c", false)];
+        let columns = vec![
+            OutputColumn { name: "k".into(), sql: "$3".into(), key: Some(0) },
+            OutputColumn { name: "s".into(), sql: "$1".into(), key: None },
+            OutputColumn { name: "m".into(), sql: "$2".into(), key: None },
+        ];
+        let g = grouped(&keys, &aggs, &columns, &source);
+        let q = g.backfill_query();
+        assert!(q.contains("sum(((t.a * t.b))::numeric) AS a1_s, count(*) AS a1_n"), "{q}");
+        assert!(q.contains("count(t.c) AS a2_n"), "{q}");
+    }
+
+    #[test]
+    fn the_view_is_built_from_the_state() {
+        let source = Source { from: "public.t AS t".into(), predicate: None };
+        let keys = vec!["t.k".to_string()];
+        let aggs = vec![agg(AggKind::Sum, "t.a", false)];
+        let columns = vec![
+            OutputColumn { name: "k".into(), sql: "$2".into(), key: Some(0) },
+            OutputColumn { name: "s".into(), sql: "$1".into(), key: None },
+        ];
+        let g = grouped(&keys, &aggs, &columns, &source);
+        let r = g.view_refill();
+        assert_eq!(r.insert, "INSERT INTO public.v (\"k\", \"s\")");
+        assert!(r
+            .select
+            .starts_with("SELECT l.k1 AS \"k\", (CASE WHEN l.a1_n > 0 THEN l.a1_s END)::numeric AS \"s\" FROM tide_state.state_1 l"));
+        assert!(r.select.ends_with("WHERE l.__tide_count <> 0 AND coalesce(true, false)"), "{}", r.select);
+        // Without GROUP BY the row stays over an empty input.
+        let columns = vec![OutputColumn { name: "s".into(), sql: "$1".into(), key: None }];
+        let g = grouped(&[], &aggs, &columns, &source);
+        assert!(g.view_refill().select.ends_with("FROM tide_state.state_1 l WHERE coalesce(true, false)"));
+        let states = g.state_refills();
+        assert_eq!(states.len(), 1);
+        assert!(states[0]
+            .select
+            .starts_with("SELECT b.*, false AS __tide_emptied, false AS __tide_recompute FROM (SELECT true AS __tide_one"));
+    }
 }

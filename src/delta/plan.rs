@@ -67,6 +67,10 @@ pub struct Agg {
     pub filter: Option<String>,
     /// The type of the aggregate's result, as SQL (for casts of state to output).
     pub result_type: String,
+    /// The argument is never NULL (NOT NULL columns under operators that
+    /// return NULL only for NULL): the build counts its values as count(*),
+    /// without evaluating it a second time.
+    pub arg_not_null: bool,
 }
 
 /// An output column of the view: its name and, for grouped views, its value
