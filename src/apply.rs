@@ -72,7 +72,8 @@ pub struct Compiled {
     state: Option<String>,
     comparable: Vec<bool>,
     view_id: i64,
-    statements: RefCell<HashMap<Change, Rc<Prepared>>>,
+    /// Per kind of change and size class of its rows (see `size_class`).
+    statements: RefCell<HashMap<(Change, u8), Rc<Prepared>>>,
 }
 
 /// The prepared statements that apply one kind of change.
@@ -364,19 +365,19 @@ impl Compiled {
         }
     }
 
-    /// Statements to rebuild the view's state in full (the view's rows are
-    /// rebuilt from its query by `rebuild`).
     /// A full rebuild, in order: the state (grouped views), then the view's
-    /// rows (from the state where there is one: the query runs once).
+    /// rows, from what is already maintained where there is something (the
+    /// state; a top-K's internal view), else from the query.
     pub fn refills(&self, view_columns: &[String]) -> Vec<sql::Refill> {
-        match self.grouped() {
-            Some(g) => {
-                let mut v = g.state_refills();
-                v.push(g.view_refill());
-                v
-            }
-            None => vec![sql::view_refill(&self.view, &self.definition, view_columns)],
+        if let Some(g) = self.grouped() {
+            let mut v = g.state_refills();
+            v.push(g.view_refill());
+            return v;
         }
+        if let Shape::TopK { columns, refill, .. } = &self.plan.shape {
+            return vec![crate::delta::topk::TopK { view: &self.view, columns, refill }.view_refill()];
+        }
+        vec![sql::view_refill(&self.view, &self.definition, view_columns)]
     }
 }
 
@@ -386,10 +387,24 @@ pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     pg::as_user(owner, Some(c"pg_catalog, pg_temp"), f)
 }
 
-/// Apply a change to the view. `register` makes the change's rows visible
-/// to the statements (transition tables, or rows collected in a round) in
-/// the SPI connection it is called in.
-pub fn maintain(view: &ViewRef, compiled: &Compiled, change: &Change, register: &dyn Fn()) {
+/// The size class of a change of `rows` rows: its statements are planned
+/// once per class, from the first change of that class. A plan made for a
+/// one-row change (nested loops over index lookups) would be used for a
+/// batch of a million rows otherwise, and the other way round; within a
+/// class, sizes differ by at most 32x.
+pub fn size_class(rows: u64) -> u8 {
+    match rows {
+        0..=32 => 0,
+        33..=1024 => 1,
+        1025..=32768 => 2,
+        _ => 3,
+    }
+}
+
+/// Apply a change of `rows` rows to the view. `register` makes the change's
+/// rows visible to the statements (transition tables, or rows collected in
+/// a round) in the SPI connection it is called in.
+pub fn maintain(view: &ViewRef, compiled: &Compiled, change: &Change, rows: u64, register: &dyn Fn()) {
     as_owner(view.owner, || {
         writing(|| {
             Spi::connect_mut(|_client| {
@@ -397,12 +412,13 @@ pub fn maintain(view: &ViewRef, compiled: &Compiled, change: &Change, register: 
                 if compiled.plan.needs_view_lock() {
                     lock_view(view.id)?;
                 }
-                let existing = compiled.statements.borrow().get(change).cloned();
+                let key = (change.clone(), size_class(rows));
+                let existing = compiled.statements.borrow().get(&key).cloned();
                 let prepared = match existing {
                     Some(p) => p,
                     None => {
                         let p = Rc::new(compiled.prepare(change)?);
-                        compiled.statements.borrow_mut().insert(change.clone(), p.clone());
+                        compiled.statements.borrow_mut().insert(key, p.clone());
                         p
                     }
                 };

@@ -237,6 +237,8 @@ unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, wal: bool
         "full"
     } else if changes == 0 {
         "none"
+    } else if rebuild_is_cheaper(root, changes) {
+        "full"
     } else {
         "incremental"
     };
@@ -271,4 +273,33 @@ unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, wal: bool
         })
     });
     Outcome { kind, changes }
+}
+
+/// Whether rebuilding the view is expected to cost less than applying a
+/// batch of `changes` changes, from its own refresh history: the last full
+/// rebuild's time against the last incremental refresh of at least a
+/// quarter of this batch, scaled to its size. Without both measurements,
+/// when other pg_tide views read this one (a rebuild would hand them every
+/// row as a change), or when applying is expected to take under
+/// `REBUILD_FLOOR_MS` (then timing noise would decide), the batch is applied.
+const REBUILD_FLOOR_MS: i64 = 100;
+
+fn rebuild_is_cheaper(root: &ViewRef, changes: i64) -> bool {
+    let estimate = pg::query_int8s(
+        &format!(
+            "SELECT (SELECT duration_ms FROM tide.refresh_history WHERE view_id = {id} AND kind = 'full' \
+                      ORDER BY started_at DESC LIMIT 1)::int8, \
+                    (SELECT duration_ms * {changes} / changes FROM tide.refresh_history \
+                      WHERE view_id = {id} AND kind = 'incremental' AND changes * 4 >= {changes} \
+                      ORDER BY started_at DESC LIMIT 1)::int8, \
+                    (SELECT count(*) FROM tide.catalog WHERE {view}::oid::regclass = ANY (base_tables))",
+            id = root.id,
+            view = root.view.to_u32(),
+        ),
+        3,
+    );
+    match estimate[..] {
+        [Some(full_ms), Some(incremental_ms), Some(0)] => incremental_ms > full_ms && incremental_ms >= REBUILD_FLOOR_MS,
+        _ => false,
+    }
 }

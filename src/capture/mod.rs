@@ -155,7 +155,8 @@ fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTu
     // A statement that changed no row changes no view (internal views'
     // maintenance often writes nothing: their readers need no work then).
     // SAFETY: the trigger data PostgreSQL passed to this call.
-    let unchanged = event.is_some() && unsafe { changed_rows(trigdata) } == 0;
+    let rows = if event.is_some() { unsafe { changed_rows(trigdata) } } else { 0 };
+    let unchanged = event.is_some() && rows == 0;
     let views = if unchanged { Default::default() } else { apply::views_reading(relid) };
     for view in views.iter() {
         let compiled = apply::compiled(view);
@@ -169,7 +170,7 @@ fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTu
                 let change = Change::Statement { relid: relid.to_u32(), event };
                 // SAFETY: registers the transition tables of this trigger
                 // invocation, for the SPI connection maintain opens.
-                apply::maintain(view, &compiled, &change, &|| unsafe {
+                apply::maintain(view, &compiled, &change, rows as u64, &|| unsafe {
                     pg_sys::SPI_register_trigger_data(trigdata);
                 });
             }
@@ -294,7 +295,9 @@ fn finish_round() {
                 }
             }
         };
-        apply::maintain(&view, &compiled, &Change::Round { relids }, &register);
+        // SAFETY: the round's tuplestores, alive until it ends.
+        let rows: i64 = collected.iter().flat_map(|(_, c)| [c.old, c.new]).map(|t| unsafe { pg_sys::tuplestore_tuple_count(t) }).sum();
+        apply::maintain(&view, &compiled, &Change::Round { relids }, rows as u64, &register);
     }
     let done = ROUND.with(|r| std::mem::take(&mut *r.borrow_mut()));
     // A refresh's batch is shared by the views reading its table: end each store once.

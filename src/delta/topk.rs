@@ -5,7 +5,7 @@
 //! a row leaving the top is replaced from the maintained rows, never by
 //! recomputing the query.
 
-use crate::sql::ident_list;
+use crate::sql::{ident_list, Refill};
 
 pub struct TopK<'a> {
     /// The view's table, qualified.
@@ -19,7 +19,17 @@ pub struct TopK<'a> {
 impl TopK<'_> {
     /// The statements that bring the view up to date, whatever changed.
     pub fn apply(&self) -> Vec<String> {
-        vec![format!("DELETE FROM {}", self.view), format!("INSERT INTO {} ({}) {}", self.view, ident_list(self.columns), self.refill)]
+        let r = self.view_refill();
+        vec![format!("DELETE FROM {}", r.table), format!("{} {}", r.insert, r.select)]
+    }
+
+    /// The view's rows read again from the internal view.
+    pub fn view_refill(&self) -> Refill {
+        Refill {
+            table: self.view.to_string(),
+            insert: format!("INSERT INTO {} ({})", self.view, ident_list(self.columns)),
+            select: self.refill.to_string(),
+        }
     }
 }
 

@@ -218,6 +218,40 @@ SELECT tide.wait('d_agg');
 ROLLBACK;
 SELECT to_regclass('bad');
 
+-- a batch that would take longer to apply than a rebuild, by the view's
+-- own refresh history, rebuilds the view; a batch larger than any measured
+-- is applied, and so is one for a view that another pg_tide view reads
+CREATE TABLE def_cost (id int PRIMARY KEY, g int);
+INSERT INTO def_cost SELECT i, i % 4 FROM generate_series(1, 100) i;
+SELECT tide.create_view('d_cost', 'SELECT g, count(*) AS n FROM def_cost GROUP BY g',
+                        mode => 'deferred', capture => 'trigger', refresh_interval => '1 hour') IS NULL AS deferred;
+SELECT tide.wait('d_cost');
+-- the build is the last full refresh: say it took 1 ms, and that 10 changes took a second to apply
+UPDATE tide.refresh_history SET duration_ms = 1 WHERE view_id = (SELECT id FROM tide.catalog WHERE view = 'd_cost'::regclass);
+INSERT INTO tide.refresh_history SELECT id, now(), 1000, 'incremental', 10, 10 FROM tide.catalog WHERE view = 'd_cost'::regclass;
+UPDATE def_cost SET g = g + 1 WHERE id <= 5;
+SELECT tide.refresh('d_cost');
+SELECT kind, changes FROM tide.refresh_history WHERE view_id = (SELECT id FROM tide.catalog WHERE view = 'd_cost'::regclass)
+ ORDER BY started_at DESC LIMIT 1;
+SELECT tide.verify('d_cost') AS equal;
+UPDATE tide.refresh_history SET duration_ms = 1 WHERE view_id = (SELECT id FROM tide.catalog WHERE view = 'd_cost'::regclass) AND kind = 'full';
+UPDATE def_cost SET g = g + 1 WHERE id <= 50;
+SELECT tide.refresh('d_cost');
+SELECT kind, changes FROM tide.refresh_history WHERE view_id = (SELECT id FROM tide.catalog WHERE view = 'd_cost'::regclass)
+ ORDER BY started_at DESC LIMIT 1;
+SELECT tide.create_view('d_cost_over', 'SELECT sum(n) AS n FROM d_cost', mode => 'deferred', capture => 'trigger', refresh_interval => '1 hour') IS NULL AS deferred;
+SELECT tide.wait('d_cost_over');
+INSERT INTO tide.refresh_history SELECT id, now(), 1000, 'incremental', 10, 10 FROM tide.catalog WHERE view = 'd_cost'::regclass;
+UPDATE tide.refresh_history SET duration_ms = 1 WHERE view_id = (SELECT id FROM tide.catalog WHERE view = 'd_cost'::regclass) AND kind = 'full';
+UPDATE def_cost SET g = g + 1 WHERE id <= 5;
+SELECT tide.refresh('d_cost');
+SELECT kind, changes FROM tide.refresh_history WHERE view_id = (SELECT id FROM tide.catalog WHERE view = 'd_cost'::regclass)
+ ORDER BY started_at DESC LIMIT 1;
+SELECT tide.refresh('d_cost_over');
+SELECT tide.verify('d_cost') AND tide.verify('d_cost_over') AS equal;
+SELECT tide.drop_view('d_cost_over'), tide.drop_view('d_cost');
+DROP TABLE def_cost;
+
 -- dropping the views removes the change logs and their triggers
 SELECT count(*) AS logs FROM pg_class WHERE relnamespace = 'tide_state'::regnamespace AND relname ~ '^log_[0-9]+$';
 SELECT tide.drop_view('d_fail');
