@@ -275,23 +275,29 @@ unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, wal: bool
     Outcome { kind, changes }
 }
 
+/// Below this expected time of applying a batch, timing noise would decide: apply it.
+const REBUILD_FLOOR_MS: i64 = 100;
+/// How far (in times the change count, either way) a measured refresh is scaled to estimate a batch.
+const SCALE_LIMIT: i64 = 16;
+
 /// Whether rebuilding the view is expected to cost less than applying a
 /// batch of `changes` changes, from its own refresh history: the last full
-/// rebuild's time against the last incremental refresh of at least a
-/// quarter of this batch, scaled to its size. Without both measurements,
+/// rebuild's time against the incremental refresh whose size is nearest this
+/// batch's (within `SCALE_LIMIT` times either way; the latest among equals),
+/// its time scaled in proportion (which overstates a larger batch's cost a
+/// little: the fixed part of a refresh does not grow). Without both measurements,
 /// when other pg_tide views read this one (a rebuild would hand them every
 /// row as a change), or when applying is expected to take under
 /// `REBUILD_FLOOR_MS` (then timing noise would decide), the batch is applied.
-const REBUILD_FLOOR_MS: i64 = 100;
-
 fn rebuild_is_cheaper(root: &ViewRef, changes: i64) -> bool {
     let estimate = pg::query_int8s(
         &format!(
             "SELECT (SELECT duration_ms FROM tide.refresh_history WHERE view_id = {id} AND kind = 'full' \
                       ORDER BY started_at DESC LIMIT 1)::int8, \
                     (SELECT duration_ms * {changes} / changes FROM tide.refresh_history \
-                      WHERE view_id = {id} AND kind = 'incremental' AND changes * 4 >= {changes} \
-                      ORDER BY started_at DESC LIMIT 1)::int8, \
+                      WHERE view_id = {id} AND kind = 'incremental' AND changes > 0 \
+                        AND changes * {SCALE_LIMIT} >= {changes} AND changes <= {changes} * {SCALE_LIMIT} \
+                      ORDER BY abs(ln(changes::float8 / {changes})), started_at DESC LIMIT 1)::int8, \
                     (SELECT count(*) FROM tide.catalog WHERE {view}::oid::regclass = ANY (base_tables))",
             id = root.id,
             view = root.view.to_u32(),

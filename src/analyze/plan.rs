@@ -28,7 +28,7 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
         let columns = pg::list::<pg_sys::TargetEntry>((*q).targetList)
             .into_iter()
             .filter(|t| !(**t).resjunk)
-            .map(|t| OutputColumn { name: pg::cstr((*t).resname), sql: String::new(), key: None })
+            .map(|t| OutputColumn { name: pg::cstr((*t).resname), sql: String::new(), key: None, not_null: false })
             .collect();
         let query = super::deparse_without_search_path(q).trim().to_string();
         let source = Source { from: "(SELECT) AS none".into(), predicate: None };
@@ -189,8 +189,16 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
     let grouped = (*q).hasAggs || !(*q).groupClause.is_null() || !(*q).havingQual.is_null();
     let distinct = !(*q).distinctClause.is_null();
     if !grouped && !distinct {
-        let columns =
-            targets.iter().map(|t| OutputColumn { name: pg::cstr((**t).resname), sql: ex((**t).expr.cast()), key: None }).collect();
+        let inner = inner_joins_only(q);
+        let columns = targets
+            .iter()
+            .map(|t| OutputColumn {
+                name: pg::cstr((**t).resname),
+                sql: ex((**t).expr.cast()),
+                key: None,
+                not_null: inner && never_null(q, (**t).expr.cast()),
+            })
+            .collect();
         return ViewPlan { terms, source, shape: Shape::Bag { columns, multiplicity: None }, reads: vec![] };
     }
 
@@ -218,12 +226,14 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
 
     // Output columns and HAVING over placeholders: $i for aggregate i, $(m+j) for key j.
     let mut ctx = Placeholders { aggs: agg_nodes.clone(), keys: key_exprs.clone() };
+    let inner = inner_joins_only(q);
     let columns = targets
         .iter()
         .map(|t| {
             let key = key_targets.iter().position(|k| *k == *t);
+            let not_null = key.is_some() && inner && never_null(q, (**t).expr.cast());
             let mutated = placeholders((**t).expr.cast(), &mut ctx);
-            OutputColumn { name: pg::cstr((**t).resname), sql: deparse(q, namespaces, mutated, true), key }
+            OutputColumn { name: pg::cstr((**t).resname), sql: deparse(q, namespaces, mutated, true), key, not_null }
         })
         .collect();
     let having = (!(*q).havingQual.is_null()).then(|| {
@@ -258,7 +268,7 @@ unsafe fn set_operation_plan(q: *mut pg_sys::Query) -> ViewPlan {
     if (*s).all {
         // UNION ALL: the branches' rows. INTERSECT ALL / EXCEPT ALL: the
         // counts' rows, each standing for min(left, right) or left - right copies.
-        let columns = names.iter().map(|n| OutputColumn { name: n.clone(), sql: column(n), key: None }).collect();
+        let columns = names.iter().map(|n| OutputColumn { name: n.clone(), sql: column(n), key: None, not_null: false }).collect();
         let multiplicity = match (*s).op {
             pg_sys::SetOperation::SETOP_INTERSECT => Some(format!("least({alias}.__tide_left, {alias}.__tide_right)")),
             pg_sys::SetOperation::SETOP_EXCEPT => Some(format!("greatest({alias}.__tide_left - {alias}.__tide_right, 0)")),
@@ -285,7 +295,7 @@ unsafe fn set_operation_plan(q: *mut pg_sys::Query) -> ViewPlan {
     let columns = names
         .iter()
         .enumerate()
-        .map(|(j, n)| OutputColumn { name: n.clone(), sql: format!("${}", aggs.len() + j + 1), key: Some(j) })
+        .map(|(j, n)| OutputColumn { name: n.clone(), sql: format!("${}", aggs.len() + j + 1), key: Some(j), not_null: false })
         .collect();
     let having = match (*s).op {
         pg_sys::SetOperation::SETOP_INTERSECT => Some("(($1 > 0) AND ($2 > 0))".to_string()),

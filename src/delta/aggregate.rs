@@ -505,8 +505,11 @@ impl Grouped<'_> {
     fn view_row_of_group(&self, s: &str) -> String {
         self.columns
             .iter()
-            .filter_map(|c| c.key.map(|k| (k, ident(&c.name))))
-            .map(|(k, c)| format!("(v.{c} = {s}.{kc} OR (v.{c} IS NULL AND {s}.{kc} IS NULL))", kc = key_col(k)))
+            .filter_map(|c| c.key.map(|k| (k, ident(&c.name), c.not_null)))
+            .map(|(k, c, not_null)| match not_null {
+                true => format!("v.{c} = {s}.{kc}", kc = key_col(k)),
+                false => format!("(v.{c} = {s}.{kc} OR (v.{c} IS NULL AND {s}.{kc} IS NULL))", kc = key_col(k)),
+            })
             .collect::<Vec<_>>()
             .join(" AND ")
     }
@@ -690,9 +693,9 @@ mod tests {
         let keys = vec!["t.k".to_string()];
         let aggs = vec![agg(AggKind::Sum, "(t.a * t.b)", true), agg(AggKind::Avg, "t.c", false)];
         let columns = vec![
-            OutputColumn { name: "k".into(), sql: "$3".into(), key: Some(0) },
-            OutputColumn { name: "s".into(), sql: "$1".into(), key: None },
-            OutputColumn { name: "m".into(), sql: "$2".into(), key: None },
+            OutputColumn { name: "k".into(), sql: "$3".into(), key: Some(0), not_null: false },
+            OutputColumn { name: "s".into(), sql: "$1".into(), key: None, not_null: false },
+            OutputColumn { name: "m".into(), sql: "$2".into(), key: None, not_null: false },
         ];
         let g = grouped(&keys, &aggs, &columns, &source);
         let q = g.backfill_query();
@@ -706,8 +709,8 @@ mod tests {
         let keys = vec!["t.k".to_string()];
         let aggs = vec![agg(AggKind::Sum, "t.a", false)];
         let columns = vec![
-            OutputColumn { name: "k".into(), sql: "$2".into(), key: Some(0) },
-            OutputColumn { name: "s".into(), sql: "$1".into(), key: None },
+            OutputColumn { name: "k".into(), sql: "$2".into(), key: Some(0), not_null: false },
+            OutputColumn { name: "s".into(), sql: "$1".into(), key: None, not_null: false },
         ];
         let g = grouped(&keys, &aggs, &columns, &source);
         let r = g.view_refill();
@@ -717,7 +720,7 @@ mod tests {
             .starts_with("SELECT l.k1 AS \"k\", (CASE WHEN l.a1_n > 0 THEN l.a1_s END)::numeric AS \"s\" FROM tide_state.state_1 l"));
         assert!(r.select.ends_with("WHERE l.__tide_count <> 0 AND coalesce(true, false)"), "{}", r.select);
         // Without GROUP BY the row stays over an empty input.
-        let columns = vec![OutputColumn { name: "s".into(), sql: "$1".into(), key: None }];
+        let columns = vec![OutputColumn { name: "s".into(), sql: "$1".into(), key: None, not_null: false }];
         let g = grouped(&[], &aggs, &columns, &source);
         assert!(g.view_refill().select.ends_with("FROM tide_state.state_1 l WHERE coalesce(true, false)"));
         let states = g.state_refills();

@@ -63,7 +63,9 @@ fn match_row(columns: &[OutputColumn], comparable: &[bool], v: &str, d: &str) ->
         .map(|(i, (c, ok))| {
             let vc = format!("{v}.{}", ident(&c.name));
             let dc = format!("{d}.c{}", i + 1);
-            if *ok {
+            if *ok && c.not_null {
+                format!("{vc} = {dc}")
+            } else if *ok {
                 format!("({vc} = {dc} OR ({vc} IS NULL AND {dc} IS NULL))")
             } else {
                 format!("{vc}::text IS NOT DISTINCT FROM {dc}::text")
@@ -160,5 +162,21 @@ impl Bag<'_> {
     /// An index the deletes find rows through.
     pub fn view_index(&self) -> Option<String> {
         lookup_index(self.view, self.columns, self.comparable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, not_null: bool) -> OutputColumn {
+        OutputColumn { name: name.into(), sql: String::new(), key: None, not_null }
+    }
+
+    #[test]
+    fn rows_are_matched_null_safely_unless_their_column_is_never_null() {
+        let columns = [column("id", true), column("note", false), column("doc", false)];
+        let m = match_row(&columns, &[true, true, false], "v", "d");
+        assert_eq!(m, r#"v."id" = d.c1 AND (v."note" = d.c2 OR (v."note" IS NULL AND d.c2 IS NULL)) AND v."doc"::text IS NOT DISTINCT FROM d.c3::text"#);
     }
 }

@@ -82,6 +82,10 @@ pub struct OutputColumn {
     pub sql: String,
     /// For grouped views: the index of the group key this column is exactly, if any.
     pub key: Option<usize>,
+    /// Never NULL (a bag view's column, or a group key, over NOT NULL
+    /// columns with inner joins only): the view's rows are found by it with
+    /// a plain `=`, one index scan, instead of the NULL-safe match.
+    pub not_null: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -46,7 +46,7 @@ mod tests {
 
     #[test]
     fn writes_the_difference_of_the_new_result() {
-        let columns = vec![OutputColumn { name: "a".into(), sql: String::new(), key: None }];
+        let columns = vec![OutputColumn { name: "a".into(), sql: String::new(), key: None, not_null: false }];
         let r = Recompute {
             view: "public.reach",
             columns: &columns,

@@ -219,7 +219,7 @@ ROLLBACK;
 SELECT to_regclass('bad');
 
 -- a batch that would take longer to apply than a rebuild, by the view's
--- own refresh history, rebuilds the view; a batch larger than any measured
+-- own refresh history, rebuilds the view; a batch far from any measured size
 -- is applied, and so is one for a view that another pg_tide view reads
 CREATE TABLE def_cost (id int PRIMARY KEY, g int);
 INSERT INTO def_cost SELECT i, i % 4 FROM generate_series(1, 100) i;
@@ -234,8 +234,16 @@ SELECT tide.refresh('d_cost');
 SELECT kind, changes FROM tide.refresh_history WHERE view_id = (SELECT id FROM tide.catalog WHERE view = 'd_cost'::regclass)
  ORDER BY started_at DESC LIMIT 1;
 SELECT tide.verify('d_cost') AS equal;
+-- 10 changes in 20 ms: 100 changes are expected to take 200 ms, more than a rebuild
 UPDATE tide.refresh_history SET duration_ms = 1 WHERE view_id = (SELECT id FROM tide.catalog WHERE view = 'd_cost'::regclass) AND kind = 'full';
+INSERT INTO tide.refresh_history SELECT id, now(), 20, 'incremental', 10, 10 FROM tide.catalog WHERE view = 'd_cost'::regclass;
 UPDATE def_cost SET g = g + 1 WHERE id <= 50;
+SELECT tide.refresh('d_cost');
+SELECT kind, changes FROM tide.refresh_history WHERE view_id = (SELECT id FROM tide.catalog WHERE view = 'd_cost'::regclass)
+ ORDER BY started_at DESC LIMIT 1;
+-- 200 changes: no incremental refresh measured within 16 times that size
+UPDATE tide.refresh_history SET duration_ms = 1 WHERE view_id = (SELECT id FROM tide.catalog WHERE view = 'd_cost'::regclass) AND kind = 'full';
+UPDATE def_cost SET g = g + 1;
 SELECT tide.refresh('d_cost');
 SELECT kind, changes FROM tide.refresh_history WHERE view_id = (SELECT id FROM tide.catalog WHERE view = 'd_cost'::regclass)
  ORDER BY started_at DESC LIMIT 1;

@@ -91,3 +91,24 @@ SELECT count(*) FROM many_rows;
 SELECT tide.verify('many_rows');
 SELECT tide.drop_view('many_rows');
 DROP TABLE many;
+
+-- columns that cannot be NULL are matched with a plain = (one index scan);
+-- once the column may be NULL again, rows with NULL are found too
+CREATE TABLE strict_rows (id int NOT NULL, pair int NOT NULL, note text);
+INSERT INTO strict_rows SELECT i % 50, i, NULL FROM generate_series(1, 200) i;
+SELECT tide.create_view('strict_bag', 'SELECT s.id, s.pair * 2 AS twice, s.note FROM strict_rows s JOIN strict_rows t ON t.pair = s.pair');
+SELECT tide.create_view('strict_groups', 'SELECT id, count(*) AS n FROM strict_rows GROUP BY id');
+UPDATE strict_rows SET note = 'x' WHERE id < 5;
+DELETE FROM strict_rows WHERE id = 7;
+SELECT tide.verify('strict_bag') AND tide.verify('strict_groups') AS equal;
+ALTER TABLE strict_rows ALTER COLUMN id DROP NOT NULL, ALTER COLUMN pair DROP NOT NULL;
+INSERT INTO strict_rows VALUES (NULL, 1000, 'n'), (NULL, NULL, 'nn'), (3, NULL, NULL);
+SELECT tide.verify('strict_bag') AND tide.verify('strict_groups') AS equal;
+DELETE FROM strict_rows WHERE id IS NULL OR pair IS NULL;
+UPDATE strict_rows SET id = NULL WHERE id = 3;
+SELECT count(*) FILTER (WHERE id IS NULL) AS null_rows FROM strict_bag;
+SELECT tide.verify('strict_bag') AND tide.verify('strict_groups') AS equal;
+UPDATE strict_rows SET id = 3 WHERE id IS NULL;
+SELECT tide.verify('strict_bag') AND tide.verify('strict_groups') AS equal;
+SELECT tide.drop_view('strict_bag'), tide.drop_view('strict_groups');
+DROP TABLE strict_rows;
