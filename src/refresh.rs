@@ -229,11 +229,12 @@ unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, wal: bool
     let tables = logged_tables(members);
     let (from_wal, logged): (Vec<pg_sys::Oid>, Vec<pg_sys::Oid>) = tables.iter().partition(|t| wal && wal::from_wal(**t));
     let mut batches: Vec<log::Batch> = if from_wal.is_empty() { Vec::new() } else { wal::read_batches(&from_wal, root.id) };
-    batches.extend(as_superuser(|| {
-        Spi::connect_mut(|_client| logged.iter().map(|t| log::read_batch(*t, root.id, snapshot)).collect::<Vec<_>>())
-    }));
-    let changes: i64 = batches.iter().map(|b| b.rows).sum();
-    let kind = if full || batches.iter().any(|b| b.truncated) {
+    // The logs are counted first and read only for a batch that is applied:
+    // reading a large batch costs more than the rebuild that replaces it.
+    let logged_counts: Vec<(i64, bool)> = as_superuser(|| logged.iter().map(|t| log::count_pending(*t, root.id)).collect());
+    let changes: i64 = batches.iter().map(|b| b.rows).sum::<i64>() + logged_counts.iter().map(|c| c.0).sum::<i64>();
+    let truncated = batches.iter().any(|b| b.truncated) || logged_counts.iter().any(|c| c.1);
+    let kind = if full || truncated {
         "full"
     } else if changes == 0 {
         "none"
@@ -242,6 +243,11 @@ unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, wal: bool
     } else {
         "incremental"
     };
+    if kind == "incremental" {
+        batches.extend(as_superuser(|| {
+            Spi::connect_mut(|_client| logged.iter().map(|t| log::read_batch(*t, root.id, snapshot)).collect::<Vec<_>>())
+        }));
+    }
     let (used, unused): (Vec<log::Batch>, Vec<log::Batch>) = batches.into_iter().partition(|b| kind == "incremental" && b.rows > 0);
     for b in unused {
         pg_sys::tuplestore_end(b.old);

@@ -212,6 +212,15 @@ pub fn pending(relid: pg_sys::Oid, root: i64) -> String {
     )
 }
 
+/// How many changes of `relid` view `root` has not applied, and whether a
+/// TRUNCATE is among them, in the refresh's snapshot (set by
+/// `pg::with_snapshot`): a batch that will not be applied row by row (the
+/// view is rebuilt) is only counted, not read. Runs as superuser.
+pub fn count_pending(relid: pg_sys::Oid, root: i64) -> (i64, bool) {
+    let counts = pg::query_int8s(&format!("SELECT count(*), count(*) FILTER (WHERE l.new IS NULL) {}", pending(relid, root)), 2);
+    (counts[0].unwrap_or(0), counts[1].unwrap_or(0) > 0)
+}
+
 /// Read the changes of `relid` that view `root` has not applied, in the
 /// refresh's snapshot (set by `pg::with_snapshot`). Runs as superuser,
 /// inside an SPI connection.
