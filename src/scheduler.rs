@@ -8,7 +8,7 @@
 //! commit and sets the refresher's latch, starting a refresher if none is
 //! running. The refresher reads the catalog only when the counter moved, so
 //! an idle system runs no query at all; it refreshes each due view (its
-//! refresh_interval passed since its last refresh) in id order, which puts
+//! refresh_interval passed since its last refresh began) in id order, which puts
 //! a view after the views it reads, each in a transaction of its own. A
 //! refresh that fails is retried at the next interval and, after
 //! `tide.max_failures` failures in a row, the view is marked failed and left
@@ -391,6 +391,9 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
                 sooner(&mut next, due - now);
                 continue;
             }
+            // The interval runs from this refresh's start, not its end, so
+            // that a change waits at most about an interval and one refresh.
+            let started = Instant::now();
             // The slot of WAL capture, made in a transaction that has done nothing else.
             let slot = if s.wal { attempt(crate::capture::wal::ensure_slot) } else { Ok(()) };
             let result = slot.and_then(|_| attempt(|| crate::refresh::refresh_by_id(id)));
@@ -401,7 +404,7 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
                 known_views = None;
             }
             if let Some(s) = served.get_mut(&key) {
-                s.last = Instant::now();
+                s.last = started;
                 // A failed refresh is tried again at the next interval.
                 s.seen = result.is_ok().then_some(changes);
                 // SAFETY: as above.

@@ -290,7 +290,19 @@ pub unsafe fn read_batch(relid: pg_sys::Oid, root: i64, snapshot: pg_sys::Snapsh
 
 /// Delete the log rows of `relid` that every deferred view over it has
 /// applied: those of transactions older than each view's applied snapshot.
+///
+/// One transaction at a time trims a log, and one that finds another at it
+/// skips (the rows wait for the next refresh): two refreshes of different
+/// views over one table, each holding its view's lock, would otherwise wait
+/// on each other's deleted rows, and a transaction refreshing several views
+/// (`SELECT tide.refresh(name) FROM tide.views`) beside the background
+/// refresher could deadlock with it.
 pub fn trim(relid: pg_sys::Oid) {
+    let key = format!("pg_tide trim {}", relid.to_u32());
+    let mine = pg::query_int8s(&format!("SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext({}))::int::int8", pgrx::spi::quote_literal(&key)), 1);
+    if mine[0] != Some(1) {
+        return;
+    }
     pg::execute_sql(&format!(
         "DELETE FROM {} WHERE xid < (SELECT min(pg_catalog.pg_snapshot_xmin(applied_snapshot)) FROM tide.catalog \
           WHERE mode = 'deferred' AND {}::regclass = ANY (base_tables))",
