@@ -8,6 +8,16 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `a` equals `b`, two NULLs counting as equal: a plain `=` where neither
+/// can be NULL (one index scan; the NULL-safe form takes two bitmap scans).
+pub fn same_value(a: &str, b: &str, never_null: bool) -> String {
+    if never_null {
+        format!("{a} = {b}")
+    } else {
+        format!("({a} = {b} OR ({a} IS NULL AND {b} IS NULL))")
+    }
+}
+
 /// A comma-separated list of quoted identifiers.
 pub fn ident_list<S: AsRef<str>>(names: &[S]) -> String {
     names.iter().map(|n| ident(n.as_ref())).collect::<Vec<_>>().join(", ")

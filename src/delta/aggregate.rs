@@ -27,7 +27,7 @@
 use super::bag;
 use super::join::{self, Change, WEIGHT};
 use super::plan::{substitute_params, Agg, AggKind, OutputColumn, Source, Term};
-use crate::sql::{ident, Refill};
+use crate::sql::{ident, same_value, Refill};
 
 /// Everything the grouped statements need.
 pub struct Grouped<'a> {
@@ -411,7 +411,7 @@ impl Grouped<'_> {
             // upsert (the same statement's snapshot; writers take turns).
             let touched = (0..nk).map(c).collect::<Vec<_>>().join(", ");
             let matches = (0..nk)
-                .map(|j| format!("(o.{k} = t.{cj} OR (o.{k} IS NULL AND t.{cj} IS NULL))", k = key_col(j), cj = c(j)))
+                .map(|j| same_value(&format!("o.{}", key_col(j)), &format!("t.{}", c(j)), false))
                 .collect::<Vec<_>>()
                 .join(" AND ");
             ctes.push(format!(
@@ -505,11 +505,7 @@ impl Grouped<'_> {
     fn view_row_of_group(&self, s: &str) -> String {
         self.columns
             .iter()
-            .filter_map(|c| c.key.map(|k| (k, ident(&c.name), c.not_null)))
-            .map(|(k, c, not_null)| match not_null {
-                true => format!("v.{c} = {s}.{kc}", kc = key_col(k)),
-                false => format!("(v.{c} = {s}.{kc} OR (v.{c} IS NULL AND {s}.{kc} IS NULL))", kc = key_col(k)),
-            })
+            .filter_map(|c| c.key.map(|k| same_value(&format!("v.{}", ident(&c.name)), &format!("{s}.{}", key_col(k)), c.not_null)))
             .collect::<Vec<_>>()
             .join(" AND ")
     }
@@ -526,7 +522,7 @@ impl Grouped<'_> {
             let mut conds = Vec::new();
             for (j, k) in self.keys.iter().enumerate() {
                 let sk = format!("s.{}", key_col(j));
-                conds.push(format!("(({k}) = {sk} OR (({k}) IS NULL AND {sk} IS NULL))"));
+                conds.push(same_value(&format!("({k})"), &sk, false));
             }
             if let Some(f) = &a.filter {
                 conds.push(f.clone());

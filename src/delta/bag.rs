@@ -15,7 +15,7 @@
 
 use super::join::{self, Change, WEIGHT};
 use super::plan::{OutputColumn, Term};
-use crate::sql::ident;
+use crate::sql::{ident, same_value};
 
 /// Buckets of deleted-row locks per view (a power of two).
 pub const ROW_BUCKETS: i64 = 64;
@@ -63,10 +63,8 @@ fn match_row(columns: &[OutputColumn], comparable: &[bool], v: &str, d: &str) ->
         .map(|(i, (c, ok))| {
             let vc = format!("{v}.{}", ident(&c.name));
             let dc = format!("{d}.c{}", i + 1);
-            if *ok && c.not_null {
-                format!("{vc} = {dc}")
-            } else if *ok {
-                format!("({vc} = {dc} OR ({vc} IS NULL AND {dc} IS NULL))")
+            if *ok {
+                same_value(&vc, &dc, c.not_null)
             } else {
                 format!("{vc}::text IS NOT DISTINCT FROM {dc}::text")
             }
