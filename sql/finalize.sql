@@ -20,8 +20,11 @@ SELECT c.view            AS name,
        CASE WHEN c.mode = 'deferred' AND c.capture = 'wal' THEN
            (SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint
               FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = 'tide_' || (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()))
-       END AS wal_lag_bytes
+       END AS wal_lag_bytes,
+       b.rows_done AS build_rows_done,
+       b.rows_estimated AS build_rows_estimated
   FROM tide.catalog c
+  LEFT JOIN LATERAL tide.build_progress(c.id) b ON true
  WHERE c.parent IS NULL;
 COMMENT ON VIEW tide.views IS 'One row per pg_tide view';
 GRANT SELECT ON tide.views TO PUBLIC;

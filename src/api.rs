@@ -109,7 +109,7 @@ fn create_view(
         );
     }
     let (schema, rel) = split_view_name(name);
-    let built = build(&Target::User { schema, rel }, query, mode, capture);
+    let built = crate::progress::building(0, name, || build(&Target::User { schema, rel }, query, mode, capture));
     catalog::as_superuser(|| {
         Spi::run_with_args(
             "UPDATE tide.catalog SET refresh_interval = $2, capture = $3 WHERE id = $1",
@@ -385,8 +385,10 @@ fn refresh(name: Option<&str>, full: default!(Option<bool>, false)) -> i64 {
     // with a snapshot taken after the lock.
     run(&format!("LOCK TABLE {view} IN EXCLUSIVE MODE"));
     let start = Instant::now();
-    rebuild_subqueries(&entry);
-    let rows = apply::rebuild_view(&entry);
+    let rows = crate::progress::building(entry.id, &view, || {
+        rebuild_subqueries(&entry);
+        apply::rebuild_view(&entry)
+    });
     catalog::record_refresh(entry.id, rows, elapsed_ms(start));
     rows
 }
@@ -512,7 +514,7 @@ fn switch_mode(entry: &catalog::ViewRef, members: &[catalog::ViewRef], mode: &st
                 run(&format!("UPDATE tide.catalog SET status = 'building' WHERE id IN ({ids})"));
             } else {
                 // The view is current (writers wait): it has applied what this sees.
-                crate::refresh::record_applied(members);
+                crate::refresh::record_applied(members, true);
             }
             // Refreshes keep the row count from here on (immediate
             // maintenance does not, to keep writers off the catalog row).
@@ -588,10 +590,14 @@ fn wait(name: Option<&str>, timeout: default!(Option<pgrx::datum::Interval>, "'3
     crate::scheduler::waiting(|| wait_for(&entry, &poll, &target, timeout_ms))
 }
 
+/// How often tide.wait says how far the build it waits for is.
+const PROGRESS_NOTICE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// tide.wait's loop: poll until the view has applied what `target` sees.
 fn wait_for(entry: &catalog::ViewRef, poll: &str, target: &str, timeout_ms: f64) -> bool {
     let start = Instant::now();
     let mut told = false;
+    let mut told_at = Instant::now();
     let wal = catalog::capture(entry.id) == "wal";
     let target_snapshot = crate::capture::pgoutput::Snapshot::parse(target).ok();
     loop {
@@ -618,6 +624,13 @@ fn wait_for(entry: &catalog::ViewRef, poll: &str, target: &str, timeout_ms: f64)
         if status == 1 && !told {
             notice!("view {} is being built in the background", pg::qualified_relation_name(entry.view));
             told = true;
+            told_at = Instant::now();
+        }
+        if status == 1 && told_at.elapsed() >= PROGRESS_NOTICE_EVERY {
+            if let Some((done, estimated)) = crate::progress::of(entry.id) {
+                notice!("view {}: {done} of about {estimated} rows built", pg::qualified_relation_name(entry.view));
+            }
+            told_at = Instant::now();
         }
         let waiting = status == 1 || behind != 0;
         if !waiting {
@@ -654,6 +667,15 @@ fn pending_changes(id: i64) -> Option<i64> {
         total += pg::select_one::<i64>(&sql, &[]).unwrap_or(0);
     }
     Some(total)
+}
+
+/// How far the build (or full rebuild) of view `id` under way in some
+/// backend is: rows written and rows the planner expects, both counting
+/// every table the build fills (the state and internal views too); no row
+/// when none is under way.
+#[pg_extern(volatile, parallel_safe)]
+fn build_progress(id: i64) -> TableIterator<'static, (name!(rows_done, i64), name!(rows_estimated, i64))> {
+    TableIterator::new(crate::progress::of(id))
 }
 
 /// Seconds since the oldest change a deferred view (catalog id `id`) has

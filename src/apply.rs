@@ -482,6 +482,10 @@ pub fn rebuild_view_by_id(id: i64) {
 /// Rebuild a view (and its state) in full; returns its row count.
 pub fn rebuild_view(view: &ViewRef) -> i64 {
     let compiled = compiled(view);
+    crate::progress::building(view.id, &compiled.view, || rebuild_compiled(view, &compiled))
+}
+
+fn rebuild_compiled(view: &ViewRef, compiled: &Compiled) -> i64 {
     as_owner(view.owner, || {
         if compiled.plan.needs_view_lock() {
             Spi::connect_mut(|_client| lock_view(view.id)).unwrap_or_else(|e| {

@@ -38,6 +38,7 @@ mod delta;
 mod explain;
 mod ir;
 mod pg;
+mod progress;
 mod refresh;
 mod scheduler;
 mod sql;

@@ -364,11 +364,12 @@ pub unsafe fn record_relation_dependency(depender: pg_sys::Oid, referenced: pg_s
 }
 
 // ---------------------------------------------------------------------------
-// Bulk fill of a table made in this transaction.
+// Filling a table from a query, counting its rows as build progress.
 
 /// Insert the rows of the query `select` into table `relid`, as `{insert}
 /// {select}` would (`insert`: `INSERT INTO t` or `INSERT INTO t (cols)`);
-/// returns the rows inserted.
+/// returns the rows inserted. Each row counts toward the build under way
+/// (`progress`), whose estimate grows by the planner's.
 ///
 /// A table created in this transaction, with no index, constraint, policy
 /// or generated column yet, and whose columns are the query's (same names,
@@ -377,38 +378,25 @@ pub unsafe fn record_relation_dependency(depender: pg_sys::Oid, referenced: pg_s
 /// run in parallel (INSERT ... SELECT never is, before PostgreSQL 18), and
 /// each row is stored directly. Such a table has no trigger but pg_tide's
 /// own guard and nothing reads it yet, so nothing is skipped. Anything else
-/// takes the plain INSERT.
+/// takes the plain INSERT (with RETURNING, only to count its rows).
 pub fn fill_table(relid: pg_sys::Oid, insert: &str, select: &str) -> u64 {
-    if !REFRESH_SNAPSHOT.with(|s| s.get()).is_null() {
-        // A refresh reads one snapshot; SPI_execute_plan_extended takes its own.
-        return execute_sql(&format!("{insert} {select}"));
-    }
+    let snapshot = REFRESH_SNAPSHOT.with(|s| s.get());
     Spi::connect_mut(|_client| {
-        let text = std::ffi::CString::new(select).expect("no NUL in generated SQL");
-        // SAFETY: the plan is prepared and freed in this SPI connection; the
-        // relation is opened (and locked) for the whole fill and closed
+        // SAFETY: plans are prepared, run and freed in this SPI connection;
+        // the relation is opened (and locked) for the whole fill and closed
         // after it, also on error (the resource owner closes it then).
         unsafe {
-            let plan = pg_sys::SPI_prepare_cursor(text.as_ptr(), 0, std::ptr::null_mut(), pg_sys::CURSOR_OPT_PARALLEL_OK as i32);
-            if plan.is_null() {
-                raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not prepare: {select}"), None, None);
-            }
-            let rel = pg_sys::table_open(relid, pg_sys::RowExclusiveLock as i32);
-            let sources = list::<pg_sys::CachedPlanSource>(pg_sys::SPI_plan_get_plan_sources(plan));
-            let result = match sources.as_slice() {
-                [source] => (**source).resultDesc,
-                _ => std::ptr::null_mut(),
-            };
-            let rows = match bulk_fillable(rel, result) {
-                Some(not_null) => {
+            if snapshot.is_null() {
+                let plan = prepare_unsaved(select, pg_sys::CURSOR_OPT_PARALLEL_OK as i32);
+                let rel = pg_sys::table_open(relid, pg_sys::RowExclusiveLock as i32);
+                let sources = list::<pg_sys::CachedPlanSource>(pg_sys::SPI_plan_get_plan_sources(plan));
+                let result = match sources.as_slice() {
+                    [source] => (**source).resultDesc,
+                    _ => std::ptr::null_mut(),
+                };
+                if let Some(not_null) = bulk_fillable(rel, result) {
                     let mut receiver = FillReceiver {
-                        base: pg_sys::DestReceiver {
-                            receiveSlot: Some(fill_receive),
-                            rStartup: Some(fill_startup),
-                            rShutdown: Some(fill_shutdown),
-                            rDestroy: Some(fill_destroy),
-                            mydest: pg_sys::CommandDest::DestNone,
-                        },
+                        base: receiver(fill_receive, fill_startup, fill_shutdown),
                         rel,
                         not_null,
                         cid: 0,
@@ -417,27 +405,133 @@ pub fn fill_table(relid: pg_sys::Oid, insert: &str, select: &str) -> u64 {
                     };
                     // A parallel operation cannot take a transaction id: take it now.
                     pg_sys::GetCurrentTransactionId();
-                    let options = pg_sys::SPIExecuteOptions { dest: &mut receiver.base, ..Default::default() };
-                    let rc = pg_sys::SPI_execute_plan_extended(plan, &options);
-                    if rc < 0 {
-                        raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("SPI failed with code {rc}"), None, None);
-                    }
-                    // Later statements see the rows.
-                    pg_sys::CommandCounterIncrement();
-                    receiver.rows
-                }
-                None => {
+                    run_plan(plan, select, &mut receiver.base, snapshot);
                     pg_sys::SPI_freeplan(plan);
                     pg_sys::table_close(rel, pg_sys::RowExclusiveLock as i32);
-                    return execute_sql(&format!("{insert} {select}"));
+                    return receiver.rows;
                 }
-            };
+                pg_sys::SPI_freeplan(plan);
+                pg_sys::table_close(rel, pg_sys::RowExclusiveLock as i32);
+            }
+            let sql = format!("{insert} {select} RETURNING true");
+            let plan = prepare_unsaved(&sql, 0);
+            let mut receiver = CountReceiver { base: receiver(count_receive, count_startup, count_shutdown), rows: 0 };
+            run_plan(plan, &sql, &mut receiver.base, snapshot);
             pg_sys::SPI_freeplan(plan);
-            pg_sys::table_close(rel, pg_sys::RowExclusiveLock as i32);
-            rows
+            receiver.rows
         }
     })
 }
+
+/// Prepare `sql` in the current SPI connection, not kept beyond it.
+///
+/// # Safety
+/// Inside an SPI connection.
+unsafe fn prepare_unsaved(sql: &str, cursor_options: i32) -> pg_sys::SPIPlanPtr {
+    let text = std::ffi::CString::new(sql).expect("no NUL in generated SQL");
+    let plan = pg_sys::SPI_prepare_cursor(text.as_ptr(), 0, std::ptr::null_mut(), cursor_options);
+    if plan.is_null() {
+        raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not prepare: {sql}"), None, None);
+    }
+    plan
+}
+
+/// Run the one-statement, parameterless `plan` (whose text is `sql`), its
+/// rows sent to `dest`, after telling `progress` what the planner expects.
+/// With `snapshot` null it runs as SPI runs a statement (a new snapshot);
+/// otherwise it reads `snapshot` (with this transaction's later writes), as
+/// SPI_execute_snapshot would, which cannot send rows to a receiver of ours.
+/// Triggers fire as for any statement. Later statements see the rows.
+///
+/// # Safety
+/// Inside an SPI connection; `plan` from it; `dest` valid while this runs;
+/// `snapshot` null or registered.
+unsafe fn run_plan(plan: pg_sys::SPIPlanPtr, sql: &str, dest: *mut pg_sys::DestReceiver, snapshot: pg_sys::Snapshot) {
+    let cached = pg_sys::SPI_plan_get_cached_plan(plan);
+    if cached.is_null() {
+        raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not plan: {sql}"), None, None);
+    }
+    let statements = list::<pg_sys::PlannedStmt>((*cached).stmt_list);
+    let [statement] = statements.as_slice() else {
+        raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("expected one statement: {sql}"), None, None)
+    };
+    let statement = *statement;
+    crate::progress::statement((*(*statement).planTree).plan_rows.max(0.0) as u64);
+    if snapshot.is_null() {
+        // (The plan is cached in its source: SPI runs the one just looked at.)
+        pg_sys::ReleaseCachedPlan(cached, std::ptr::null_mut());
+        let options = pg_sys::SPIExecuteOptions { dest, ..Default::default() };
+        let rc = pg_sys::SPI_execute_plan_extended(plan, &options);
+        if rc < 0 {
+            raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("SPI failed with code {rc}"), None, None);
+        }
+    } else {
+        pg_sys::PushCopiedSnapshot(snapshot);
+        pg_sys::CommandCounterIncrement();
+        pg_sys::UpdateActiveSnapshotCommandId();
+        let text = std::ffi::CString::new(sql).expect("no NUL in generated SQL");
+        let query = pg_sys::CreateQueryDesc(
+            statement,
+            text.as_ptr(),
+            pg_sys::GetActiveSnapshot(),
+            std::ptr::null_mut(),
+            dest,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        );
+        pg_sys::ExecutorStart(query, 0);
+        pg_sys::ExecutorRun(query, pg_sys::ScanDirection::ForwardScanDirection, 0, true);
+        pg_sys::ExecutorFinish(query);
+        pg_sys::ExecutorEnd(query);
+        pg_sys::FreeQueryDesc(query);
+        pg_sys::PopActiveSnapshot();
+        pg_sys::ReleaseCachedPlan(cached, std::ptr::null_mut());
+    }
+    pg_sys::CommandCounterIncrement();
+}
+
+/// A receiver whose callbacks are these (destroy: owned by the caller).
+fn receiver(
+    receive: unsafe extern "C-unwind" fn(*mut pg_sys::TupleTableSlot, *mut pg_sys::DestReceiver) -> bool,
+    startup: unsafe extern "C-unwind" fn(*mut pg_sys::DestReceiver, i32, pg_sys::TupleDesc),
+    shutdown: unsafe extern "C-unwind" fn(*mut pg_sys::DestReceiver),
+) -> pg_sys::DestReceiver {
+    pg_sys::DestReceiver {
+        receiveSlot: Some(receive),
+        rStartup: Some(startup),
+        rShutdown: Some(shutdown),
+        rDestroy: Some(receiver_destroy),
+        mydest: pg_sys::CommandDest::DestNone,
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn receiver_destroy(_receiver: *mut pg_sys::DestReceiver) {
+    // Owned by fill_table, not by PostgreSQL.
+}
+
+/// The receiver of the plain INSERT's RETURNING rows: counts them.
+#[repr(C)]
+struct CountReceiver {
+    base: pg_sys::DestReceiver,
+    rows: u64,
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn count_startup(_receiver: *mut pg_sys::DestReceiver, _operation: i32, _desc: pg_sys::TupleDesc) {}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn count_receive(_slot: *mut pg_sys::TupleTableSlot, receiver: *mut pg_sys::DestReceiver) -> bool {
+    // SAFETY: `receiver` is the `base` of a CountReceiver (see fill_table).
+    let r = &mut *(receiver as *mut CountReceiver);
+    r.rows += 1;
+    crate::progress::row();
+    true
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn count_shutdown(_receiver: *mut pg_sys::DestReceiver) {}
 
 /// Whether `rel` can be filled directly with rows of type `result` (see
 /// `fill_table`); the attribute numbers of its NOT NULL columns if so.
@@ -521,6 +615,7 @@ unsafe extern "C-unwind" fn fill_receive(slot: *mut pg_sys::TupleTableSlot, rece
     let insert = (*(*r.rel).rd_tableam).tuple_insert.expect("a table access method inserts");
     insert(r.rel, slot, r.cid, 0, r.bistate);
     r.rows += 1;
+    crate::progress::row();
     true
 }
 
@@ -535,11 +630,6 @@ unsafe extern "C-unwind" fn fill_shutdown(receiver: *mut pg_sys::DestReceiver) {
     if let Some(finish) = (*(*r.rel).rd_tableam).finish_bulk_insert {
         finish(r.rel, 0);
     }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn fill_destroy(_receiver: *mut pg_sys::DestReceiver) {
-    // Owned by fill_table, not by PostgreSQL.
 }
 
 /// The OID of a relation named `qualified` (schema-qualified and quoted as

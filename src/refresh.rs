@@ -55,8 +55,11 @@ pub fn logged_tables(members: &[ViewRef]) -> Vec<pg_sys::Oid> {
 }
 
 /// Record, for every member of the family, that it has applied what the
-/// refresh snapshot sees. Runs in that snapshot.
-pub fn record_applied(members: &[ViewRef]) {
+/// refresh snapshot sees. Runs in that snapshot. Unless that snapshot saw
+/// the view `unready` (then it was built), a view that tide.alter_view set
+/// to be built again after the snapshot (it takes no lock on the view) is
+/// left to be built.
+pub fn record_applied(members: &[ViewRef], unready: bool) {
     let ids: Vec<String> = members.iter().map(|m| m.id.to_string()).collect();
     as_superuser(|| {
         pg::execute_sql(&format!(
@@ -64,8 +67,9 @@ pub fn record_applied(members: &[ViewRef]) {
                     applied_xid = pg_catalog.pg_current_xact_id_if_assigned(), \
                     applied_seq = (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM tide.change_seq), \
                     failures = 0, status = 'ready', last_error = NULL \
-              WHERE id IN ({})",
-            ids.join(", ")
+              WHERE id IN ({}){}",
+            ids.join(", "),
+            if unready { "" } else { " AND status <> 'building'" }
         ))
     });
 }
@@ -225,7 +229,8 @@ unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, wal: bool
     // A view still to be built (or failed) is built in full.
     let unready =
         pg::query_int8s(&format!("SELECT CASE WHEN status = 'ready' THEN 0 ELSE 1 END::int8 FROM tide.catalog WHERE id = {}", root.id), 1);
-    let full = full || unready[0] != Some(0);
+    let unready = unready[0] != Some(0);
+    let full = full || unready;
     let tables = logged_tables(members);
     let (from_wal, logged): (Vec<pg_sys::Oid>, Vec<pg_sys::Oid>) = tables.iter().partition(|t| wal && wal::from_wal(**t));
     let mut batches: Vec<log::Batch> = if from_wal.is_empty() { Vec::new() } else { wal::read_batches(&from_wal, root.id) };
@@ -258,18 +263,18 @@ unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, wal: bool
             let ids = members.iter().map(|m| m.id).collect();
             apply::refreshing(ids, || capture::replay(members, &used));
         }
-        "full" => {
+        "full" => crate::progress::building(root.id, &pg::qualified_relation_name(root.view), || {
             for m in members {
                 let rows = apply::rebuild_view(m);
                 as_superuser(|| pg::execute_sql(&format!("UPDATE tide.catalog SET row_count = {rows} WHERE id = {}", m.id)));
             }
-        }
+        }),
         _ => {}
     }
     // (With WAL capture and nothing applied, the snapshot is recorded only
     // for a tide.wait: that write would itself be WAL to look at.)
     if !(wal && kind == "none" && !crate::scheduler::has_waiters()) {
-        record_applied(members);
+        record_applied(members, unready);
     }
     as_superuser(|| {
         Spi::connect_mut(|_client| {

@@ -7,16 +7,21 @@
 //! a deferred view) bumps its database's change counter in shared memory at
 //! commit and sets the refresher's latch, starting a refresher if none is
 //! running. The refresher reads the catalog only when the counter moved, so
-//! an idle system runs no query at all; it refreshes each due view (its
-//! refresh_interval passed since its last refresh began) in id order, which puts
-//! a view after the views it reads, each in a transaction of its own. A
-//! refresh that fails is retried at the next interval and, after
+//! an idle system runs no query at all; it hands each due view (its
+//! refresh_interval passed since its last refresh began), in id order, to
+//! one of up to `tide.refresh_workers` refresh workers of the database
+//! (dynamic background workers it starts when needed; idle ones exit),
+//! which refreshes it in a transaction of its own, so that one long
+//! refresh does not hold the other views back. A view is never handed out
+//! twice at once; a view's refresh refreshes the deferred views it reads
+//! first (and waits for theirs), which keeps dependency order. A refresh
+//! that fails is retried at the next interval and, after
 //! `tide.max_failures` failures in a row, the view is marked failed and left
 //! alone until refreshed by hand; the other views go on.
 //!
 //! Shared memory holds coordination state only (per database: the
-//! refresher's pid and latch, the change counter); every change and every
-//! position lives in WAL-logged tables.
+//! refresher's pid and latch, the change counter, each worker's pid, latch
+//! and job); every change and every position lives in WAL-logged tables.
 
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -52,6 +57,47 @@ struct Slot {
     /// counter when its next view is due), so that writers do not signal
     /// it at every commit.
     idle: bool,
+    /// The refresh workers the refresher hands views to.
+    workers: [Worker; MAX_WORKERS],
+}
+
+/// Refresh workers per database, at most (`tide.refresh_workers`).
+const MAX_WORKERS: usize = 8;
+/// A refresh worker with nothing to do for this long exits.
+const WORKER_IDLE_EXIT: Duration = Duration::from_secs(30);
+
+/// What a refresh worker is doing.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+enum Job {
+    /// No worker in this entry.
+    Free,
+    /// Waiting for a view.
+    Idle,
+    /// To refresh view `view` (a worker not started yet has pid 0).
+    Assigned { view: i64, wal: bool },
+    /// Refreshed view `view`: `ok` unless it failed. The refresher reads it
+    /// and sets the worker idle.
+    Done { view: i64, ok: bool },
+}
+
+#[derive(Copy, Clone)]
+struct Worker {
+    pid: i32,
+    latch: *mut pg_sys::Latch,
+    job: Job,
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Worker { pid: 0, latch: std::ptr::null_mut(), job: Job::Free }
+    }
+}
+
+impl Worker {
+    fn alive(&self) -> bool {
+        // SAFETY: looks the pid up among the live processes (ProcArray).
+        self.pid != 0 && !unsafe { pg_sys::BackendPidGetProc(self.pid) }.is_null()
+    }
 }
 
 impl Slot {
@@ -72,7 +118,16 @@ impl Slot {
 
 impl Default for Slot {
     fn default() -> Self {
-        Slot { dboid: 0, pid: 0, latch: std::ptr::null_mut(), changes: 0, views: 0, waiters: 0, idle: false }
+        Slot {
+            dboid: 0,
+            pid: 0,
+            latch: std::ptr::null_mut(),
+            changes: 0,
+            views: 0,
+            waiters: 0,
+            idle: false,
+            workers: [Worker::default(); MAX_WORKERS],
+        }
     }
 }
 
@@ -98,6 +153,7 @@ static SLOTS: PgLwLock<Slots> = unsafe { PgLwLock::new(c"pg_tide_refreshers") };
 static PRELOADED: AtomicBool = AtomicBool::new(false);
 
 pub static MAX_FAILURES: GucSetting<i32> = GucSetting::<i32>::new(5);
+pub static REFRESH_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
 
 /// Called from _PG_init.
 pub fn init() {
@@ -111,12 +167,23 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"tide.refresh_workers",
+        c"Deferred views of one database refreshed at once, each by a background worker of its own.",
+        c"Views that read one another still refresh in order; the workers count against max_worker_processes.",
+        &REFRESH_WORKERS,
+        1,
+        MAX_WORKERS as i32,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     // SAFETY: reads a flag PostgreSQL sets while loading preloaded libraries.
     if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         return;
     }
     PRELOADED.store(true, Ordering::Relaxed);
     pg_shmem_init!(SLOTS);
+    crate::progress::init_shmem();
     BackgroundWorkerBuilder::new("pg_tide launcher")
         .set_function("tide_launcher_main")
         .set_library("pg_tide")
@@ -126,9 +193,14 @@ pub fn init() {
         .load();
 }
 
+/// Whether pg_tide was loaded through shared_preload_libraries (so has shared memory).
+pub fn preloaded() -> bool {
+    PRELOADED.load(Ordering::Relaxed)
+}
+
 /// Whether deferred mode can run here; an error saying how to enable it otherwise.
 pub fn require_preloaded() {
-    if !PRELOADED.load(Ordering::Relaxed) {
+    if !preloaded() {
         crate::pg::raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "deferred mode needs pg_tide in shared_preload_libraries",
@@ -166,7 +238,7 @@ pub fn waiting<R>(f: impl FnOnce() -> R) -> R {
             }
         }
     }
-    if !PRELOADED.load(Ordering::Relaxed) {
+    if !preloaded() {
         return f();
     }
     // SAFETY: reads the backend's database id.
@@ -188,7 +260,7 @@ pub fn waiting<R>(f: impl FnOnce() -> R) -> R {
 
 /// Whether some backend of this database is in tide.wait.
 pub fn has_waiters() -> bool {
-    if !PRELOADED.load(Ordering::Relaxed) {
+    if !preloaded() {
         return false;
     }
     // SAFETY: reads the backend's database id.
@@ -203,7 +275,7 @@ fn notify_refresher() {
 }
 
 fn note(changes: bool, views: bool) {
-    if !PRELOADED.load(Ordering::Relaxed) {
+    if !preloaded() {
         return;
     }
     let before = WAKE_AT_COMMIT.with(|w| w.get());
@@ -320,6 +392,251 @@ struct Served {
     /// when the WAL has moved since its last refresh here (`seen_lsn`).
     wal: bool,
     seen_lsn: u64,
+    /// The catalog was read while the view was being refreshed: what that
+    /// refresh did may be out of date.
+    changed_in_flight: bool,
+}
+
+impl Served {
+    /// Note a refresh that began as `flight` says, and succeeded if `ok`
+    /// (a failed one is tried again at the next interval). A view altered
+    /// while it was refreshed (to be built again, say) is looked at again.
+    fn finished(&mut self, flight: Flight, ok: bool) {
+        self.last = flight.started;
+        let ok = ok && !std::mem::take(&mut self.changed_in_flight);
+        self.seen = ok.then_some(flight.changes);
+        // SAFETY: reads the WAL insert position (shared memory, under its lock).
+        self.seen_lsn = if ok { unsafe { pg_sys::GetXLogInsertRecPtr() } } else { 0 };
+        if ok {
+            self.building = false;
+        }
+    }
+}
+
+/// A refresh handed to a worker (or run by the refresher itself).
+#[derive(Copy, Clone)]
+struct Flight {
+    worker: usize,
+    started: Instant,
+    /// The database's change counter when it began.
+    changes: u64,
+}
+
+/// Refresh view `id` (making WAL capture's slot first, in a transaction
+/// that has done nothing else); a failure is logged and counted.
+fn refresh_one(id: i64, wal: bool) -> bool {
+    let slot = if wal { attempt(crate::capture::wal::ensure_slot) } else { Ok(()) };
+    let result = slot.and_then(|_| attempt(|| crate::refresh::refresh_by_id(id)));
+    if let Err(e) = &result {
+        log!("pg_tide refresher: refresh of view {id} failed: {e}");
+        let _ = attempt(|| crate::refresh::record_failure(id, e, MAX_FAILURES.get()));
+    }
+    result.is_ok()
+}
+
+/// Where a view to refresh went.
+enum Dispatch {
+    Sent(usize),
+    /// Every worker is busy: it waits for one.
+    Busy,
+    /// No worker could be started: the refresher refreshes it itself.
+    Here,
+}
+
+/// The refresher's side of its workers: their handles, by entry.
+struct Pool {
+    handles: [Option<pgrx::bgworkers::DynamicBackgroundWorker>; MAX_WORKERS],
+}
+
+impl Pool {
+    fn new() -> Pool {
+        Pool { handles: std::array::from_fn(|_| None) }
+    }
+
+    /// Hand view `view` to an idle worker, or to a new one while there are
+    /// fewer than `tide.refresh_workers`.
+    fn dispatch(&mut self, dboid: u32, view: i64, wal: bool) -> Dispatch {
+        let limit = (REFRESH_WORKERS.get().max(1) as usize).min(MAX_WORKERS);
+        let start = {
+            let mut slots = SLOTS.exclusive();
+            let Some(slot) = slots.slots.iter_mut().find(|s| s.dboid == dboid) else { return Dispatch::Here };
+            if let Some(i) = slot.workers.iter().position(|w| w.job == Job::Idle && w.alive()) {
+                let w = &mut slot.workers[i];
+                w.job = Job::Assigned { view, wal };
+                // SAFETY: the latch of a live worker (it clears its entry, under this lock, before it exits).
+                unsafe { pg_sys::SetLatch(w.latch) };
+                return Dispatch::Sent(i);
+            }
+            if slot.workers.iter().filter(|w| w.job != Job::Free).count() >= limit {
+                return Dispatch::Busy;
+            }
+            let Some(i) = slot.workers.iter().position(|w| w.job == Job::Free) else { return Dispatch::Busy };
+            slot.workers[i] = Worker { pid: 0, latch: std::ptr::null_mut(), job: Job::Assigned { view, wal } };
+            i
+        };
+        // The handle outlives this pass: keep it in the process's memory.
+        // SAFETY: switches memory context on the worker's main thread, outside any transaction.
+        let started = unsafe {
+            let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
+            let started = BackgroundWorkerBuilder::new(&format!("pg_tide refresh worker {dboid}"))
+                .set_type("pg_tide refresh worker")
+                .set_function("tide_refresh_worker_main")
+                .set_library("pg_tide")
+                .enable_spi_access()
+                .set_start_time(BgWorkerStartTime::RecoveryFinished)
+                .set_restart_time(None)
+                .set_argument(Some(pg_sys::Datum::from(u64::from(dboid) | ((start as u64) << 32))))
+                .set_notify_pid(pg_sys::MyProcPid)
+                .load_dynamic();
+            pg_sys::MemoryContextSwitchTo(old);
+            started
+        };
+        match started {
+            Ok(handle) => {
+                self.handles[start] = Some(handle);
+                Dispatch::Sent(start)
+            }
+            Err(_) => {
+                let mut slots = SLOTS.exclusive();
+                let Some(slot) = slots.slots.iter_mut().find(|s| s.dboid == dboid) else { return Dispatch::Here };
+                slot.workers[start] = Worker::default();
+                if slot.workers.iter().any(|w| w.job != Job::Free) {
+                    Dispatch::Busy
+                } else {
+                    Dispatch::Here
+                }
+            }
+        }
+    }
+
+    /// The workers' finished refreshes, as (worker, succeeded); a worker
+    /// that is gone (it could not start, or was terminated) counts as a
+    /// failed refresh of its view.
+    fn collect(&mut self, dboid: u32) -> Vec<(usize, bool)> {
+        use pgrx::bgworkers::BackgroundWorkerStatus;
+        let stopped: Vec<bool> =
+            self.handles.iter().map(|h| h.as_ref().is_some_and(|h| matches!(h.pid(), Err(BackgroundWorkerStatus::Stopped)))).collect();
+        let mut out = Vec::new();
+        let mut slots = SLOTS.exclusive();
+        let Some(slot) = slots.slots.iter_mut().find(|s| s.dboid == dboid) else { return out };
+        for (i, w) in slot.workers.iter_mut().enumerate() {
+            match w.job {
+                Job::Done { ok, .. } => {
+                    out.push((i, ok));
+                    w.job = Job::Idle;
+                }
+                Job::Assigned { .. } if stopped[i] || (w.pid != 0 && !w.alive()) => {
+                    out.push((i, false));
+                    *w = Worker::default();
+                }
+                Job::Idle if !w.alive() => *w = Worker::default(),
+                _ => {}
+            }
+            if w.job == Job::Free {
+                self.handles[i] = None;
+            }
+        }
+        out
+    }
+}
+
+unsafe extern "C-unwind" {
+    /// PostgreSQL's SIGTERM handler for backends (tcop/postgres.c), itself:
+    /// pg_sys::die is a Rust wrapper, which a signal must not run.
+    #[link_name = "die"]
+    fn postgres_die(signal: std::ffi::c_int);
+}
+
+/// A refresh worker of one database: refreshes the views the refresher
+/// hands it, one at a time, each in a transaction of its own; exits after
+/// `WORKER_IDLE_EXIT` without one.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn tide_refresh_worker_main(arg: pg_sys::Datum) {
+    let arg = arg.value() as u64;
+    let (dboid, index) = ((arg & 0xffff_ffff) as u32, (arg >> 32) as usize);
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
+    // SIGTERM (a fast shutdown, pg_terminate_backend) ends the worker at
+    // once, a refresh under way included (rolled back, done again later),
+    // as PostgreSQL's own workers end: a long build does not hold the
+    // shutdown up. Its entry is freed by the refresher, which sees it gone.
+    // SAFETY: installs PostgreSQL's own handler, a C function, for a signal.
+    unsafe { pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(postgres_die)) };
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(dboid)), None);
+    let with_entry = |f: &mut dyn FnMut(&mut Slot, &mut Worker)| {
+        let mut slots = SLOTS.exclusive();
+        if let Some(slot) = slots.slots.iter_mut().find(|s| s.dboid == dboid) {
+            if index < MAX_WORKERS {
+                let mut w = slot.workers[index];
+                f(slot, &mut w);
+                slot.workers[index] = w;
+            }
+        }
+    };
+    let mut mine = false;
+    with_entry(&mut |_, w| {
+        if matches!(w.job, Job::Assigned { .. }) && w.pid == 0 {
+            // SAFETY: this process's pid and latch, valid while it runs.
+            unsafe {
+                w.pid = pg_sys::MyProcPid;
+                w.latch = pg_sys::MyLatch;
+            }
+            mine = true;
+        }
+    });
+    if !mine {
+        // SAFETY: ends this worker process normally (its entry was taken back).
+        unsafe { pg_sys::proc_exit(0) };
+    }
+    let mut last_job = Instant::now();
+    loop {
+        let mut job = None;
+        with_entry(&mut |_, w| {
+            if let Job::Assigned { view, wal } = w.job {
+                job = Some((view, wal));
+            }
+        });
+        if let Some((view, wal)) = job {
+            let ok = refresh_one(view, wal);
+            with_entry(&mut |slot, w| {
+                w.job = Job::Done { view, ok };
+                if !slot.latch.is_null() && slot.pid != 0 {
+                    // SAFETY: the refresher's latch (cleared under this lock before it exits).
+                    unsafe { pg_sys::SetLatch(slot.latch) };
+                }
+            });
+            last_job = Instant::now();
+            continue;
+        }
+        pgrx::check_for_interrupts!();
+        if last_job.elapsed() >= WORKER_IDLE_EXIT {
+            let mut idle = false;
+            with_entry(&mut |_, w| {
+                if w.job == Job::Idle {
+                    *w = Worker::default();
+                    idle = true;
+                }
+            });
+            if idle {
+                // SAFETY: ends this worker process normally; its entry is free.
+                unsafe { pg_sys::proc_exit(0) };
+            }
+        }
+        if !BackgroundWorker::wait_latch(Some(WORKER_IDLE_EXIT.saturating_sub(last_job.elapsed()).max(Duration::from_millis(10)))) {
+            break;
+        }
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: rereads postgresql.conf, on the worker's main thread.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+    }
+    // SAFETY: reads this process's pid.
+    let me = unsafe { pg_sys::MyProcPid };
+    with_entry(&mut |_, w| {
+        if w.pid == me {
+            *w = Worker::default();
+        }
+    });
 }
 
 /// One database's refresher.
@@ -335,10 +652,26 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
     }
     // Keyed by (catalog id, table oid): ids start again after the extension is re-created.
     let mut served: HashMap<(i64, u32), Served> = HashMap::new();
+    let mut in_flight: HashMap<(i64, u32), Flight> = HashMap::new();
+    let mut pool = Pool::new();
     let mut known_views: Option<u64> = None;
     'serve: loop {
         let (changes, views, waiters) =
             SLOTS.share().slots.iter().find(|s| s.dboid == dboid).map(|s| (s.changes, s.views, s.waiters > 0)).unwrap_or((0, 0, false));
+        // The refreshes that workers finished (before the catalog is read:
+        // a view altered since is looked at again).
+        for (worker, ok) in pool.collect(dboid) {
+            if let Some((&key, &flight)) = in_flight.iter().find(|(_, f)| f.worker == worker) {
+                in_flight.remove(&key);
+                if !ok {
+                    // Read the catalog again: the view may now be failed.
+                    known_views = None;
+                }
+                if let Some(s) = served.get_mut(&key) {
+                    s.finished(flight, ok);
+                }
+            }
+        }
         if known_views != Some(views) {
             // Views were made, changed or dropped: read the catalog again.
             match attempt(list_views) {
@@ -349,10 +682,19 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
                         // A view to build is due at once when first seen; after that (a
                         // build that failed, or a rebuild asked for), at its interval.
                         let last = now.checked_sub(if building { interval } else { since_last }).unwrap_or(now);
-                        let s = served.entry(key).or_insert(Served { interval, last, seen: None, building, wal, seen_lsn: 0 });
+                        let s = served.entry(key).or_insert(Served {
+                            interval,
+                            last,
+                            seen: None,
+                            building,
+                            wal,
+                            seen_lsn: 0,
+                            changed_in_flight: false,
+                        });
                         s.interval = interval;
                         s.wal = wal;
                         s.building = building;
+                        s.changed_in_flight = in_flight.contains_key(&key);
                     }
                 }
                 Ok(None) => served.clear(),
@@ -364,15 +706,18 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
                 unsafe { pg_sys::proc_exit(0) };
             }
         }
-        // Refresh, in id order, every view that is due and may have changes
-        // it has not applied (or is still to be built).
+        // Hand every view that is due and may have changes it has not
+        // applied (or is still to be built) to a refresh worker, in id order.
+        let mut next: Option<Duration> = None;
         let mut keys: Vec<(i64, u32)> = served.keys().copied().collect();
         keys.sort_unstable();
-        let mut next: Option<Duration> = None;
         // SAFETY: reads the WAL insert position (shared memory, under its lock).
         let lsn = unsafe { pg_sys::GetXLogInsertRecPtr() };
         for key in keys {
             let id = key.0;
+            if in_flight.contains_key(&key) {
+                continue;
+            }
             let s = &served[&key];
             let due = s.last + s.interval;
             let now = Instant::now();
@@ -393,27 +738,26 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
             }
             // The interval runs from this refresh's start, not its end, so
             // that a change waits at most about an interval and one refresh.
-            let started = Instant::now();
-            // The slot of WAL capture, made in a transaction that has done nothing else.
-            let slot = if s.wal { attempt(crate::capture::wal::ensure_slot) } else { Ok(()) };
-            let result = slot.and_then(|_| attempt(|| crate::refresh::refresh_by_id(id)));
-            if let Err(e) = &result {
-                log!("pg_tide refresher: refresh of view {id} failed: {e}");
-                let _ = attempt(|| crate::refresh::record_failure(id, e, MAX_FAILURES.get()));
-                // Read the catalog again: the view may now be failed.
-                known_views = None;
-            }
-            if let Some(s) = served.get_mut(&key) {
-                s.last = started;
-                // A failed refresh is tried again at the next interval.
-                s.seen = result.is_ok().then_some(changes);
-                // SAFETY: as above.
-                s.seen_lsn = if result.is_ok() { unsafe { pg_sys::GetXLogInsertRecPtr() } } else { 0 };
-                s.building = false;
-                if s.wal {
-                    // No commit wakes this process for a WAL-captured view:
-                    // look at the WAL position again at its next interval.
-                    sooner(&mut next, s.interval);
+            let flight = Flight { worker: usize::MAX, started: Instant::now(), changes };
+            match pool.dispatch(dboid, id, s.wal) {
+                Dispatch::Sent(worker) => {
+                    in_flight.insert(key, Flight { worker, ..flight });
+                }
+                // (A worker that finishes wakes this process.)
+                Dispatch::Busy => {}
+                Dispatch::Here => {
+                    let ok = refresh_one(id, s.wal);
+                    if !ok {
+                        known_views = None;
+                    }
+                    if let Some(s) = served.get_mut(&key) {
+                        s.finished(flight, ok);
+                        if s.wal {
+                            // No commit wakes the refresher for a WAL-captured
+                            // view: look at the WAL position again at its next interval.
+                            sooner(&mut next, s.interval);
+                        }
+                    }
                 }
             }
             // (The flag is cleared when read: leave the whole loop now.)
@@ -550,6 +894,16 @@ fn take_slot(dboid: u32) -> bool {
     unsafe {
         slot.pid = pg_sys::MyProcPid;
         slot.latch = pg_sys::MyLatch;
+    }
+    // What an earlier refresher handed out is not this one's to wait for:
+    // its workers' results are dropped (the views are looked at again), and
+    // workers it did not see start are not expected.
+    for w in slot.workers.iter_mut() {
+        match w.job {
+            Job::Done { .. } => w.job = Job::Idle,
+            Job::Assigned { .. } if w.pid == 0 => *w = Worker::default(),
+            _ => {}
+        }
     }
     true
 }

@@ -299,7 +299,10 @@ pub unsafe fn read_batch(relid: pg_sys::Oid, root: i64, snapshot: pg_sys::Snapsh
 /// refresher could deadlock with it.
 pub fn trim(relid: pg_sys::Oid) {
     let key = format!("pg_tide trim {}", relid.to_u32());
-    let mine = pg::query_int8s(&format!("SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext({}))::int::int8", pgrx::spi::quote_literal(&key)), 1);
+    let mine = pg::query_int8s(
+        &format!("SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext({}))::int::int8", pgrx::spi::quote_literal(&key)),
+        1,
+    );
     if mine[0] != Some(1) {
         return;
     }

@@ -410,10 +410,8 @@ impl Grouped<'_> {
             // The touched groups' rows before the change, read before the
             // upsert (the same statement's snapshot; writers take turns).
             let touched = (0..nk).map(c).collect::<Vec<_>>().join(", ");
-            let matches = (0..nk)
-                .map(|j| same_value(&format!("o.{}", key_col(j)), &format!("t.{}", c(j)), false))
-                .collect::<Vec<_>>()
-                .join(" AND ");
+            let matches =
+                (0..nk).map(|j| same_value(&format!("o.{}", key_col(j)), &format!("t.{}", c(j)), false)).collect::<Vec<_>>().join(" AND ");
             ctes.push(format!(
                 "o AS (SELECT o.* FROM {state} o WHERE EXISTS (SELECT FROM (SELECT {touched} FROM d GROUP BY {touched}) t WHERE {matches}))",
                 state = self.state

@@ -175,6 +175,9 @@ mod tests {
     fn rows_are_matched_null_safely_unless_their_column_is_never_null() {
         let columns = [column("id", true), column("note", false), column("doc", false)];
         let m = match_row(&columns, &[true, true, false], "v", "d");
-        assert_eq!(m, r#"v."id" = d.c1 AND (v."note" = d.c2 OR (v."note" IS NULL AND d.c2 IS NULL)) AND v."doc"::text IS NOT DISTINCT FROM d.c3::text"#);
+        assert_eq!(
+            m,
+            r#"v."id" = d.c1 AND (v."note" = d.c2 OR (v."note" IS NULL AND d.c2 IS NULL)) AND v."doc"::text IS NOT DISTINCT FROM d.c3::text"#
+        );
     }
 }

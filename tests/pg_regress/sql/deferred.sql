@@ -260,6 +260,45 @@ SELECT tide.verify('d_cost') AND tide.verify('d_cost_over') AS equal;
 SELECT tide.drop_view('d_cost_over'), tide.drop_view('d_cost');
 DROP TABLE def_cost;
 
+-- a build in the background shows how far it is in tide.views: rows
+-- written of the rows the planner expects (here it stops at row 3,000 of
+-- 5,000, on a lock the test holds, until the test lets it go on)
+CREATE TABLE def_big (id int PRIMARY KEY, v int);
+INSERT INTO def_big SELECT i, i % 10 FROM generate_series(1, 5000) i;
+ANALYZE def_big;
+CREATE FUNCTION def_gate(i int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF i = 3000 THEN
+        PERFORM pg_advisory_lock_shared(4711);
+        PERFORM pg_advisory_unlock_shared(4711);
+    END IF;
+    RETURN i;
+END $$;
+SELECT pg_advisory_lock(4711) IS NOT NULL AS locked;
+SELECT tide.create_view('d_big', 'SELECT def_gate(id) AS id, v FROM def_big',
+                        mode => 'deferred', capture => 'trigger', refresh_interval => '1 hour') IS NULL AS deferred;
+DO $$
+BEGIN
+    FOR i IN 1..1200 LOOP
+        EXIT WHEN (SELECT build_rows_done FROM tide.views WHERE name = 'd_big'::regclass) > 0;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END $$;
+SELECT status, build_rows_done BETWEEN 1 AND 2999 AS partly_done, build_rows_estimated FROM tide.views WHERE name = 'd_big'::regclass;
+-- meanwhile another refresh worker (tide.refresh_workers = 2) serves the other views
+INSERT INTO def_d (k, g, amount) VALUES (5, 1, 50);
+SELECT tide.alter_view('d_agg', refresh_interval => '10 milliseconds');
+SELECT tide.wait('d_agg', timeout => '60 seconds') AS refreshed_beside_the_build;
+SELECT tide.alter_view('d_agg', refresh_interval => '1 hour');
+SELECT tide.verify('d_agg') AS equal;
+SELECT pg_advisory_unlock(4711) AS unlocked;
+SELECT tide.wait('d_big', timeout => '60 seconds');
+SELECT status, row_count, build_rows_done, build_rows_estimated FROM tide.views WHERE name = 'd_big'::regclass;
+SELECT tide.verify('d_big') AS equal;
+SELECT tide.drop_view('d_big');
+DROP TABLE def_big;
+DROP FUNCTION def_gate(int);
+
 -- dropping the views removes the change logs and their triggers
 SELECT count(*) AS logs FROM pg_class WHERE relnamespace = 'tide_state'::regnamespace AND relname ~ '^log_[0-9]+$';
 SELECT tide.drop_view('d_fail');
