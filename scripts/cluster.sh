@@ -20,7 +20,10 @@ start)
     ;;
 stop)
     if [ -f "$dir/data/postmaster.pid" ]; then
-        as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
+        # (A server that does not stop in time is stopped at once: its
+        # directory is removed next, which would leave it running.)
+        as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 \
+            || as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
     fi
     rm -rf "$dir"
     ;;
