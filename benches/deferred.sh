@@ -2,7 +2,8 @@
 # Deferred mode's cost on writers, on pgbench data (pgbench -i -s 10: 1M
 # accounts): 8 clients of single-row UPDATEs and INSERTs of pgbench_accounts,
 # with no view, then with 3 deferred views over that table (trigger capture,
-# then the same views in WAL capture; refresh_interval 1 s, the background
+# then the same views in WAL capture; refresh_interval INTERVAL, 1 s unless
+# told, the background
 # refresher running beside). Reports
 # throughput (median of RUNS runs, min and max), the ratio taken in this run,
 # and the views' lag (seconds behind, sampled every 0.5 s while the writers run).
@@ -17,6 +18,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
 PORT=${PORT:-54341}
 DIR=$(mktemp -d /tmp/pg_tide-bench.XXXXXX)
 OUT=${OUT:-benches/results/deferred.md}
+INTERVAL=${INTERVAL:-1 second}
 SETTINGS=${SETTINGS:-"-c fsync=on -c synchronous_commit=on -c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=30min"}
 trap 'scripts/cluster.sh stop "$DIR"' EXIT
 scripts/cluster.sh start "$DIR" "$PORT" $SETTINGS
@@ -45,7 +47,7 @@ TPS_NONE=$(tps8)
 for v in "per_branch|SELECT bid, count(*) AS n, sum(abalance) AS total FROM pgbench_accounts GROUP BY bid" \
          "extremes|SELECT bid, min(abalance) AS lo, max(abalance) AS hi FROM pgbench_accounts GROUP BY bid" \
          "rich|SELECT aid, bid, abalance FROM pgbench_accounts WHERE abalance > 4000"; do
-    sql -c "SELECT tide.create_view('${v%%|*}', \$q\$${v#*|}\$q\$, mode => 'deferred', capture => 'trigger', refresh_interval => '1 second')" >/dev/null
+    sql -c "SELECT tide.create_view('${v%%|*}', \$q\$${v#*|}\$q\$, mode => 'deferred', capture => 'trigger', refresh_interval => '$INTERVAL')" >/dev/null
 done
 sql -c "SELECT bool_and(tide.wait(name::text, '10 minutes')) FROM tide.views" >/dev/null
 # One phase per capture: the views' lag sampled while the writers run, then
@@ -80,7 +82,7 @@ mkdir -p "$(dirname "$OUT")"
     echo "# Deferred mode on pgbench data (scale 10, 1M accounts)"
     echo
     echo "Run $(date -u +%Y-%m-%d), PostgreSQL $PG_MAJOR, $(nproc) cores, settings: \`$SETTINGS\`."
-    echo "8 clients, half single-row UPDATEs and half single-row INSERTs of pgbench_accounts;"
+    echo "8 clients, half single-row UPDATEs and half single-row INSERTs of pgbench_accounts; views refreshed every $INTERVAL;"
     echo "medians of $RUNS runs of ${SECONDS_PER_RUN}s (min, max)."
     echo
     echo "| views | TPS, 8 clients |"

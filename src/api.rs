@@ -587,7 +587,11 @@ fn wait(name: Option<&str>, timeout: default!(Option<pgrx::datum::Interval>, "'3
         pgrx::spi::quote_literal(&target),
         entry.id
     );
-    crate::scheduler::waiting(|| wait_for(&entry, &poll, &target, timeout_ms))
+    // WAL-captured views are refreshed for waiters even with nothing new to
+    // apply (so that their applied snapshot catches up): only for a wait on
+    // such a view, or on one that reads pg_tide views (which may be).
+    let counted = wal_capture || tables.iter().any(|t| catalog::lookup(*t).is_some());
+    crate::scheduler::waiting(counted, || wait_for(&entry, &poll, &target, timeout_ms))
 }
 
 /// How often tide.wait says how far the build it waits for is.

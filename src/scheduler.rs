@@ -227,9 +227,10 @@ pub fn note_views_changed() {
     note(false, true);
 }
 
-/// Count this backend among the waiters of its database while `f` runs
-/// (also when it raises an error).
-pub fn waiting<R>(f: impl FnOnce() -> R) -> R {
+/// Wake the refresher and, if `counted` (a wait that WAL capture's
+/// refreshes must serve), count this backend among the waiters of its
+/// database while `f` runs (also when it raises an error).
+pub fn waiting<R>(counted: bool, f: impl FnOnce() -> R) -> R {
     struct Done(u32);
     impl Drop for Done {
         fn drop(&mut self) {
@@ -245,12 +246,12 @@ pub fn waiting<R>(f: impl FnOnce() -> R) -> R {
     let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
     let counted = match SLOTS.exclusive().slots.iter_mut().find(|s| s.dboid == dboid) {
         Some(slot) => {
-            slot.waiters += 1;
+            slot.waiters += u32::from(counted);
             // Wake the refresher so that it plans its next pass with this
             // waiter counted (a WAL-captured view is then refreshed even
             // when the WAL has not moved).
             slot.wake_refresher();
-            true
+            counted
         }
         None => false,
     };
