@@ -75,9 +75,9 @@ enum Job {
     Idle,
     /// To refresh view `view` (a worker not started yet has pid 0).
     Assigned { view: i64, wal: bool },
-    /// Refreshed view `view`: `ok` unless it failed. The refresher reads it
+    /// Refreshed its view: `ok` unless it failed. The refresher reads it
     /// and sets the worker idle.
-    Done { view: i64, ok: bool },
+    Done { ok: bool },
 }
 
 #[derive(Copy, Clone)]
@@ -139,6 +139,24 @@ pub struct Slots {
 impl Default for Slots {
     fn default() -> Self {
         Slots { slots: [Slot::default(); MAX_DATABASES] }
+    }
+}
+
+impl Slots {
+    /// The slot of database `dboid`, if it has one.
+    fn of(&mut self, dboid: u32) -> Option<&mut Slot> {
+        self.slots.iter_mut().find(|s| s.dboid == dboid)
+    }
+
+    /// The slot of database `dboid`, given a free one if it has none (None
+    /// when every slot is taken: more databases than slots).
+    fn of_or_new(&mut self, dboid: u32) -> Option<&mut Slot> {
+        let i = self.slots.iter().position(|s| s.dboid == dboid).or_else(|| self.slots.iter().position(|s| s.dboid == 0))?;
+        let slot = &mut self.slots[i];
+        if slot.dboid != dboid {
+            *slot = Slot { dboid, ..Slot::default() };
+        }
+        Some(slot)
     }
 }
 
@@ -234,7 +252,7 @@ pub fn waiting<R>(counted: bool, f: impl FnOnce() -> R) -> R {
     struct Done(u32);
     impl Drop for Done {
         fn drop(&mut self) {
-            if let Some(slot) = SLOTS.exclusive().slots.iter_mut().find(|s| s.dboid == self.0) {
+            if let Some(slot) = SLOTS.exclusive().of(self.0) {
                 slot.waiters = slot.waiters.saturating_sub(1);
             }
         }
@@ -244,7 +262,7 @@ pub fn waiting<R>(counted: bool, f: impl FnOnce() -> R) -> R {
     }
     // SAFETY: reads the backend's database id.
     let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
-    let counted = match SLOTS.exclusive().slots.iter_mut().find(|s| s.dboid == dboid) {
+    let counted = match SLOTS.exclusive().of(dboid) {
         Some(slot) => {
             slot.waiters += u32::from(counted);
             // Wake the refresher so that it plans its next pass with this
@@ -309,15 +327,8 @@ unsafe extern "C-unwind" fn wake_at_commit(event: pg_sys::XactEvent::Type, _arg:
 fn wake(dboid: u32, changes: bool, views: bool) {
     let start = {
         let mut slots = SLOTS.exclusive();
-        let slot = match slots.slots.iter().position(|s| s.dboid == dboid) {
-            Some(i) => &mut slots.slots[i],
-            None => match slots.slots.iter().position(|s| s.dboid == 0) {
-                Some(i) => {
-                    slots.slots[i] = Slot { dboid, ..Slot::default() };
-                    &mut slots.slots[i]
-                }
-                None => return, // more databases than slots: refreshed by hand
-            },
+        let Some(slot) = slots.of_or_new(dboid) else {
+            return; // more databases than slots: refreshed by hand
         };
         slot.changes += changes as u64;
         slot.views += views as u64;
@@ -331,14 +342,20 @@ fn wake(dboid: u32, changes: bool, views: bool) {
     }
 }
 
-/// Start the refresher of database `dboid` (it exits if one runs already).
-fn start_refresher(dboid: u32) {
-    let _ = BackgroundWorkerBuilder::new(&format!("pg_tide refresher {dboid}"))
-        .set_type("pg_tide refresher")
-        .set_function("tide_refresher_main")
+/// A background worker of pg_tide's of kind `kind` for database `dboid`,
+/// running `function`, with database access, started after recovery.
+fn database_worker(kind: &str, function: &str, dboid: u32) -> BackgroundWorkerBuilder {
+    BackgroundWorkerBuilder::new(&format!("{kind} {dboid}"))
+        .set_type(kind)
+        .set_function(function)
         .set_library("pg_tide")
         .enable_spi_access()
         .set_start_time(BgWorkerStartTime::RecoveryFinished)
+}
+
+/// Start the refresher of database `dboid` (it exits if one runs already).
+fn start_refresher(dboid: u32) {
+    let _ = database_worker("pg_tide refresher", "tide_refresher_main", dboid)
         .set_restart_time(Some(Duration::from_secs(5)))
         .set_argument(Some(pg_sys::Datum::from(dboid)))
         .load_dynamic();
@@ -460,7 +477,7 @@ impl Pool {
         let limit = (REFRESH_WORKERS.get().max(1) as usize).min(MAX_WORKERS);
         let start = {
             let mut slots = SLOTS.exclusive();
-            let Some(slot) = slots.slots.iter_mut().find(|s| s.dboid == dboid) else { return Dispatch::Here };
+            let Some(slot) = slots.of(dboid) else { return Dispatch::Here };
             if let Some(i) = slot.workers.iter().position(|w| w.job == Job::Idle && w.alive()) {
                 let w = &mut slot.workers[i];
                 w.job = Job::Assigned { view, wal };
@@ -479,12 +496,7 @@ impl Pool {
         // SAFETY: switches memory context on the worker's main thread, outside any transaction.
         let started = unsafe {
             let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
-            let started = BackgroundWorkerBuilder::new(&format!("pg_tide refresh worker {dboid}"))
-                .set_type("pg_tide refresh worker")
-                .set_function("tide_refresh_worker_main")
-                .set_library("pg_tide")
-                .enable_spi_access()
-                .set_start_time(BgWorkerStartTime::RecoveryFinished)
+            let started = database_worker("pg_tide refresh worker", "tide_refresh_worker_main", dboid)
                 .set_restart_time(None)
                 .set_argument(Some(pg_sys::Datum::from(u64::from(dboid) | ((start as u64) << 32))))
                 .set_notify_pid(pg_sys::MyProcPid)
@@ -499,7 +511,7 @@ impl Pool {
             }
             Err(_) => {
                 let mut slots = SLOTS.exclusive();
-                let Some(slot) = slots.slots.iter_mut().find(|s| s.dboid == dboid) else { return Dispatch::Here };
+                let Some(slot) = slots.of(dboid) else { return Dispatch::Here };
                 slot.workers[start] = Worker::default();
                 if slot.workers.iter().any(|w| w.job != Job::Free) {
                     Dispatch::Busy
@@ -519,10 +531,10 @@ impl Pool {
             self.handles.iter().map(|h| h.as_ref().is_some_and(|h| matches!(h.pid(), Err(BackgroundWorkerStatus::Stopped)))).collect();
         let mut out = Vec::new();
         let mut slots = SLOTS.exclusive();
-        let Some(slot) = slots.slots.iter_mut().find(|s| s.dboid == dboid) else { return out };
+        let Some(slot) = slots.of(dboid) else { return out };
         for (i, w) in slot.workers.iter_mut().enumerate() {
             match w.job {
-                Job::Done { ok, .. } => {
+                Job::Done { ok } => {
                     out.push((i, ok));
                     w.job = Job::Idle;
                 }
@@ -566,7 +578,7 @@ pub extern "C-unwind" fn tide_refresh_worker_main(arg: pg_sys::Datum) {
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(dboid)), None);
     let with_entry = |f: &mut dyn FnMut(&mut Slot, &mut Worker)| {
         let mut slots = SLOTS.exclusive();
-        if let Some(slot) = slots.slots.iter_mut().find(|s| s.dboid == dboid) {
+        if let Some(slot) = slots.of(dboid) {
             if index < MAX_WORKERS {
                 let mut w = slot.workers[index];
                 f(slot, &mut w);
@@ -600,7 +612,7 @@ pub extern "C-unwind" fn tide_refresh_worker_main(arg: pg_sys::Datum) {
         if let Some((view, wal)) = job {
             let ok = refresh_one(view, wal);
             with_entry(&mut |slot, w| {
-                w.job = Job::Done { view, ok };
+                w.job = Job::Done { ok };
                 if !slot.latch.is_null() && slot.pid != 0 {
                     // SAFETY: the refresher's latch (cleared under this lock before it exits).
                     unsafe { pg_sys::SetLatch(slot.latch) };
@@ -773,7 +785,7 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
             let clean_due =
                 served.values().filter(|s| s.seen == Some(changes)).map(|s| (s.last + s.interval).saturating_duration_since(now)).min();
             let mut slots = SLOTS.exclusive();
-            if let Some(slot) = slots.slots.iter_mut().find(|s| s.dboid == dboid) {
+            if let Some(slot) = slots.of(dboid) {
                 if slot.changes != changes {
                     // Changes arrived during the pass.
                     if let Some(c) = clean_due {
@@ -878,19 +890,11 @@ fn attempt<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Strin
 /// Take the database's slot for this process; false if a live refresher holds it.
 fn take_slot(dboid: u32) -> bool {
     let mut slots = SLOTS.exclusive();
-    let i = match slots.slots.iter().position(|s| s.dboid == dboid) {
-        Some(i) => i,
-        None => match slots.slots.iter().position(|s| s.dboid == 0) {
-            Some(i) => i,
-            None => return false,
-        },
-    };
-    let slot = &mut slots.slots[i];
+    let Some(slot) = slots.of_or_new(dboid) else { return false };
     // SAFETY: looks the pid up among the live processes (ProcArray).
     if slot.pid != 0 && slot.pid != unsafe { pg_sys::MyProcPid } && !unsafe { pg_sys::BackendPidGetProc(slot.pid) }.is_null() {
         return false;
     }
-    slot.dboid = dboid;
     // SAFETY: this process's pid and latch, valid while it runs.
     unsafe {
         slot.pid = pg_sys::MyProcPid;
@@ -913,7 +917,7 @@ fn take_slot(dboid: u32) -> bool {
 /// `wake` takes, so a view made meanwhile starts a new refresher).
 fn release_slot_if_idle(dboid: u32, seen: u64) -> bool {
     let mut slots = SLOTS.exclusive();
-    match slots.slots.iter_mut().find(|s| s.dboid == dboid) {
+    match slots.of(dboid) {
         Some(slot) if slot.views == seen => {
             slot.pid = 0;
             slot.latch = std::ptr::null_mut();
@@ -926,7 +930,7 @@ fn release_slot_if_idle(dboid: u32, seen: u64) -> bool {
 
 fn release_slot(dboid: u32) {
     let mut slots = SLOTS.exclusive();
-    if let Some(slot) = slots.slots.iter_mut().find(|s| s.dboid == dboid) {
+    if let Some(slot) = slots.of(dboid) {
         // SAFETY: reads this process's pid.
         if slot.pid == unsafe { pg_sys::MyProcPid } {
             slot.pid = 0;
