@@ -234,6 +234,39 @@ pub unsafe fn with_snapshot<R>(snapshot: pg_sys::Snapshot, f: impl FnOnce() -> R
     f()
 }
 
+/// The message of a caught error.
+pub fn error_message(e: pg_sys::panic::CaughtError) -> String {
+    match e {
+        pg_sys::panic::CaughtError::PostgresError(r) | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
+        pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
+    }
+}
+
+/// Run `f` in a subtransaction: an error in it rolls back what it did and
+/// is returned as its message, and the transaction goes on.
+pub fn in_subtransaction<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    // SAFETY: as PL/pgSQL's exception blocks do, on the backend's main
+    // thread inside a transaction: the subtransaction is begun, then
+    // released or rolled back, and the caller's memory context and resource
+    // owner are restored after either.
+    unsafe {
+        let cxt = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(cxt);
+        let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(f()))).catch_others(|e| Err(error_message(e))).execute();
+        pg_sys::MemoryContextSwitchTo(cxt);
+        if result.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(cxt);
+        pg_sys::CurrentResourceOwner = owner;
+        result
+    }
+}
+
 /// A statement prepared once and kept for the backend (SPI_keepplan), run
 /// with `execute` inside an SPI connection.
 pub struct Plan(std::ptr::NonNull<pg_sys::_SPI_plan>);

@@ -81,21 +81,7 @@ pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
     let members = family(root);
     let wal = catalog::capture(root.id) == "wal";
     if wal {
-        let exists = pg::query_int8s(
-            &format!(
-                "SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_name = {}",
-                pgrx::spi::quote_literal(wal::slot_name())
-            ),
-            1,
-        );
-        if exists[0] != Some(1) {
-            pg::raise(
-                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                "the replication slot of WAL capture is not made yet",
-                None,
-                Some("The background refresher makes it, then builds the view: wait for it with tide.wait."),
-            );
-        }
+        require_slot();
         // This transaction's own changes are in the tables but not yet in
         // the WAL's decodable stream: applying around them would count them
         // twice later.
@@ -119,8 +105,39 @@ pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
     if wal {
         wal::take_turn();
     }
-    // Taken before the snapshot: the snapshot then sees the commit of the
-    // refresh before this one, and the applied snapshot it recorded.
+    lock_for_refresh(root);
+    // SAFETY: the snapshot is registered for the length of its use and
+    // unregistered after (an error releases it with the resource owner).
+    unsafe {
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot());
+        let r = Locked { root, members: &members, full, wal, snapshot, window: None };
+        let outcome = pg::with_snapshot(snapshot, || refresh_locked(&r, start));
+        pg_sys::UnregisterSnapshot(snapshot);
+        outcome
+    }
+}
+
+/// Fail unless WAL capture's replication slot is made.
+fn require_slot() {
+    let exists = pg::query_int8s(
+        &format!("SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_name = {}", pgrx::spi::quote_literal(wal::slot_name())),
+        1,
+    );
+    if exists[0] != Some(1) {
+        pg::raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "the replication slot of WAL capture is not made yet",
+            None,
+            Some("The background refresher makes it, then builds the view: wait for it with tide.wait."),
+        );
+    }
+}
+
+/// Take view `root`'s lock for its refresh (one refresh of a view at a
+/// time). Taken before the refresh snapshot: the snapshot then sees the
+/// commit of the refresh before this one, and the applied snapshot it
+/// recorded.
+fn lock_for_refresh(root: &ViewRef) {
     as_superuser(|| pg::execute_sql(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", pg::qualified_relation_name(root.view))));
     // Under REPEATABLE READ or SERIALIZABLE (a tide.refresh in such a
     // transaction) the snapshot was taken before the lock: a refresh that
@@ -131,6 +148,28 @@ pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
     if pg::uses_transaction_snapshot() {
         as_superuser(|| pg::execute_sql(&format!("SELECT 1 FROM tide.catalog WHERE id = {} FOR UPDATE", root.id)));
     }
+}
+
+/// A refresh of view `root` (and its internal views, `members`), its lock
+/// taken, in `snapshot` (registered and set with `pg::with_snapshot`):
+/// from `window` if given (WAL capture; else the slot is read); a rebuild
+/// with `full`.
+struct Locked<'a> {
+    root: &'a ViewRef,
+    members: &'a [ViewRef],
+    full: bool,
+    wal: bool,
+    snapshot: pg_sys::Snapshot,
+    window: Option<&'a wal::Window>,
+}
+
+/// Run refresh `r`, and record it (begun at `start`) in the catalog and
+/// the history.
+///
+/// # Safety
+/// `r.snapshot` must be registered and set with `pg::with_snapshot`.
+unsafe fn refresh_locked(r: &Locked, start: Instant) -> Outcome {
+    let (root, wal) = (r.root, r.wal);
     // (rows of the view written, net rows added) by this transaction so far.
     let written = || {
         let oid = root.view.to_u32();
@@ -145,14 +184,7 @@ pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
         (ins + upd + del, ins - del)
     };
     let written_before = written();
-    // SAFETY: the snapshot is registered for the length of its use and
-    // unregistered after (an error releases it with the resource owner).
-    let outcome = unsafe {
-        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot());
-        let outcome = pg::with_snapshot(snapshot, || apply_batch(root, &members, full, wal, snapshot));
-        pg_sys::UnregisterSnapshot(snapshot);
-        outcome
-    };
+    let outcome = apply_batch(r);
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     if wal && outcome.kind == "none" && !crate::scheduler::has_waiters() {
         // Nothing applied: write nothing (so an idle system writes no WAL,
@@ -197,6 +229,73 @@ pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
     outcome
 }
 
+/// What a refresh of several WAL-captured views together did.
+pub struct GroupOutcome {
+    /// The views refreshed together, each with its error if it failed (its
+    /// part rolled back, its failure counted).
+    pub refreshed: Vec<(i64, Option<String>)>,
+    /// The views given that were left to refresh alone: still to be built
+    /// (a long build would hold the others), or reading pg_tide views
+    /// (refreshed first, in their own turn).
+    pub alone: Vec<i64>,
+    /// What the slot was read to, to advance it past once this commits.
+    pub commits: Option<wal::Commits>,
+}
+
+/// The background refresher's refresh of the WAL-captured views `ids`
+/// together, in one transaction: their locks in id order, one snapshot, one
+/// read of the slot for all of them, then each view in a subtransaction of
+/// its own (one that fails is rolled back and counted, `max_failures` in a
+/// row marking it failed, and the others go on).
+pub fn refresh_wal_group(ids: &[i64], max_failures: i32) -> GroupOutcome {
+    let mut outcome = GroupOutcome { refreshed: Vec::new(), alone: Vec::new(), commits: None };
+    let mut group: Vec<(ViewRef, Vec<ViewRef>)> = Vec::new();
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    for id in ids {
+        let Some(view) = catalog::by_id(id) else { continue };
+        if catalog::mode(id) != "deferred" || catalog::capture(id) != "wal" || catalog::status(id) == "failed" {
+            continue;
+        }
+        let members = family(&view);
+        if catalog::status(id) != "ready" || !logged_tables(&members).into_iter().all(wal::from_wal) {
+            outcome.alone.push(id);
+        } else {
+            group.push((view, members));
+        }
+    }
+    if group.is_empty() {
+        return outcome;
+    }
+    require_slot();
+    wal::take_turn();
+    for (view, _) in &group {
+        lock_for_refresh(view);
+    }
+    // SAFETY: the snapshot is registered for the length of its use and
+    // unregistered after (an error releases it with the resource owner).
+    unsafe {
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot());
+        pg::with_snapshot(snapshot, || {
+            let window = wal::read_window();
+            for (view, members) in &group {
+                let start = Instant::now();
+                let result = pg::in_subtransaction(|| {
+                    refresh_locked(&Locked { root: view, members, full: false, wal: true, snapshot, window: Some(&window) }, start);
+                });
+                let error = result.err();
+                if let Some(e) = &error {
+                    record_failure(view.id, e, max_failures);
+                }
+                outcome.refreshed.push((view.id, error));
+            }
+            outcome.commits = Some(window.commits());
+        });
+        pg_sys::UnregisterSnapshot(snapshot);
+    }
+    outcome
+}
+
 /// The background refresher's refresh of view `id`, if it is still a
 /// deferred view to serve.
 pub fn refresh_by_id(id: i64) {
@@ -220,12 +319,14 @@ pub fn record_failure(id: i64, error: &str, max: i32) {
     .unwrap_or_else(|e| pg::raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not record the failure: {e}"), None, None));
 }
 
-/// Read the batch in `snapshot` and apply it (or rebuild), record what was
+/// Read the batch of refresh `r` in its snapshot (from its window, or from
+/// the slot, for WAL capture) and apply it (or rebuild), record what was
 /// applied, and trim the logs.
 ///
 /// # Safety
-/// `snapshot` must be registered and set with `pg::with_snapshot`.
-unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, wal: bool, snapshot: pg_sys::Snapshot) -> Outcome {
+/// `r.snapshot` must be registered and set with `pg::with_snapshot`.
+unsafe fn apply_batch(r: &Locked) -> Outcome {
+    let Locked { root, members, full, wal, snapshot, window } = *r;
     // A view still to be built (or failed) is built in full.
     let unready =
         pg::query_int8s(&format!("SELECT CASE WHEN status = 'ready' THEN 0 ELSE 1 END::int8 FROM tide.catalog WHERE id = {}", root.id), 1);
@@ -233,7 +334,11 @@ unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, wal: bool
     let full = full || unready;
     let tables = logged_tables(members);
     let (from_wal, logged): (Vec<pg_sys::Oid>, Vec<pg_sys::Oid>) = tables.iter().partition(|t| wal && wal::from_wal(**t));
-    let mut batches: Vec<log::Batch> = if from_wal.is_empty() { Vec::new() } else { wal::read_batches(&from_wal, root.id) };
+    let mut batches: Vec<log::Batch> = match window {
+        _ if from_wal.is_empty() => Vec::new(),
+        Some(window) => wal::read_batches(window, &from_wal, root.id),
+        None => wal::read_batches(&wal::read_window(), &from_wal, root.id),
+    };
     // The logs are counted first and read only for a batch that is applied:
     // reading a large batch costs more than the rebuild that replaces it.
     let logged_counts: Vec<(i64, bool)> = as_superuser(|| logged.iter().map(|t| log::count_pending(*t, root.id)).collect());
@@ -290,33 +395,47 @@ unsafe fn apply_batch(root: &ViewRef, members: &[ViewRef], full: bool, wal: bool
 const REBUILD_FLOOR_MS: i64 = 100;
 /// How far (in times the change count, either way) a measured refresh is scaled to estimate a batch.
 const SCALE_LIMIT: i64 = 16;
+/// The measurements an estimate takes the median of (the latest ones).
+const SAMPLES: i64 = 5;
+/// After this many rebuilds in a row, a batch is applied anyway, to measure
+/// again what applying costs (a slow refresh, on a busy server say, would
+/// otherwise decide for good).
+const REBUILDS_BEFORE_PROBE: i64 = 3;
 
 /// Whether rebuilding the view is expected to cost less than applying a
-/// batch of `changes` changes, from its own refresh history: the last full
-/// rebuild's time against the incremental refresh whose size is nearest this
-/// batch's (within `SCALE_LIMIT` times either way; the latest among equals),
-/// its time scaled in proportion (which overstates a larger batch's cost a
-/// little: the fixed part of a refresh does not grow). Without both measurements,
-/// when other pg_tide views read this one (a rebuild would hand them every
-/// row as a change), or when applying is expected to take under
-/// `REBUILD_FLOOR_MS` (then timing noise would decide), the batch is applied.
+/// batch of `changes` changes, from its own refresh history: the median of
+/// its last full rebuilds' times against the median time per change of its
+/// last incremental refreshes of a size near this batch's (within
+/// `SCALE_LIMIT` times either way), times this batch's size (which
+/// overstates a larger batch's cost a little: the fixed part of a refresh
+/// does not grow). Without both measurements, when other pg_tide views read
+/// this one (a rebuild would hand them every row as a change), when
+/// applying is expected to take under `REBUILD_FLOOR_MS` (then timing noise
+/// would decide), or after `REBUILDS_BEFORE_PROBE` rebuilds in a row, the
+/// batch is applied.
 fn rebuild_is_cheaper(root: &ViewRef, changes: i64) -> bool {
     let estimate = pg::query_int8s(
         &format!(
-            "SELECT (SELECT duration_ms FROM tide.refresh_history WHERE view_id = {id} AND kind = 'full' \
-                      ORDER BY started_at DESC LIMIT 1)::int8, \
-                    (SELECT duration_ms * {changes} / changes FROM tide.refresh_history \
-                      WHERE view_id = {id} AND kind = 'incremental' AND changes > 0 \
-                        AND changes * {SCALE_LIMIT} >= {changes} AND changes <= {changes} * {SCALE_LIMIT} \
-                      ORDER BY abs(ln(changes::float8 / {changes})), started_at DESC LIMIT 1)::int8, \
-                    (SELECT count(*) FROM tide.catalog WHERE {view}::oid::regclass = ANY (base_tables))",
+            "SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FROM \
+                      (SELECT duration_ms FROM tide.refresh_history WHERE view_id = {id} AND kind = 'full' \
+                        ORDER BY started_at DESC LIMIT {SAMPLES}) f)::int8, \
+                    (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms / changes) * {changes} FROM \
+                      (SELECT duration_ms, changes FROM tide.refresh_history \
+                        WHERE view_id = {id} AND kind = 'incremental' AND changes > 0 \
+                          AND changes * {SCALE_LIMIT} >= {changes} AND changes <= {changes} * {SCALE_LIMIT} \
+                        ORDER BY started_at DESC LIMIT {SAMPLES}) i)::int8, \
+                    (SELECT count(*) FROM tide.catalog WHERE {view}::oid::regclass = ANY (base_tables)), \
+                    (SELECT count(*) FILTER (WHERE kind = 'full') FROM \
+                      (SELECT kind FROM tide.refresh_history WHERE view_id = {id} AND kind <> 'none' \
+                        ORDER BY started_at DESC LIMIT {REBUILDS_BEFORE_PROBE}) r)",
             id = root.id,
             view = root.view.to_u32(),
         ),
-        3,
+        4,
     );
     match estimate[..] {
-        [Some(full_ms), Some(incremental_ms), Some(0)] => incremental_ms > full_ms && incremental_ms >= REBUILD_FLOOR_MS,
+        [_, _, _, Some(REBUILDS_BEFORE_PROBE)] => false,
+        [Some(full_ms), Some(incremental_ms), Some(0), _] => incremental_ms > full_ms && incremental_ms >= REBUILD_FLOOR_MS,
         _ => false,
     }
 }

@@ -12,7 +12,10 @@
 //! one of up to `tide.refresh_workers` refresh workers of the database
 //! (dynamic background workers it starts when needed; idle ones exit),
 //! which refreshes it in a transaction of its own, so that one long
-//! refresh does not hold the other views back. A view is never handed out
+//! refresh does not hold the other views back. The due WAL-captured views
+//! that are built go to one worker together, to be refreshed in one
+//! transaction from one read of the replication slot (reading it costs the
+//! same for one view as for all). A view is never handed out
 //! twice at once; a view's refresh refreshes the deferred views it reads
 //! first (and waits for theirs), which keeps dependency order. A refresh
 //! that fails is retried at the next interval and, after
@@ -73,11 +76,35 @@ enum Job {
     Free,
     /// Waiting for a view.
     Idle,
-    /// To refresh view `view` (a worker not started yet has pid 0).
-    Assigned { view: i64, wal: bool },
-    /// Refreshed its view: `ok` unless it failed. The refresher reads it
-    /// and sets the worker idle.
-    Done { ok: bool },
+    /// To refresh the views `group` (a worker not started yet has pid 0).
+    Assigned { group: Group },
+    /// Refreshed them: bit i of `failed` set if the group's view i failed.
+    /// The refresher reads it and sets the worker idle.
+    Done { failed: u16 },
+}
+
+/// WAL-captured views refreshed together (one read of the slot), at most.
+const MAX_GROUP: usize = 16;
+
+/// The views of a refresh job: one view, or WAL-captured views together.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+struct Group {
+    views: [i64; MAX_GROUP],
+    len: u8,
+    wal: bool,
+}
+
+impl Group {
+    fn new(views: &[i64], wal: bool) -> Group {
+        let len = views.len().min(MAX_GROUP);
+        let mut g = Group { views: [0; MAX_GROUP], len: len as u8, wal };
+        g.views[..len].copy_from_slice(&views[..len]);
+        g
+    }
+
+    fn views(&self) -> &[i64] {
+        &self.views[..self.len as usize]
+    }
 }
 
 #[derive(Copy, Clone)]
@@ -402,7 +429,9 @@ pub extern "C-unwind" fn tide_launcher_main(_arg: pg_sys::Datum) {
 /// A deferred view the refresher serves.
 struct Served {
     interval: Duration,
+    /// When its last refresh began, and how long it took.
     last: Instant,
+    took: Duration,
     /// The database's change counter when the view was last refreshed here.
     seen: Option<u64>,
     building: bool,
@@ -416,11 +445,22 @@ struct Served {
 }
 
 impl Served {
+    /// When the view is due: its next refresh begins early enough that a
+    /// change committed just after the last one began is applied within
+    /// the interval, if the refresh takes as long as the last one: an
+    /// interval after the last began, less the time it took and a tenth of
+    /// the interval (at least a quarter of the interval after it).
+    fn due(&self) -> Instant {
+        let early = self.took + self.interval / 10;
+        self.last + self.interval.saturating_sub(early).max(self.interval / 4)
+    }
+
     /// Note a refresh that began as `flight` says, and succeeded if `ok`
     /// (a failed one is tried again at the next interval). A view altered
     /// while it was refreshed (to be built again, say) is looked at again.
     fn finished(&mut self, flight: Flight, ok: bool) {
         self.last = flight.started;
+        self.took = flight.started.elapsed();
         let ok = ok && !std::mem::take(&mut self.changed_in_flight);
         self.seen = ok.then_some(flight.changes);
         // SAFETY: reads the WAL insert position (shared memory, under its lock).
@@ -435,6 +475,8 @@ impl Served {
 #[derive(Copy, Clone)]
 struct Flight {
     worker: usize,
+    /// The view's place in the worker's group.
+    member: usize,
     started: Instant,
     /// The database's change counter when it began.
     changes: u64,
@@ -450,6 +492,49 @@ fn refresh_one(id: i64, wal: bool) -> bool {
         let _ = attempt(|| crate::refresh::record_failure(id, e, MAX_FAILURES.get()));
     }
     result.is_ok()
+}
+
+/// Refresh the views of `group`, the WAL-captured ones together (see
+/// `refresh::refresh_wal_group`); returns which failed, as `Job::Done`.
+fn refresh_job(group: &Group) -> u16 {
+    let views = group.views();
+    let all = ((1u32 << views.len()) - 1) as u16;
+    if !group.wal {
+        return views.iter().enumerate().filter(|(_, id)| !refresh_one(**id, false)).fold(0, |m, (i, _)| m | (1 << i));
+    }
+    let slot = attempt(crate::capture::wal::ensure_slot);
+    let grouped = slot.and_then(|_| attempt(|| crate::refresh::refresh_wal_group(views, MAX_FAILURES.get())));
+    let outcome = match grouped {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            for id in views {
+                log!("pg_tide refresher: refresh of view {id} failed: {e}");
+                let _ = attempt(|| crate::refresh::record_failure(*id, &e, MAX_FAILURES.get()));
+            }
+            return all;
+        }
+    };
+    let mut failed = 0;
+    let bit = |id: i64| 1u16 << views.iter().position(|v| *v == id).unwrap_or(0);
+    for (id, error) in &outcome.refreshed {
+        if let Some(e) = error {
+            log!("pg_tide refresher: refresh of view {id} failed: {e}");
+            failed |= bit(*id);
+        }
+    }
+    // Committed: the slot can go past what they applied (the next read
+    // would advance it, after reading all of it once more).
+    if let Some(commits) = &outcome.commits {
+        if let Err(e) = attempt(|| crate::capture::wal::confirm_applied(commits)) {
+            log!("pg_tide refresher: could not advance the replication slot: {e}");
+        }
+    }
+    for id in outcome.alone {
+        if !refresh_one(id, true) {
+            failed |= bit(id);
+        }
+    }
+    failed
 }
 
 /// Where a view to refresh went.
@@ -471,16 +556,16 @@ impl Pool {
         Pool { handles: std::array::from_fn(|_| None) }
     }
 
-    /// Hand view `view` to an idle worker, or to a new one while there are
-    /// fewer than `tide.refresh_workers`.
-    fn dispatch(&mut self, dboid: u32, view: i64, wal: bool) -> Dispatch {
+    /// Hand the views `group` to an idle worker, or to a new one while
+    /// there are fewer than `tide.refresh_workers`.
+    fn dispatch(&mut self, dboid: u32, group: Group) -> Dispatch {
         let limit = (REFRESH_WORKERS.get().max(1) as usize).min(MAX_WORKERS);
         let start = {
             let mut slots = SLOTS.exclusive();
             let Some(slot) = slots.of(dboid) else { return Dispatch::Here };
             if let Some(i) = slot.workers.iter().position(|w| w.job == Job::Idle && w.alive()) {
                 let w = &mut slot.workers[i];
-                w.job = Job::Assigned { view, wal };
+                w.job = Job::Assigned { group };
                 // SAFETY: the latch of a live worker (it clears its entry, under this lock, before it exits).
                 unsafe { pg_sys::SetLatch(w.latch) };
                 return Dispatch::Sent(i);
@@ -489,7 +574,7 @@ impl Pool {
                 return Dispatch::Busy;
             }
             let Some(i) = slot.workers.iter().position(|w| w.job == Job::Free) else { return Dispatch::Busy };
-            slot.workers[i] = Worker { pid: 0, latch: std::ptr::null_mut(), job: Job::Assigned { view, wal } };
+            slot.workers[i] = Worker { pid: 0, latch: std::ptr::null_mut(), job: Job::Assigned { group } };
             i
         };
         // The handle outlives this pass: keep it in the process's memory.
@@ -522,10 +607,10 @@ impl Pool {
         }
     }
 
-    /// The workers' finished refreshes, as (worker, succeeded); a worker
-    /// that is gone (it could not start, or was terminated) counts as a
-    /// failed refresh of its view.
-    fn collect(&mut self, dboid: u32) -> Vec<(usize, bool)> {
+    /// The workers' finished refreshes, as (worker, which failed as in
+    /// `Job::Done`); a worker that is gone (it could not start, or was
+    /// terminated) counts as a failed refresh of its views.
+    fn collect(&mut self, dboid: u32) -> Vec<(usize, u16)> {
         use pgrx::bgworkers::BackgroundWorkerStatus;
         let stopped: Vec<bool> =
             self.handles.iter().map(|h| h.as_ref().is_some_and(|h| matches!(h.pid(), Err(BackgroundWorkerStatus::Stopped)))).collect();
@@ -534,12 +619,12 @@ impl Pool {
         let Some(slot) = slots.of(dboid) else { return out };
         for (i, w) in slot.workers.iter_mut().enumerate() {
             match w.job {
-                Job::Done { ok } => {
-                    out.push((i, ok));
+                Job::Done { failed } => {
+                    out.push((i, failed));
                     w.job = Job::Idle;
                 }
                 Job::Assigned { .. } if stopped[i] || (w.pid != 0 && !w.alive()) => {
-                    out.push((i, false));
+                    out.push((i, u16::MAX));
                     *w = Worker::default();
                 }
                 Job::Idle if !w.alive() => *w = Worker::default(),
@@ -561,7 +646,8 @@ unsafe extern "C-unwind" {
 }
 
 /// A refresh worker of one database: refreshes the views the refresher
-/// hands it, one at a time, each in a transaction of its own; exits after
+/// hands it, one job at a time (a view, or WAL-captured views together),
+/// in transactions of its own; exits after
 /// `WORKER_IDLE_EXIT` without one.
 #[pg_guard]
 #[unsafe(no_mangle)]
@@ -605,14 +691,14 @@ pub extern "C-unwind" fn tide_refresh_worker_main(arg: pg_sys::Datum) {
     loop {
         let mut job = None;
         with_entry(&mut |_, w| {
-            if let Job::Assigned { view, wal } = w.job {
-                job = Some((view, wal));
+            if let Job::Assigned { group } = w.job {
+                job = Some(group);
             }
         });
-        if let Some((view, wal)) = job {
-            let ok = refresh_one(view, wal);
+        if let Some(group) = job {
+            let failed = refresh_job(&group);
             with_entry(&mut |slot, w| {
-                w.job = Job::Done { ok };
+                w.job = Job::Done { failed };
                 if !slot.latch.is_null() && slot.pid != 0 {
                     // SAFETY: the refresher's latch (cleared under this lock before it exits).
                     unsafe { pg_sys::SetLatch(slot.latch) };
@@ -673,9 +759,11 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
             SLOTS.share().slots.iter().find(|s| s.dboid == dboid).map(|s| (s.changes, s.views, s.waiters > 0)).unwrap_or((0, 0, false));
         // The refreshes that workers finished (before the catalog is read:
         // a view altered since is looked at again).
-        for (worker, ok) in pool.collect(dboid) {
-            if let Some((&key, &flight)) = in_flight.iter().find(|(_, f)| f.worker == worker) {
+        for (worker, failed) in pool.collect(dboid) {
+            let done: Vec<((i64, u32), Flight)> = in_flight.iter().filter(|(_, f)| f.worker == worker).map(|(k, f)| (*k, *f)).collect();
+            for (key, flight) in done {
                 in_flight.remove(&key);
+                let ok = failed & (1 << flight.member) == 0;
                 if !ok {
                     // Read the catalog again: the view may now be failed.
                     known_views = None;
@@ -698,6 +786,7 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
                         let s = served.entry(key).or_insert(Served {
                             interval,
                             last,
+                            took: Duration::ZERO,
                             seen: None,
                             building,
                             wal,
@@ -720,19 +809,24 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
             }
         }
         // Hand every view that is due and may have changes it has not
-        // applied (or is still to be built) to a refresh worker, in id order.
+        // applied (or is still to be built) to a refresh worker, in id
+        // order; the WAL-captured ones that are ready go together (one
+        // read of the slot serves them all), one such group at a time.
         let mut next: Option<Duration> = None;
         let mut keys: Vec<(i64, u32)> = served.keys().copied().collect();
         keys.sort_unstable();
         // SAFETY: reads the WAL insert position (shared memory, under its lock).
         let lsn = unsafe { pg_sys::GetXLogInsertRecPtr() };
+        let grouped = |s: &Served| s.wal && !s.building;
+        let group_in_flight = in_flight.keys().any(|k| served.get(k).is_some_and(grouped));
+        let mut jobs: Vec<Vec<(i64, u32)>> = Vec::new();
+        let mut wal_group: Vec<(i64, u32)> = Vec::new();
         for key in keys {
-            let id = key.0;
             if in_flight.contains_key(&key) {
                 continue;
             }
             let s = &served[&key];
-            let due = s.last + s.interval;
+            let due = s.due();
             let now = Instant::now();
             // (A WAL-captured view with a backend in tide.wait is refreshed,
             // changed or not, so that its applied snapshot catches up.)
@@ -749,26 +843,44 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
                 sooner(&mut next, due - now);
                 continue;
             }
-            // The interval runs from this refresh's start, not its end, so
-            // that a change waits at most about an interval and one refresh.
-            let flight = Flight { worker: usize::MAX, started: Instant::now(), changes };
-            match pool.dispatch(dboid, id, s.wal) {
+            if grouped(s) {
+                // (With a group under way, a worker that finishes wakes this process.)
+                if !group_in_flight && wal_group.len() < MAX_GROUP {
+                    wal_group.push(key);
+                }
+            } else {
+                jobs.push(vec![key]);
+            }
+        }
+        if !wal_group.is_empty() {
+            jobs.push(wal_group);
+        }
+        for job in jobs {
+            let wal = served[&job[0]].wal;
+            let group = Group::new(&job.iter().map(|k| k.0).collect::<Vec<_>>(), wal);
+            // (The next one is due counting from this one's start: see `Served::due`.)
+            let flight = Flight { worker: usize::MAX, member: 0, started: Instant::now(), changes };
+            match pool.dispatch(dboid, group) {
                 Dispatch::Sent(worker) => {
-                    in_flight.insert(key, Flight { worker, ..flight });
+                    for (member, key) in job.iter().enumerate() {
+                        in_flight.insert(*key, Flight { worker, member, ..flight });
+                    }
                 }
                 // (A worker that finishes wakes this process.)
                 Dispatch::Busy => {}
                 Dispatch::Here => {
-                    let ok = refresh_one(id, s.wal);
-                    if !ok {
-                        known_views = None;
-                    }
-                    if let Some(s) = served.get_mut(&key) {
-                        s.finished(flight, ok);
-                        if s.wal {
-                            // No commit wakes the refresher for a WAL-captured
-                            // view: look at the WAL position again at its next interval.
-                            sooner(&mut next, s.interval);
+                    let failed = refresh_job(&group);
+                    for (member, key) in job.iter().enumerate() {
+                        if failed & (1 << member) != 0 {
+                            known_views = None;
+                        }
+                        if let Some(s) = served.get_mut(key) {
+                            s.finished(Flight { member, ..flight }, failed & (1 << member) == 0);
+                            if s.wal {
+                                // No commit wakes the refresher for a WAL-captured
+                                // view: look at the WAL position again at its next interval.
+                                sooner(&mut next, s.interval);
+                            }
                         }
                     }
                 }
@@ -782,8 +894,7 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
             // The views with no change when this pass began become due with
             // any change committed since: at their next interval.
             let now = Instant::now();
-            let clean_due =
-                served.values().filter(|s| s.seen == Some(changes)).map(|s| (s.last + s.interval).saturating_duration_since(now)).min();
+            let clean_due = served.values().filter(|s| s.seen == Some(changes)).map(|s| s.due().saturating_duration_since(now)).min();
             let mut slots = SLOTS.exclusive();
             if let Some(slot) = slots.of(dboid) {
                 if slot.changes != changes {
@@ -864,14 +975,7 @@ fn attempt<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Strin
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        let result = PgTryBuilder::new(|| Ok(f()))
-            .catch_others(|e| {
-                Err(match e {
-                    pg_sys::panic::CaughtError::PostgresError(r) | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
-                    pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
-                })
-            })
-            .execute();
+        let result = PgTryBuilder::new(|| Ok(f())).catch_others(|e| Err(crate::pg::error_message(e))).execute();
         match result {
             Ok(r) => {
                 pg_sys::PopActiveSnapshot();

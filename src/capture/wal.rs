@@ -16,6 +16,10 @@
 //! refresh (views still building or failed do not hold it back), so a crash
 //! at any point loses nothing: the slot replays what was not confirmed.
 //! Refreshes that read the slot take turns (a transaction advisory lock).
+//! The background refresher reads it once for all its due WAL-captured
+//! views (`refresh::refresh_wal_group`), and advances it past what they
+//! applied once that has committed (`confirm_applied`), so that the next
+//! read starts where this one ended.
 
 use super::log::Batch;
 use super::pgoutput::{self, Message, Snapshot, Value};
@@ -127,21 +131,66 @@ pub fn take_turn() {
 struct Decoded {
     xid: u64,
     end_lsn: u64,
-    /// (table, old row, new row), in order, as text values by column name.
-    changes: Vec<(u32, Option<Vec<(String, Value)>>, Option<Vec<(String, Value)>>)>,
+    changes: Vec<Change>,
     truncated: Vec<u32>,
 }
 
-/// Read the slot (without consuming it), advance it past what every
-/// WAL-captured view has applied, and return the changes of `tables` that
-/// view `root` has not applied and the refresh snapshot (`pg::with_snapshot`)
-/// sees, as batches.
+/// One decoded row change: column values in the order of its relation's
+/// message (`Window::relations[relation]`).
+struct Change {
+    relation: usize,
+    old: Option<Vec<Value>>,
+    new: Option<Vec<Value>>,
+}
+
+/// A table's columns as a Relation message named them (a table altered in
+/// the window has a message, and an entry, per shape).
+struct Relation {
+    relid: u32,
+    columns: Vec<String>,
+}
+
+/// The transactions the slot holds up to a WAL position, decoded once for
+/// every view a refresh serves.
+pub struct Window {
+    transactions: Vec<Decoded>,
+    relations: Vec<Relation>,
+    upto: u64,
+}
+
+/// Of a window, what advancing the slot needs: each transaction's id and
+/// end, in commit order, and the position read to.
+pub struct Commits {
+    transactions: Vec<(u64, u64)>,
+    upto: u64,
+}
+
+impl Window {
+    /// Add a change of table `relid` to the last transaction; `current` is
+    /// each table's latest shape.
+    fn push_change(&mut self, current: &mut HashMap<u32, usize>, relid: u32, old: Option<Vec<Value>>, new: Option<Vec<Value>>) {
+        let relations = &mut self.relations;
+        let relation = *current.entry(relid).or_insert_with(|| {
+            relations.push(Relation { relid, columns: Vec::new() });
+            relations.len() - 1
+        });
+        if let Some(t) = self.transactions.last_mut() {
+            t.changes.push(Change { relation, old, new });
+        }
+    }
+
+    pub fn commits(&self) -> Commits {
+        Commits { transactions: self.transactions.iter().map(|t| (t.xid, t.end_lsn)).collect(), upto: self.upto }
+    }
+}
+
+/// Take the slot's turn, read it (without consuming it) to the end of the
+/// WAL, and advance it past what every WAL-captured view has applied.
 ///
 /// # Safety
-/// Runs inside the refresh, with its snapshot registered; the tuplestores
-/// returned live in the transaction's memory, to be ended by the caller.
-pub unsafe fn read_batches(tables: &[pg_sys::Oid], root: i64) -> Vec<Batch> {
-    let slot = slot_name();
+/// Runs inside a refresh, with its snapshot registered and set
+/// (`pg::with_snapshot`): the transactions it sees were all decoded.
+pub unsafe fn read_window() -> Window {
     // One reader of the slot at a time (a slot is acquired by one process).
     take_turn();
     // Decoded: the transactions that committed before `upto`, taken after
@@ -159,38 +208,53 @@ pub unsafe fn read_batches(tables: &[pg_sys::Oid], root: i64) -> Vec<Batch> {
         pg_sys::XLogFlush(lsn);
         lsn
     };
-    let upto = lsn_text(upto);
-    let decoded = as_superuser(|| decode_slot(&slot, &upto));
-    let snapshots = as_superuser(|| applied_snapshots(root));
-    let (now, applied, others) = snapshots;
+    let window = as_superuser(|| decode_slot(&slot_name(), upto));
+    confirm_applied(&window.commits());
+    window
+}
 
-    // Advance the slot past the longest run of transactions every view has
-    // applied (to `upto` when that is all of them).
-    let applied_by_all = |xid: u64| applied.as_ref().is_some_and(|a| a.sees(xid)) && others.iter().all(|o| o.sees(xid));
-    let prefix = decoded.iter().take_while(|t| applied_by_all(t.xid)).count();
-    let confirm = if prefix == decoded.len() {
-        Some(upto.clone())
+/// Advance the slot past the longest run of `commits` that every
+/// WAL-captured view has applied (to the position read to when that is all
+/// of them), as the current snapshot sees their applied snapshots: views
+/// still building or failed do not hold it back (a build reads the tables
+/// from a snapshot taken under the slot's turn, after every change the
+/// slot was advanced past). Takes the slot's turn.
+pub fn confirm_applied(commits: &Commits) {
+    take_turn();
+    let applied = as_superuser(applied_snapshots);
+    let applied_by_all = |xid: u64| applied.iter().all(|a| a.sees(xid));
+    let prefix = commits.transactions.iter().take_while(|(xid, _)| applied_by_all(*xid)).count();
+    let confirm = if prefix == commits.transactions.len() {
+        commits.upto
     } else if prefix > 0 {
-        let lsn = decoded[prefix - 1].end_lsn;
-        Some(lsn_text(lsn))
+        commits.transactions[prefix - 1].1
     } else {
-        None
+        return;
     };
-    if let Some(lsn) = confirm {
-        as_superuser(|| {
-            pg::execute_sql(&format!(
-                "SELECT pg_catalog.pg_replication_slot_advance({}, {}::pg_lsn) \
-                   FROM pg_catalog.pg_replication_slots WHERE slot_name = {0} AND confirmed_flush_lsn < {1}::pg_lsn",
-                pgrx::spi::quote_literal(&slot),
-                pgrx::spi::quote_literal(&lsn),
-            ))
-        });
-    }
+    as_superuser(|| {
+        pg::execute_sql(&format!(
+            "SELECT pg_catalog.pg_replication_slot_advance({}, {}::pg_lsn) \
+               FROM pg_catalog.pg_replication_slots WHERE slot_name = {0} AND confirmed_flush_lsn < {1}::pg_lsn",
+            pgrx::spi::quote_literal(slot_name()),
+            pgrx::spi::quote_literal(lsn_text(confirm)),
+        ))
+    });
+}
 
+/// The changes of `tables` in `window` that view `root` has not applied and
+/// the refresh snapshot (`pg::with_snapshot`) sees, as batches.
+///
+/// # Safety
+/// Runs inside the refresh, with its snapshot registered; the tuplestores
+/// returned live in the transaction's memory, to be ended by the caller.
+pub unsafe fn read_batches(window: &Window, tables: &[pg_sys::Oid], root: i64) -> Vec<Batch> {
+    let (now, applied) = as_superuser(|| snapshots_of(root));
     let wanted: Vec<u32> = tables.iter().map(|t| t.to_u32()).collect();
     let mut batches: HashMap<u32, Batch> = HashMap::new();
-    let mut descs: HashMap<u32, (pg_sys::TupleDesc, *mut pg_sys::AttInMetadata)> = HashMap::new();
-    for t in &decoded {
+    // Per relation shape: the table's descriptor, its input metadata, and
+    // for each of its attributes the message's column with its value.
+    let mut shapes: HashMap<usize, (pg_sys::TupleDesc, *mut pg_sys::AttInMetadata, Vec<Option<usize>>)> = HashMap::new();
+    for t in &window.transactions {
         if applied.as_ref().is_some_and(|a| a.sees(t.xid)) || !now.sees(t.xid) {
             continue;
         }
@@ -199,34 +263,28 @@ pub unsafe fn read_batches(tables: &[pg_sys::Oid], root: i64) -> Vec<Batch> {
                 batch_for(&mut batches, *relid).truncated = true;
             }
         }
-        for (relid, old, new) in &t.changes {
-            if !wanted.contains(relid) {
+        for change in &t.changes {
+            let relation = &window.relations[change.relation];
+            if !wanted.contains(&relation.relid) {
                 continue;
             }
-            let (desc, meta) = *descs.entry(*relid).or_insert_with(|| {
-                let rel = pg_sys::relation_open(pg_sys::Oid::from(*relid), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-                let desc = pg_sys::CreateTupleDescCopy((*rel).rd_att);
-                pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-                (desc, pg_sys::TupleDescGetAttInMetadata(desc))
-            });
-            let old_values = old.as_ref().map(|o| o.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>());
-            for (row, is_new) in [(old.as_ref(), false), (new.as_ref(), true)] {
-                let Some(row) = row else { continue };
-                let row: Vec<(String, Value)> = if is_new {
-                    // An UPDATE's unchanged TOASTed values, from the old row.
-                    let values: Vec<Value> = row.iter().map(|(_, v)| v.clone()).collect();
-                    let filled = match &old_values {
-                        Some(o) => pgoutput::fill_unchanged(&values, o),
-                        None => values,
-                    };
-                    row.iter().map(|(n, _)| n.clone()).zip(filled).collect()
-                } else {
-                    row.clone()
+            let (_, meta, positions) = shapes.entry(change.relation).or_insert_with(|| shape(relation));
+            let b = batch_for(&mut batches, relation.relid);
+            if let Some(old) = &change.old {
+                put_row(b.old, *meta, positions, old);
+                b.rows += 1;
+            }
+            if let Some(new) = &change.new {
+                // An UPDATE's unchanged TOASTed values, from the old row.
+                let filled;
+                let new = match &change.old {
+                    Some(old) if new.contains(&Value::Unchanged) => {
+                        filled = pgoutput::fill_unchanged(new, old);
+                        &filled
+                    }
+                    _ => new,
                 };
-                let tuple = form_tuple(desc, meta, &row);
-                let b = batch_for(&mut batches, *relid);
-                pg_sys::tuplestore_puttuple(if is_new { b.new } else { b.old }, tuple);
-                pg_sys::heap_freetuple(tuple);
+                put_row(b.new, *meta, positions, new);
                 b.rows += 1;
             }
         }
@@ -236,6 +294,43 @@ pub unsafe fn read_batches(tables: &[pg_sys::Oid], root: i64) -> Vec<Batch> {
         batch_for(&mut batches, *t);
     }
     wanted.iter().filter_map(|t| batches.remove(t)).collect()
+}
+
+/// The table of `relation` as it is now, and where each of its attributes is
+/// among the message's columns (by name; a column the message lacks, e.g.
+/// added since, is NULL).
+unsafe fn shape(relation: &Relation) -> (pg_sys::TupleDesc, *mut pg_sys::AttInMetadata, Vec<Option<usize>>) {
+    let rel = pg_sys::relation_open(pg_sys::Oid::from(relation.relid), pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+    let desc = pg_sys::CreateTupleDescCopy((*rel).rd_att);
+    pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+    let positions = (0..(*desc).natts as usize)
+        .map(|i| {
+            let att = (*desc).attrs.as_ptr().add(i);
+            if (*att).attisdropped {
+                return None;
+            }
+            let name = std::ffi::CStr::from_ptr((*att).attname.data.as_ptr()).to_string_lossy();
+            relation.columns.iter().position(|c| *c == name)
+        })
+        .collect();
+    (desc, pg_sys::TupleDescGetAttInMetadata(desc), positions)
+}
+
+/// Add a row of the table, from the message's column values, through the
+/// types' input functions, to `store`.
+unsafe fn put_row(store: *mut pg_sys::Tuplestorestate, meta: *mut pg_sys::AttInMetadata, positions: &[Option<usize>], values: &[Value]) {
+    let texts: Vec<Option<std::ffi::CString>> = positions
+        .iter()
+        .map(|p| match p.and_then(|p| values.get(p)) {
+            Some(Value::Text(v)) => std::ffi::CString::new(v.as_str()).ok(),
+            _ => None,
+        })
+        .collect();
+    let mut ptrs: Vec<*mut std::ffi::c_char> =
+        texts.iter().map(|t| t.as_ref().map_or(std::ptr::null_mut(), |c| c.as_ptr() as *mut _)).collect();
+    let tuple = pg_sys::BuildTupleFromCStrings(meta, ptrs.as_mut_ptr());
+    pg_sys::tuplestore_puttuple(store, tuple);
+    pg_sys::heap_freetuple(tuple);
 }
 
 /// The end of the last WAL record inserted, given the insert position: that
@@ -281,125 +376,88 @@ unsafe fn batch_for(batches: &mut HashMap<u32, Batch>, relid: u32) -> &mut Batch
     })
 }
 
-/// A row of the table from its columns' text values (by name; a column the
-/// message lacks, e.g. added since, is NULL), through the types' input functions.
-unsafe fn form_tuple(desc: pg_sys::TupleDesc, meta: *mut pg_sys::AttInMetadata, row: &[(String, Value)]) -> pg_sys::HeapTuple {
-    let natts = (*desc).natts as usize;
-    let mut texts: Vec<Option<std::ffi::CString>> = vec![None; natts];
-    for i in 0..natts {
-        let att = (*desc).attrs.as_ptr().add(i);
-        if (*att).attisdropped {
-            continue;
-        }
-        let name = std::ffi::CStr::from_ptr((*att).attname.data.as_ptr()).to_string_lossy();
-        if let Some((_, Value::Text(v))) = row.iter().find(|(n, _)| *n == name) {
-            texts[i] = std::ffi::CString::new(v.as_str()).ok();
-        }
-    }
-    let mut ptrs: Vec<*mut std::ffi::c_char> =
-        texts.iter().map(|t| t.as_ref().map_or(std::ptr::null_mut(), |c| c.as_ptr() as *mut _)).collect();
-    pg_sys::BuildTupleFromCStrings(meta, ptrs.as_mut_ptr())
-}
-
-/// Every transaction the slot holds, decoded, in commit order.
-fn decode_slot(slot: &str, upto: &str) -> Vec<Decoded> {
-    let rows: Vec<(Option<i64>, Vec<u8>)> = Spi::connect(|client| {
+/// Every transaction the slot holds up to `upto`, decoded, in commit order.
+fn decode_slot(slot: &str, upto: u64) -> Window {
+    let rows: Vec<Vec<u8>> = Spi::connect(|client| {
         let rows = client.select(
             &format!(
-                "SELECT xid::text::int8, data FROM pg_catalog.pg_logical_slot_peek_binary_changes({}, {}::pg_lsn, NULL, \
+                "SELECT data FROM pg_catalog.pg_logical_slot_peek_binary_changes({}, {}::pg_lsn, NULL, \
                  'proto_version', '1', 'publication_names', '{PUBLICATION}')",
                 pgrx::spi::quote_literal(slot),
-                pgrx::spi::quote_literal(upto)
+                pgrx::spi::quote_literal(lsn_text(upto))
             ),
             None,
             &[],
         )?;
         let mut out = Vec::new();
         for row in rows {
-            out.push((row.get::<i64>(1)?, row.get::<Vec<u8>>(2)?.unwrap_or_default()));
+            out.push(row.get::<Vec<u8>>(1)?.unwrap_or_default());
         }
         Ok::<_, pgrx::spi::Error>(out)
     })
     .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not read the replication slot: {e}"), None, None));
     // SAFETY: reads the next full transaction id (shared memory, under its lock).
     let next = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
-    let mut relations: HashMap<u32, Vec<String>> = HashMap::new();
-    let mut out: Vec<Decoded> = Vec::new();
-    let named = |relations: &HashMap<u32, Vec<String>>, relid: u32, values: Vec<Value>| -> Vec<(String, Value)> {
-        let names = relations.get(&relid).cloned().unwrap_or_default();
-        names.into_iter().zip(values).collect()
-    };
-    for (_, data) in rows {
+    let mut window = Window { transactions: Vec::new(), relations: Vec::new(), upto };
+    // Each table's latest shape, by entry in `window.relations`.
+    let mut current: HashMap<u32, usize> = HashMap::new();
+    for data in rows {
         let message = pgoutput::decode(&data)
             .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not decode the WAL: {e}"), None, None));
         match message {
-            Message::Begin { xid } => {
-                out.push(Decoded { xid: pgoutput::full_xid(xid, next), end_lsn: 0, changes: Vec::new(), truncated: Vec::new() })
-            }
+            Message::Insert { relid, new } => window.push_change(&mut current, relid, None, Some(new)),
+            Message::Update { relid, old, new } => window.push_change(&mut current, relid, old, Some(new)),
+            Message::Delete { relid, old } => window.push_change(&mut current, relid, Some(old), None),
+            Message::Begin { xid } => window.transactions.push(Decoded {
+                xid: pgoutput::full_xid(xid, next),
+                end_lsn: 0,
+                changes: Vec::new(),
+                truncated: Vec::new(),
+            }),
             Message::Commit { end_lsn, .. } => {
-                if let Some(t) = out.last_mut() {
+                if let Some(t) = window.transactions.last_mut() {
                     t.end_lsn = end_lsn;
                 }
             }
             Message::Relation { relid, columns } => {
-                relations.insert(relid, columns);
-            }
-            Message::Insert { relid, new } => {
-                let new = named(&relations, relid, new);
-                if let Some(t) = out.last_mut() {
-                    t.changes.push((relid, None, Some(new)));
-                }
-            }
-            Message::Update { relid, old, new } => {
-                let old = old.map(|o| named(&relations, relid, o));
-                let new = named(&relations, relid, new);
-                if let Some(t) = out.last_mut() {
-                    t.changes.push((relid, old, Some(new)));
-                }
-            }
-            Message::Delete { relid, old } => {
-                let old = named(&relations, relid, old);
-                if let Some(t) = out.last_mut() {
-                    t.changes.push((relid, Some(old), None));
-                }
+                window.relations.push(Relation { relid, columns });
+                current.insert(relid, window.relations.len() - 1);
             }
             Message::Truncate { relids } => {
-                if let Some(t) = out.last_mut() {
+                if let Some(t) = window.transactions.last_mut() {
                     t.truncated.extend(relids);
                 }
             }
             Message::Other => {}
         }
     }
-    out
+    window
 }
 
-/// (the refresh snapshot, view `root`'s applied snapshot, the applied
-/// snapshots of the other WAL-captured views that are ready).
-fn applied_snapshots(root: i64) -> (Snapshot, Option<Snapshot>, Vec<Snapshot>) {
-    let parse =
-        |s: Option<String>| s.map(|s| Snapshot::parse(&s).unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e, None, None)));
-    // In the refresh snapshot (a query of its own, not the caller's statement's).
+fn parse_snapshot(text: &str) -> Snapshot {
+    Snapshot::parse(text).unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e, None, None))
+}
+
+/// (the refresh snapshot, view `root`'s applied snapshot), in the refresh
+/// snapshot (a query of its own, not the caller's statement's).
+fn snapshots_of(root: i64) -> (Snapshot, Option<Snapshot>) {
     let row = pg::query_texts(
-        &format!(
-            "SELECT pg_catalog.pg_current_snapshot()::text, (SELECT applied_snapshot::text FROM tide.catalog WHERE id = {root}), \
-                    (SELECT coalesce(string_agg(applied_snapshot::text, ';'), '') FROM tide.catalog \
-                      WHERE mode = 'deferred' AND capture = 'wal' AND status = 'ready' AND parent IS NULL AND id <> {root})"
-        ),
-        3,
+        &format!("SELECT pg_catalog.pg_current_snapshot()::text, (SELECT applied_snapshot::text FROM tide.catalog WHERE id = {root})"),
+        2,
     );
     let mut it = row.into_iter();
-    let current = parse(it.next().flatten()).expect("a current snapshot");
-    let applied = parse(it.next().flatten());
-    let others = it
-        .next()
-        .flatten()
-        .unwrap_or_default()
-        .split(';')
-        .filter(|s| !s.is_empty())
-        .map(|s| parse(Some(s.to_string())).expect("parsed"))
-        .collect();
-    (current, applied, others)
+    let current = parse_snapshot(&it.next().flatten().expect("a current snapshot"));
+    (current, it.next().flatten().map(|s| parse_snapshot(&s)))
+}
+
+/// The applied snapshots of the WAL-captured views that are ready.
+fn applied_snapshots() -> Vec<Snapshot> {
+    let row = pg::query_texts(
+        "SELECT coalesce(string_agg(applied_snapshot::text, ';'), '') FROM tide.catalog \
+          WHERE mode = 'deferred' AND capture = 'wal' AND status = 'ready' AND parent IS NULL",
+        1,
+    );
+    row.into_iter().next().flatten().unwrap_or_default().split(';').filter(|s| !s.is_empty()).map(parse_snapshot).collect()
 }
 
 #[cfg(test)]

@@ -219,7 +219,8 @@ ROLLBACK;
 SELECT to_regclass('bad');
 
 -- a batch that would take longer to apply than a rebuild, by the view's
--- own refresh history, rebuilds the view; a batch far from any measured size
+-- own refresh history (medians of the last measurements), rebuilds the
+-- view; a batch far from any measured size
 -- is applied, and so is one for a view that another pg_tide view reads
 CREATE TABLE def_cost (id int PRIMARY KEY, g int);
 INSERT INTO def_cost SELECT i, i % 4 FROM generate_series(1, 100) i;
@@ -238,6 +239,16 @@ SELECT tide.verify('d_cost') AS equal;
 UPDATE tide.refresh_history SET duration_ms = 1 WHERE view_id = (SELECT id FROM tide.catalog WHERE view = 'd_cost'::regclass) AND kind = 'full';
 INSERT INTO tide.refresh_history SELECT id, now(), 20, 'incremental', 10, 10 FROM tide.catalog WHERE view = 'd_cost'::regclass;
 UPDATE def_cost SET g = g + 1 WHERE id <= 50;
+SELECT tide.refresh('d_cost');
+SELECT kind, changes FROM tide.refresh_history WHERE view_id = (SELECT id FROM tide.catalog WHERE view = 'd_cost'::regclass)
+ ORDER BY started_at DESC LIMIT 1;
+-- three rebuilds in a row (the build and the two above, the made-up
+-- measurements put before them): the next batch is applied anyway, to
+-- measure again what applying costs
+UPDATE tide.refresh_history SET started_at = started_at - interval '1 day'
+ WHERE view_id = (SELECT id FROM tide.catalog WHERE view = 'd_cost'::regclass) AND kind = 'incremental';
+INSERT INTO tide.refresh_history SELECT id, now() - interval '1 day', 1000, 'incremental', 10, 10 FROM tide.catalog WHERE view = 'd_cost'::regclass;
+UPDATE def_cost SET g = g + 1 WHERE id <= 5;
 SELECT tide.refresh('d_cost');
 SELECT kind, changes FROM tide.refresh_history WHERE view_id = (SELECT id FROM tide.catalog WHERE view = 'd_cost'::regclass)
  ORDER BY started_at DESC LIMIT 1;

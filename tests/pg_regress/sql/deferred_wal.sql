@@ -72,6 +72,43 @@ SELECT tide.wait('w_by_cat') AS current;
 SELECT tide.verify('w_by_cat') AS equal;
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'w_items'::regclass AND NOT tgisinternal;
 
+-- the refresher refreshes its due WAL-captured views together, from one
+-- read of the slot; one that fails is rolled back alone and the others
+-- are applied, also once it is marked failed (it holds nothing back)
+CREATE TABLE w_ratio (id int PRIMARY KEY, v int);
+INSERT INTO w_ratio SELECT i, i FROM generate_series(1, 10) i;
+SELECT tide.create_view('w_inverse', 'SELECT id, 100 / v AS inv FROM w_ratio',
+                        mode => 'deferred', capture => 'wal', refresh_interval => '20 milliseconds') IS NULL AS deferred;
+SELECT tide.create_view('w_total', 'SELECT count(*) AS n, sum(v) AS total FROM w_ratio',
+                        mode => 'deferred', capture => 'wal', refresh_interval => '20 milliseconds') IS NULL AS deferred;
+SELECT tide.wait('w_inverse', '5 minutes') AND tide.wait('w_total', '5 minutes') AS built;
+INSERT INTO w_ratio VALUES (11, 0);
+SELECT tide.wait('w_total') AS current;
+SELECT tide.verify('w_total') AS equal;
+DO $$
+BEGIN
+    FOR i IN 1..300 LOOP
+        EXIT WHEN (SELECT status = 'failed' FROM tide.views WHERE name = 'w_inverse'::regclass);
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+SELECT status, last_error FROM tide.views WHERE name = 'w_inverse'::regclass;
+UPDATE w_ratio SET v = 20 WHERE id = 1;
+SELECT tide.wait('w_total') AS current;
+SELECT tide.verify('w_total') AS equal;
+SELECT n, total FROM w_total;
+-- mended, a failed view is rebuilt by hand
+DELETE FROM w_ratio WHERE v = 0;
+SELECT tide.refresh('w_inverse') >= 0 AS rebuilt;
+SELECT status, last_error FROM tide.views WHERE name = 'w_inverse'::regclass;
+UPDATE w_ratio SET v = 50 WHERE id = 2;
+SELECT tide.wait('w_inverse') AND tide.wait('w_total') AS current;
+SELECT tide.verify('w_inverse') AND tide.verify('w_total') AS equal;
+SELECT tide.drop_view('w_inverse');
+SELECT tide.drop_view('w_total');
+DROP TABLE w_ratio;
+
 -- the last WAL-captured view gone, the refresher drops the slot
 SELECT tide.drop_view('w_named');
 SELECT tide.drop_view('w_by_cat');
