@@ -311,17 +311,20 @@ fn build(target: &Target, query: &str, mode: &str, capture: &str) -> Built {
         // owner): fail here, not in the background. LIMIT 0 still checks rights.
         run(&format!("SELECT FROM {definition} LIMIT 0"));
     }
-    // The index maintenance finds the view's rows by.
-    let index = compiled
+    // The indexes maintenance finds the view's rows by.
+    let indexes: Vec<String> = compiled
         .grouped()
         .and_then(|g| g.view_key_index())
         .or_else(|| compiled.bag().and_then(|b| b.view_index()))
-        .or_else(|| compiled.window().and_then(|w| w.view_index()));
+        .or_else(|| compiled.window().and_then(|w| w.view_index()))
+        .into_iter()
+        .chain(compiled.recompute_indexes())
+        .collect();
     if let crate::delta::plan::Shape::TopK { index: Some(index), .. } = &compiled.plan.shape {
         // On the internal view the rows are read from.
         catalog::as_superuser(|| run(index));
     }
-    if let Some(index) = index {
+    for index in indexes {
         match target {
             Target::User { .. } => run(&index),
             Target::Internal => catalog::as_superuser(|| run(&index)),

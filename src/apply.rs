@@ -5,7 +5,7 @@
 pub use crate::catalog::ViewRef;
 use crate::delta::aggregate::Grouped;
 use crate::delta::bag::Bag;
-use crate::delta::join::Change;
+use crate::delta::join::{round_table, Change, Event, NEW_TABLE};
 use crate::delta::plan::{Shape, ViewPlan};
 use crate::pg::{self, raise};
 use crate::sql;
@@ -331,6 +331,19 @@ impl Compiled {
         }
     }
 
+    /// The indexes of a recursive query's view: on its columns, which its
+    /// rows are found by (a recomputation's deletes, semi-naive inserts'
+    /// checks), and on each column the recursive term joins on (the seed
+    /// reads the view's rows that inserted rows join).
+    pub fn recompute_indexes(&self) -> Vec<String> {
+        let Shape::Recompute { columns, semi_naive, .. } = &self.plan.shape else { return Vec::new() };
+        let probes = semi_naive.iter().flat_map(|s| s.joined.iter());
+        crate::delta::bag::lookup_index(&self.view, columns, &self.comparable)
+            .into_iter()
+            .chain(probes.map(|c| format!("CREATE INDEX ON {} ({})", self.view, sql::ident(c))))
+            .collect()
+    }
+
     /// Prepare the statements that apply a change.
     fn prepare(&self, change: &Change) -> Result<Prepared, pgrx::spi::Error> {
         let keep = |sql: String| Ok::<_, pgrx::spi::Error>(pg::Plan::prepare(&sql, &[]));
@@ -339,9 +352,32 @@ impl Compiled {
             let main = t.apply().into_iter().map(keep).collect::<Result<Vec<_>, _>>()?;
             return Ok(Prepared { main, recompute: None, publish: None, purge: None });
         }
-        if let Shape::Recompute { columns, query } = &self.plan.shape {
+        if let Shape::Recompute { columns, query, semi_naive } = &self.plan.shape {
             let r = crate::delta::recompute::Recompute { view: &self.view, columns, comparable: &self.comparable, query };
-            return Ok(Prepared { main: vec![keep(r.apply())?], recompute: None, publish: None, purge: None });
+            let inserted = match (semi_naive, change) {
+                // An INSERT: only rows to add.
+                (Some(s), Change::Statement { relid, event: Event::Insert }) => {
+                    s.apply(&self.view, &|t| (t == *relid).then(|| NEW_TABLE.to_string()))
+                }
+                // Several tables at once, none of which lost rows.
+                (Some(s), Change::Round { relids, inserts_only: true }) => {
+                    s.apply(&self.view, &|t| relids.contains(&t).then(|| round_table(t, true)))
+                }
+                _ => None,
+            };
+            // (Written from ruleutils' text of the terms, marked: should a
+            // query's text not take the marks as expected, the statement
+            // does not prepare, and the component is computed again instead.)
+            let semi_naive = inserted.and_then(|sql| {
+                pg::in_subtransaction(|| pg::Plan::prepare(&sql, &[]))
+                    .inspect_err(|e| log!("pg_tide: view {} recomputes its recursive query on inserts: {e}", self.view))
+                    .ok()
+            });
+            let main = match semi_naive {
+                Some(plan) => plan,
+                None => keep(r.apply())?,
+            };
+            return Ok(Prepared { main: vec![main], recompute: None, publish: None, purge: None });
         }
         if let Some(w) = self.window() {
             return Ok(Prepared { main: vec![keep(w.apply(change))?], recompute: None, publish: None, purge: None });

@@ -33,7 +33,8 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
         let query = super::deparse_without_search_path(q).trim().to_string();
         let source = Source { from: "(SELECT) AS none".into(), predicate: None };
         let reads = super::recursive::tables_read(q);
-        return ViewPlan { terms: vec![], source, shape: Shape::Recompute { columns, query }, reads };
+        let semi_naive = super::recursive::semi_naive(q);
+        return ViewPlan { terms: vec![], source, shape: Shape::Recompute { columns, query, semi_naive }, reads };
     }
     let (names, namespaces) = deparse_context(q, std::ptr::null_mut());
     let ex = |node: *mut pg_sys::Node| deparse(q, namespaces, node, false);

@@ -6,6 +6,8 @@
 //! reach`, which becomes the internal view.
 
 use super::sublinks::{new_select, range_table_ref};
+use super::to_ir::{collect, deparse, deparse_context};
+use crate::delta::recompute::{Seed, SemiNaive, DELTA_ALIAS, NOT_IN_VIEW, VIEW_CTE};
 use crate::pg;
 use pgrx::pg_sys;
 
@@ -105,4 +107,173 @@ unsafe extern "C-unwind" fn tables_walker(node: *mut pg_sys::Node, ctx: *mut std
         return super::flatten::query_tree_walker(node.cast(), Some(tables_walker), ctx, pg_sys::QTW_EXAMINE_RTES_BEFORE as i32);
     }
     pg_sys::expression_tree_walker(node, Some(tables_walker), ctx)
+}
+
+/// The semi-naive plan of a component (see `delta::recompute`), when its
+/// inserts can be applied so: one recursive CTE, `UNION` (not `ALL`), the
+/// query selecting all its columns in order, and both terms joins of plain
+/// tables (inner joins, no sub-queries, aggregates, DISTINCT, LIMIT, window
+/// functions or volatile functions: a new row can only add rows).
+pub(super) unsafe fn semi_naive(q: *mut pg_sys::Query) -> Option<SemiNaive> {
+    let ctes: Vec<*mut pg_sys::CommonTableExpr> = pg::list((*q).cteList);
+    let [cte] = ctes[..] else { return None };
+    let cq = (*cte).ctequery as *mut pg_sys::Query;
+    if !(*cte).cterecursive || !pg::is_a(cq, pg_sys::NodeTag::T_Query) {
+        return None;
+    }
+    let setop = (*cq).setOperations as *mut pg_sys::SetOperationStmt;
+    if !pg::is_a(setop, pg_sys::NodeTag::T_SetOperationStmt) || (*setop).op != pg_sys::SetOperation::SETOP_UNION || (*setop).all {
+        return None;
+    }
+    let term = |n: *mut pg_sys::Node| -> Option<*mut pg_sys::Query> {
+        if !pg::is_a(n, pg_sys::NodeTag::T_RangeTblRef) {
+            return None;
+        }
+        let rte = pg_sys::list_nth((*cq).rtable, (*(n as *mut pg_sys::RangeTblRef)).rtindex - 1) as *mut pg_sys::RangeTblEntry;
+        ((*rte).rtekind == pg_sys::RTEKind::RTE_SUBQUERY).then_some((*rte).subquery)
+    };
+    let (base, recursive) = (term((*setop).larg)?, term((*setop).rarg)?);
+    // The view is the CTE itself: its columns, in order, by their names
+    // (from its one FROM item: a stored view's query lists OLD and NEW first).
+    let from: Vec<*mut pg_sys::RangeTblRef> = pg::list((*(*q).jointree).fromlist);
+    let cte_ref = (*from[0]).rtindex;
+    let columns: Vec<String> = pg::list::<pg_sys::String>((*cte).ctecolnames).into_iter().map(|s| pg::cstr((*s).sval)).collect();
+    let targets: Vec<*mut pg_sys::TargetEntry> =
+        pg::list::<pg_sys::TargetEntry>((*q).targetList).into_iter().filter(|t| !(**t).resjunk).collect();
+    let identity = targets.len() == columns.len()
+        && targets.iter().enumerate().all(|(i, t)| {
+            let v = (**t).expr as *mut pg_sys::Var;
+            pg::is_a(v, pg_sys::NodeTag::T_Var)
+                && (*v).varno == cte_ref
+                && (*v).varlevelsup == 0
+                && (*v).varattno as usize == i + 1
+                && pg::cstr((**t).resname) == columns[i]
+        });
+    if !identity || !monotone(base, false) || !monotone(recursive, true) {
+        return None;
+    }
+    // The recursive reference's columns the recursive term joins on (but
+    // the first: the index on all columns serves it).
+    let self_ref =
+        pg::list::<pg_sys::RangeTblEntry>((*recursive).rtable).iter().position(|r| (**r).rtekind == pg_sys::RTEKind::RTE_CTE)? + 1;
+    let mut vars = Vec::new();
+    collect((*recursive).jointree.cast(), pg_sys::NodeTag::T_Var, &mut vars);
+    let mut joined: Vec<String> = Vec::new();
+    for v in vars.into_iter().map(|v| v as *mut pg_sys::Var) {
+        if (*v).varno as usize == self_ref && (*v).varlevelsup == 0 && (*v).varattno > 1 {
+            let name = columns.get((*v).varattno as usize - 1)?.clone();
+            if !joined.contains(&name) {
+                joined.push(name);
+            }
+        }
+    }
+    let nest = pg::push_search_path(c"");
+    let plan = seeds_and_step(base, recursive).map(|(seeds, step, targets)| SemiNaive {
+        name: pg::cstr((*cte).ctename),
+        columns,
+        seeds,
+        step,
+        targets,
+        joined,
+    });
+    pg_sys::AtEOXact_GUC(true, nest);
+    plan
+}
+
+/// Whether a term is a join of plain tables (and, for the recursive one,
+/// the recursive reference) under conditions, with no operator that could
+/// make a new row take rows away or that would change between runs.
+unsafe fn monotone(t: *mut pg_sys::Query, recursive: bool) -> bool {
+    let plain = !(*t).hasAggs
+        && (*t).groupClause.is_null()
+        && (*t).groupingSets.is_null()
+        && (*t).havingQual.is_null()
+        && !(*t).hasWindowFuncs
+        && !(*t).hasTargetSRFs
+        && !(*t).hasSubLinks
+        && (*t).distinctClause.is_null()
+        && (*t).sortClause.is_null()
+        && (*t).limitCount.is_null()
+        && (*t).limitOffset.is_null()
+        && (*t).setOperations.is_null()
+        && (*t).cteList.is_null()
+        && (*t).rowMarks.is_null()
+        && !pg_sys::contain_volatile_functions(t.cast());
+    plain
+        && pg::list::<pg_sys::RangeTblEntry>((*t).rtable).into_iter().all(|rte| match (*rte).rtekind {
+            pg_sys::RTEKind::RTE_RELATION => {
+                (*rte).tablesample.is_null() && pg_sys::get_rel_relkind((*rte).relid) as u8 == pg_sys::RELKIND_RELATION
+            }
+            // (Named joins hide the names of what they join, which the
+            // step's conditions are written with.)
+            pg_sys::RTEKind::RTE_JOIN => (*rte).jointype == pg_sys::JoinType::JOIN_INNER && (*rte).alias.is_null(),
+            pg_sys::RTEKind::RTE_CTE => recursive && (*rte).self_reference,
+            _ => false,
+        })
+}
+
+/// The seeds (each term with one table occurrence marked to read inserted
+/// rows), the step (the recursive term with `NOT_IN_VIEW` among its
+/// conditions) and its output expressions; None where ruleutils does not
+/// write the marks as expected. Under `search_path = ''`.
+unsafe fn seeds_and_step(base: *mut pg_sys::Query, recursive: *mut pg_sys::Query) -> Option<(Vec<Seed>, String, Vec<String>)> {
+    let mut seeds = Vec::new();
+    for (t, is_recursive) in [(base, false), (recursive, true)] {
+        let n = pg_sys::list_length((*t).rtable);
+        for i in 0..n {
+            let rte = pg_sys::list_nth((*t).rtable, i) as *mut pg_sys::RangeTblEntry;
+            if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
+                continue;
+            }
+            let c = pg_sys::copyObjectImpl(t.cast()) as *mut pg_sys::Query;
+            for other in pg::list::<pg_sys::RangeTblEntry>((*c).rtable) {
+                if is_recursive && (*other).rtekind == pg_sys::RTEKind::RTE_CTE {
+                    // The recursive reference reads the view's rows.
+                    (*other).ctename = pg_sys::pstrdup(std::ffi::CString::new(VIEW_CTE).expect("no NUL").as_ptr());
+                    (*other).self_reference = false;
+                    (*other).ctelevelsup = 0;
+                }
+            }
+            let marked = pg_sys::list_nth((*c).rtable, i) as *mut pg_sys::RangeTblEntry;
+            let alias = pg_sys::pstrdup(std::ffi::CString::new(DELTA_ALIAS).expect("no NUL").as_ptr());
+            (*marked).alias = if (*marked).alias.is_null() {
+                pg_sys::makeAlias(alias, std::ptr::null_mut())
+            } else {
+                let a = pg_sys::copyObjectImpl((*marked).alias.cast()) as *mut pg_sys::Alias;
+                (*a).aliasname = alias;
+                a
+            };
+            let sql = pg::cstr(pg_sys::pg_get_querydef(c, false));
+            let marker = format!("{} {DELTA_ALIAS}", pg::qualified_relation_name((*rte).relid));
+            if sql.matches(&marker).count() != 1 || (is_recursive && !sql.contains(&format!("{VIEW_CTE} "))) {
+                return None;
+            }
+            let sql = sql.replace(&format!("ONLY {marker}"), &marker);
+            seeds.push(Seed { relid: (*rte).relid.to_u32(), marker, sql });
+        }
+    }
+    // The step: its output expressions, and the condition's placeholder.
+    let c = pg_sys::copyObjectImpl(recursive.cast()) as *mut pg_sys::Query;
+    let (_, namespaces) = deparse_context(c, std::ptr::null_mut());
+    let targets: Vec<String> = pg::list::<pg_sys::TargetEntry>((*c).targetList)
+        .into_iter()
+        .filter(|t| !(**t).resjunk)
+        .map(|t| deparse(c, namespaces, (*t).expr.cast(), false))
+        .collect();
+    let param = pg_sys::palloc0(std::mem::size_of::<pg_sys::Param>()) as *mut pg_sys::Param;
+    (*param).xpr.type_ = pg_sys::NodeTag::T_Param;
+    (*param).paramkind = pg_sys::ParamKind::PARAM_EXTERN;
+    (*param).paramid = NOT_IN_VIEW[1..].parse().expect("a parameter number");
+    (*param).paramtype = pg_sys::BOOLOID;
+    (*param).paramtypmod = -1;
+    (*param).location = -1;
+    let jt = (*c).jointree;
+    (*jt).quals = if (*jt).quals.is_null() {
+        param.cast()
+    } else {
+        let both = pg_sys::lappend(pg_sys::lappend(std::ptr::null_mut(), (*jt).quals.cast()), param.cast());
+        pg_sys::make_andclause(both).cast()
+    };
+    let step = pg::cstr(pg_sys::pg_get_querydef(c, false));
+    (step.matches(NOT_IN_VIEW).count() == 1).then_some((seeds, step, targets))
 }

@@ -297,7 +297,9 @@ fn finish_round() {
         };
         // SAFETY: the round's tuplestores, alive until it ends.
         let rows: i64 = collected.iter().flat_map(|(_, c)| [c.old, c.new]).map(|t| unsafe { pg_sys::tuplestore_tuple_count(t) }).sum();
-        apply::maintain(&view, &compiled, &Change::Round { relids }, rows as u64, &register);
+        // SAFETY: as above.
+        let inserts_only = collected.iter().all(|(_, c)| unsafe { pg_sys::tuplestore_tuple_count(c.old) } == 0);
+        apply::maintain(&view, &compiled, &Change::Round { relids, inserts_only }, rows as u64, &register);
     }
     let done = ROUND.with(|r| std::mem::take(&mut *r.borrow_mut()));
     // A refresh's batch is shared by the views reading its table: end each store once.

@@ -30,8 +30,15 @@ pub const OLD_TABLE: &str = "tide_old";
 /// applied at once against the new states, so ΔA⋈ΔB is counted once).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Change {
-    Statement { relid: u32, event: Event },
-    Round { relids: Vec<u32> },
+    Statement {
+        relid: u32,
+        event: Event,
+    },
+    /// `inserts_only`: no table of the round lost rows.
+    Round {
+        relids: Vec<u32>,
+        inserts_only: bool,
+    },
 }
 
 /// The collected old and new rows of table `relid` in a round.
@@ -43,7 +50,7 @@ impl Change {
     fn reads(&self, relid: u32) -> bool {
         match self {
             Change::Statement { relid: r, .. } => *r == relid,
-            Change::Round { relids } => relids.contains(&relid),
+            Change::Round { relids, .. } => relids.contains(&relid),
         }
     }
 
@@ -184,7 +191,7 @@ mod tests {
     #[test]
     fn a_round_reads_collected_rows_of_every_changed_table() {
         let spj = Spj { inputs: vec![input("a", 1, &["id"]), input("b", 2, &["id"]), input("c", 3, &["id"])], predicate: None };
-        let sql = delta_rows(&[Term { sign: 1, spj }], &Change::Round { relids: vec![1, 3] }, &["a.id".into()]);
+        let sql = delta_rows(&[Term { sign: 1, spj }], &Change::Round { relids: vec![1, 3], inserts_only: false }, &["a.id".into()]);
         assert!(sql.contains("FROM tide_new_1") && sql.contains("FROM tide_old_3"), "{sql}");
         assert!(sql.contains("-(a.__tide_w * c.__tide_w) AS __tide_w"), "{sql}");
         assert!(!sql.contains("tide_new_2"), "{sql}");

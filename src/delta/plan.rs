@@ -98,8 +98,9 @@ pub enum Shape {
     /// rows from it (see `topk`), through `index` on the internal view.
     TopK { columns: Vec<String>, refill: String, index: Option<String> },
     /// A recursive query, computed again on every change of a table it
-    /// reads, the difference written (see `recompute`).
-    Recompute { columns: Vec<OutputColumn>, query: String },
+    /// reads, the difference written (see `recompute`); inserts by
+    /// `semi_naive` where it can.
+    Recompute { columns: Vec<OutputColumn>, query: String, semi_naive: Option<super::recompute::SemiNaive> },
     /// Window functions: per PARTITION BY key (view column, expression), and
     /// the query with `$1` for "in an affected partition" (see `window`).
     Window { columns: Vec<String>, keys: Vec<(String, String)>, refill: String },

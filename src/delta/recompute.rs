@@ -2,11 +2,119 @@
 //! reads changes, pg_tide computes it again and writes only the difference
 //! into the view (the rows that went, the rows that came), so that views
 //! reading it see the change and nothing more.
+//!
+//! Inserts into the tables of a `UNION` (not `ALL`) recursive query whose
+//! terms are joins of tables (monotone: a new row can only add rows) are
+//! applied by semi-naive evaluation instead (`SemiNaive`): the new rows are
+//! those derived from at least one inserted row, so the seed is each term
+//! with one of its tables read as that table's inserted rows (the recursive
+//! term reading the view for the recursive reference), less the rows the
+//! view has; the recursive term then derives further rows from new rows
+//! only, until nothing new comes. Deletes and updates are recomputed (a row
+//! can lose one derivation and keep another).
 
 use super::bag::{consolidate, write_rows};
 use super::join::WEIGHT;
 use super::plan::OutputColumn;
-use crate::sql::ident;
+use crate::sql::{ident, ident_list, same_value};
+
+/// The alias of the one table a seed reads inserted rows for.
+pub const DELTA_ALIAS: &str = "__tide_delta";
+/// The CTE a seed of the recursive term reads the view's rows through, in
+/// place of the recursive reference.
+pub const VIEW_CTE: &str = "__tide_view";
+/// The placeholder for the step's condition that its row is not in the
+/// view yet (a parameter nothing else uses, written by ruleutils as this).
+pub const NOT_IN_VIEW: &str = "$32767";
+
+/// One part of the seed: a term of the recursive query with one occurrence
+/// of table `relid`, written `marker` (`<table> __tide_delta`), to read that
+/// table's inserted rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seed {
+    pub relid: u32,
+    pub marker: String,
+    pub sql: String,
+}
+
+/// A recursive query whose inserts are applied by semi-naive evaluation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SemiNaive {
+    /// The recursive CTE's name and its columns (the view's, in order).
+    pub name: String,
+    pub columns: Vec<String>,
+    pub seeds: Vec<Seed>,
+    /// The recursive term, reading the CTE, with `NOT_IN_VIEW` among its
+    /// conditions; `targets` are its output expressions.
+    pub step: String,
+    pub targets: Vec<String>,
+    /// The columns of the recursive reference that the recursive term's
+    /// conditions use (the view is indexed on each).
+    pub joined: Vec<String>,
+}
+
+/// Rows `exprs` are not in `view` (`columns`): found by plain equality
+/// (through the view's index) unless a value is NULL.
+fn absent(view: &str, columns: &[String], exprs: &[String]) -> String {
+    let equal: Vec<String> = columns.iter().zip(exprs).map(|(c, e)| format!("__tide_v.{} = {e}", ident(c))).collect();
+    let same: Vec<String> = columns.iter().zip(exprs).map(|(c, e)| same_value(&format!("__tide_v.{}", ident(c)), e, false)).collect();
+    let not_null: Vec<String> = exprs.iter().map(|e| format!("{e} IS NOT NULL")).collect();
+    if columns.is_empty() {
+        return format!("NOT EXISTS (SELECT 1 FROM {view} __tide_v)");
+    }
+    format!(
+        "NOT EXISTS (SELECT 1 FROM {view} __tide_v WHERE {}) AND ({} OR NOT EXISTS (SELECT 1 FROM {view} __tide_v WHERE {}))",
+        equal.join(" AND "),
+        not_null.join(" AND "),
+        same.join(" AND ")
+    )
+}
+
+impl SemiNaive {
+    /// The statement that adds to `view` the rows that inserts derive;
+    /// `inserted` names the relation of a changed table's inserted rows
+    /// (None for a table not changed). None when no table of a seed changed.
+    pub fn apply(&self, view: &str, inserted: &dyn Fn(u32) -> Option<String>) -> Option<String> {
+        let n = self.columns.len();
+        let cs: Vec<String> = (1..=n).map(|i| format!("c{i}")).collect();
+        let qualified = |alias: &str| cs.iter().map(|c| format!("{alias}.{c}")).collect::<Vec<_>>();
+        let seeds: Vec<String> = self
+            .seeds
+            .iter()
+            .filter_map(|s| {
+                let relation = inserted(s.relid)?;
+                let sql = s.sql.replace(&s.marker, &format!("{relation} {DELTA_ALIAS}"));
+                Some(format!(
+                    "SELECT {} FROM ({sql}) s({}) WHERE {}",
+                    qualified("s").join(", "),
+                    cs.join(", "),
+                    absent(view, &self.columns, &qualified("s"))
+                ))
+            })
+            .collect();
+        if seeds.is_empty() {
+            return None;
+        }
+        // (Pruned by equality only: a row with a NULL that the view has is
+        // derived again, which the UNION and the final check absorb.)
+        let equal: Vec<String> = self.columns.iter().zip(&self.targets).map(|(c, e)| format!("__tide_v.{} = ({e})", ident(c))).collect();
+        let prune =
+            if n == 0 { "false".to_string() } else { format!("NOT EXISTS (SELECT 1 FROM {view} __tide_v WHERE {})", equal.join(" AND ")) };
+        let step = self.step.replace(NOT_IN_VIEW, &format!("({prune})"));
+        let cols = ident_list(&self.columns);
+        let name = ident(&self.name);
+        let found: Vec<String> = self.columns.iter().map(|c| format!("n.{}", ident(c))).collect();
+        Some(format!(
+            "WITH RECURSIVE {VIEW_CTE}({cols}) AS NOT MATERIALIZED (SELECT {cols} FROM {view}), \
+             {name}({cols}) AS (({}) UNION {step}), \
+             put AS (INSERT INTO {view} ({cols}) SELECT {} FROM {name} n WHERE {} RETURNING 1) \
+             SELECT count(*) FROM put",
+            seeds.join(" UNION "),
+            found.join(", "),
+            absent(view, &self.columns, &found),
+        ))
+    }
+}
 
 pub struct Recompute<'a> {
     /// The view's table, qualified.
@@ -56,5 +164,52 @@ mod tests {
         let sql = r.apply();
         assert!(sql.contains("SELECT n.\"a\" AS c1, 1 AS __tide_w FROM (WITH RECURSIVE t(a) AS (SELECT 1) SELECT a FROM t) n"), "{sql}");
         assert!(sql.contains("UNION ALL SELECT v.\"a\" AS c1, -1 AS __tide_w FROM public.reach v"), "{sql}");
+    }
+
+    fn closure() -> SemiNaive {
+        let marker = format!("public.edges {DELTA_ALIAS}");
+        SemiNaive {
+            name: "r".into(),
+            columns: vec!["a".into(), "b".into()],
+            seeds: vec![
+                Seed { relid: 7, marker: marker.clone(), sql: format!("SELECT {DELTA_ALIAS}.src, {DELTA_ALIAS}.dst FROM {marker}") },
+                Seed {
+                    relid: 7,
+                    marker: marker.clone(),
+                    sql: format!("SELECT r.a, {DELTA_ALIAS}.dst FROM {VIEW_CTE} r JOIN {marker} ON {DELTA_ALIAS}.src = r.b"),
+                },
+            ],
+            step: format!("SELECT r.a, e.dst FROM r JOIN public.edges e ON e.src = r.b WHERE {NOT_IN_VIEW}"),
+            targets: vec!["r.a".into(), "e.dst".into()],
+            joined: vec!["b".into()],
+        }
+    }
+
+    #[test]
+    fn seeds_read_the_inserted_rows_and_the_step_prunes() {
+        let s = closure();
+        let sql = s.apply("public.reach", &|t| (t == 7).then(|| "tide_new".to_string())).expect("a statement");
+        assert!(
+            sql.starts_with("WITH RECURSIVE __tide_view(\"a\", \"b\") AS NOT MATERIALIZED (SELECT \"a\", \"b\" FROM public.reach)"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("FROM (SELECT __tide_delta.src, __tide_delta.dst FROM tide_new __tide_delta) s(c1, c2) WHERE NOT EXISTS"),
+            "{sql}"
+        );
+        assert!(sql.contains("FROM __tide_view r JOIN tide_new __tide_delta ON __tide_delta.src = r.b"), "{sql}");
+        assert!(
+            sql.contains(
+                "WHERE (NOT EXISTS (SELECT 1 FROM public.reach __tide_v WHERE __tide_v.\"a\" = (r.a) AND __tide_v.\"b\" = (e.dst))))"
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains("INSERT INTO public.reach (\"a\", \"b\") SELECT n.\"a\", n.\"b\" FROM \"r\" n WHERE NOT EXISTS"), "{sql}");
+        assert!(!sql.contains("public.edges __tide_delta"), "{sql}");
+    }
+
+    #[test]
+    fn no_statement_when_no_seed_table_changed() {
+        assert!(closure().apply("public.reach", &|_| None).is_none());
     }
 }

@@ -123,6 +123,9 @@ VIEWS = {
                "SELECT a, b FROM t",
     "v_reach_agg": "WITH RECURSIVE t(a, b) AS (SELECT k, w FROM q UNION SELECT t.a, q.w FROM t JOIN q ON q.k = t.b) "
                    "SELECT t.a, count(*) AS n, count(r.id) AS rows_at FROM t LEFT JOIN r ON r.k = t.b GROUP BY t.a",
+    # A recursive term over two tables, one of them twice.
+    "v_reach_two": "WITH RECURSIVE t(a, b) AS (SELECT k, w FROM q UNION SELECT t.a, q2.w FROM t JOIN q q1 ON q1.k = t.b "
+                   "JOIN q q2 ON q2.k = q1.w JOIN r ON r.k = q1.w) SELECT a, b FROM t",
     # Views over views (made above): changes cascade.
     "v_over_group": "SELECT c, count(*) AS n, sum(sv) AS total FROM v_group GROUP BY c",
     "v_over_join": "SELECT v_join.t, count(*) AS n FROM v_join JOIN q ON q.k = v_join.k GROUP BY v_join.t",
