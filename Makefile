@@ -6,7 +6,7 @@ PG_CONFIG ?= /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config
 PGRX_TEST_DIR ?= /tmp/pg_tide-pgrx-test
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: test deps unit pgtest regress isolation random concurrent crash tpch bench bench-pgbench bench-deferred install demo clean
+.PHONY: test deps unit pgtest regress isolation random concurrent crash tpch bench bench-pgbench bench-deferred bench-recursive install demo clean
 
 test: deps unit pgtest regress isolation random concurrent crash tpch
 
@@ -64,6 +64,11 @@ bench-pgbench:
 bench-deferred:
 	scripts/install.sh
 	benches/deferred.sh
+
+# WITH RECURSIVE: semi-naive inserts against REFRESH (report in benches/results/).
+bench-recursive:
+	scripts/install.sh
+	benches/recursive.sh
 
 install:
 	scripts/install.sh

@@ -441,46 +441,52 @@ pub fn size_class(rows: u64) -> u8 {
 /// rows visible to the statements (transition tables, or rows collected in
 /// a round) in the SPI connection it is called in.
 pub fn maintain(view: &ViewRef, compiled: &Compiled, change: &Change, rows: u64, register: &dyn Fn()) {
+    // Without JIT: a change is small, and code JIT-compiled for a plan is
+    // not kept between executions, so a delta statement whose estimate
+    // passes jit_above_cost (a recursive query's, a join of big tables)
+    // would compile for half a second at every change.
     as_owner(view.owner, || {
-        writing(|| {
-            Spi::connect_mut(|_client| {
-                register();
-                if compiled.plan.needs_view_lock() {
-                    lock_view(view.id)?;
-                }
-                let key = (change.clone(), size_class(rows));
-                let existing = compiled.statements.borrow().get(&key).cloned();
-                let prepared = match existing {
-                    Some(p) => p,
-                    None => {
-                        let p = Rc::new(compiled.prepare(change)?);
-                        compiled.statements.borrow_mut().insert(key, p.clone());
-                        p
+        pg::with_setting(c"jit", c"off", || {
+            writing(|| {
+                Spi::connect_mut(|_client| {
+                    register();
+                    if compiled.plan.needs_view_lock() {
+                        lock_view(view.id)?;
                     }
-                };
-                // (groups emptied, groups to recompute, groups touched)
-                let mut counts = (0i64, 0i64, 0i64);
-                for stmt in prepared.main.iter() {
-                    stmt.execute(&[]);
-                    if compiled.state.is_some() {
-                        let c = pg::first_row_int8s(3);
-                        counts = (c[0].unwrap_or(0), c[1].unwrap_or(0), c[2].unwrap_or(0));
+                    let key = (change.clone(), size_class(rows));
+                    let existing = compiled.statements.borrow().get(&key).cloned();
+                    let prepared = match existing {
+                        Some(p) => p,
+                        None => {
+                            let p = Rc::new(compiled.prepare(change)?);
+                            compiled.statements.borrow_mut().insert(key, p.clone());
+                            p
+                        }
+                    };
+                    // (groups emptied, groups to recompute, groups touched)
+                    let mut counts = (0i64, 0i64, 0i64);
+                    for stmt in prepared.main.iter() {
+                        stmt.execute(&[]);
+                        if compiled.state.is_some() {
+                            let c = pg::first_row_int8s(3);
+                            counts = (c[0].unwrap_or(0), c[1].unwrap_or(0), c[2].unwrap_or(0));
+                        }
                     }
-                }
-                // Groups that lost their min/max first (they may also have emptied).
-                if let (Some(stmt), true) = (&prepared.recompute, counts.1 > 0) {
-                    stmt.execute(&[]);
-                }
-                if let (Some(stmt), true) = (&prepared.publish, counts.2 > 0) {
-                    stmt.execute(&[]);
-                }
-                if let (Some(stmt), true) = (&prepared.purge, counts.0 > 0) {
-                    stmt.execute(&[]);
-                }
-                Ok::<_, pgrx::spi::Error>(())
-            })
-            .unwrap_or_else(|e| {
-                raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not maintain view {}: {e}", compiled.view), None, None)
+                    // Groups that lost their min/max first (they may also have emptied).
+                    if let (Some(stmt), true) = (&prepared.recompute, counts.1 > 0) {
+                        stmt.execute(&[]);
+                    }
+                    if let (Some(stmt), true) = (&prepared.publish, counts.2 > 0) {
+                        stmt.execute(&[]);
+                    }
+                    if let (Some(stmt), true) = (&prepared.purge, counts.0 > 0) {
+                        stmt.execute(&[]);
+                    }
+                    Ok::<_, pgrx::spi::Error>(())
+                })
+                .unwrap_or_else(|e| {
+                    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("could not maintain view {}: {e}", compiled.view), None, None)
+                })
             })
         })
     })

@@ -158,10 +158,19 @@ pub fn written_in_this_transaction(_relid: pg_sys::Oid) -> bool {
 /// # Safety
 /// The caller must close the returned level on the same backend.
 pub unsafe fn push_search_path(path: &std::ffi::CStr) -> i32 {
+    push_setting(c"search_path", path)
+}
+
+/// Set a setting (one a user may set) for a new GUC nest level; returns the
+/// level, to be closed as `push_search_path`'s.
+///
+/// # Safety
+/// As `push_search_path`.
+pub unsafe fn push_setting(name: &std::ffi::CStr, value: &std::ffi::CStr) -> i32 {
     let nest = pg_sys::NewGUCNestLevel();
     pg_sys::set_config_option(
-        c"search_path".as_ptr(),
-        path.as_ptr(),
+        name.as_ptr(),
+        value.as_ptr(),
         pg_sys::GucContext::PGC_USERSET,
         pg_sys::GucSource::PGC_S_SESSION,
         pg_sys::GucAction::GUC_ACTION_SAVE,
@@ -202,6 +211,21 @@ pub fn as_user<R>(user: pg_sys::Oid, search_path: Option<&std::ffi::CStr>, f: im
         );
         Restore(saved_user, context, search_path.map(|p| push_search_path(p)))
     };
+    f()
+}
+
+/// Run `f` with setting `name` at `value`, restored afterwards (also when
+/// `f` raises an error).
+pub fn with_setting<R>(name: &std::ffi::CStr, value: &std::ffi::CStr, f: impl FnOnce() -> R) -> R {
+    struct Restore(i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: closes the level opened below, on the backend thread.
+            unsafe { pg_sys::AtEOXact_GUC(true, self.0) };
+        }
+    }
+    // SAFETY: the level opened here is closed by Restore.
+    let _restore = Restore(unsafe { push_setting(name, value) });
     f()
 }
 
