@@ -5,7 +5,7 @@
 pub use crate::catalog::ViewRef;
 use crate::delta::aggregate::Grouped;
 use crate::delta::bag::Bag;
-use crate::delta::join::{round_table, Change, Event, NEW_TABLE};
+use crate::delta::join::{round_table, Change, Event, NEW_TABLE, OLD_TABLE};
 use crate::delta::plan::{Shape, ViewPlan};
 use crate::pg::{self, raise};
 use crate::sql;
@@ -354,23 +354,34 @@ impl Compiled {
         }
         if let Shape::Recompute { columns, query, semi_naive } = &self.plan.shape {
             let r = crate::delta::recompute::Recompute { view: &self.view, columns, comparable: &self.comparable, query };
-            let inserted = match (semi_naive, change) {
+            let incremental = match (semi_naive, change) {
                 // An INSERT: only rows to add.
                 (Some(s), Change::Statement { relid, event: Event::Insert }) => {
                     s.apply(&self.view, &|t| (t == *relid).then(|| NEW_TABLE.to_string()))
                 }
                 // Several tables at once, none of which lost rows.
-                (Some(s), Change::Round { relids, inserts_only: true }) => {
+                (Some(s), Change::Round { relids, inserts_only: true, .. }) => {
                     s.apply(&self.view, &|t| relids.contains(&t).then(|| round_table(t, true)))
+                }
+                // A DELETE, or tables that only lost rows: delete and derive again.
+                (Some(s), Change::Statement { relid, event: Event::Delete }) => {
+                    s.delete(&self.view, &|t| (t == *relid).then(|| OLD_TABLE.to_string()))
+                }
+                // (One table only: a step using deleted rows of two would be
+                // found by no seed, each reading the other table as it is now.)
+                (Some(s), Change::Round { relids, deletes_only: true, .. })
+                    if relids.iter().filter(|t| s.seeds.iter().any(|seed| seed.relid == **t)).count() == 1 =>
+                {
+                    s.delete(&self.view, &|t| relids.contains(&t).then(|| round_table(t, false)))
                 }
                 _ => None,
             };
             // (Written from ruleutils' text of the terms, marked: should a
             // query's text not take the marks as expected, the statement
             // does not prepare, and the component is computed again instead.)
-            let semi_naive = inserted.and_then(|sql| {
+            let semi_naive = incremental.and_then(|sql| {
                 pg::in_subtransaction(|| pg::Plan::prepare(&sql, &[]))
-                    .inspect_err(|e| log!("pg_tide: view {} recomputes its recursive query on inserts: {e}", self.view))
+                    .inspect_err(|e| log!("pg_tide: view {} recomputes its recursive query on this change: {e}", self.view))
                     .ok()
             });
             let main = match semi_naive {

@@ -7,7 +7,7 @@
 
 use super::sublinks::{new_select, range_table_ref};
 use super::to_ir::{collect, deparse, deparse_context};
-use crate::delta::recompute::{Seed, SemiNaive, DELTA_ALIAS, NOT_IN_VIEW, VIEW_CTE};
+use crate::delta::recompute::{Rederive, Seed, SemiNaive, DELTA_ALIAS, KEPT_CTE, NOT_IN_VIEW, STEP_CTE, VIEW_CTE};
 use crate::pg;
 use pgrx::pg_sys;
 
@@ -168,13 +168,14 @@ pub(super) unsafe fn semi_naive(q: *mut pg_sys::Query) -> Option<SemiNaive> {
         }
     }
     let nest = pg::push_search_path(c"");
-    let plan = seeds_and_step(base, recursive).map(|(seeds, step, targets)| SemiNaive {
+    let plan = seeds_and_step(base, recursive).map(|(seeds, step, targets, rederive)| SemiNaive {
         name: pg::cstr((*cte).ctename),
         columns,
         seeds,
         step,
         targets,
         joined,
+        rederive,
     });
     pg_sys::AtEOXact_GUC(true, nest);
     plan
@@ -216,7 +217,10 @@ unsafe fn monotone(t: *mut pg_sys::Query, recursive: bool) -> bool {
 /// rows), the step (the recursive term with `NOT_IN_VIEW` among its
 /// conditions) and its output expressions; None where ruleutils does not
 /// write the marks as expected. Under `search_path = ''`.
-unsafe fn seeds_and_step(base: *mut pg_sys::Query, recursive: *mut pg_sys::Query) -> Option<(Vec<Seed>, String, Vec<String>)> {
+unsafe fn seeds_and_step(
+    base: *mut pg_sys::Query,
+    recursive: *mut pg_sys::Query,
+) -> Option<(Vec<Seed>, String, Vec<String>, Option<Rederive>)> {
     let mut seeds = Vec::new();
     for (t, is_recursive) in [(base, false), (recursive, true)] {
         let n = pg_sys::list_length((*t).rtable);
@@ -226,13 +230,9 @@ unsafe fn seeds_and_step(base: *mut pg_sys::Query, recursive: *mut pg_sys::Query
                 continue;
             }
             let c = pg_sys::copyObjectImpl(t.cast()) as *mut pg_sys::Query;
-            for other in pg::list::<pg_sys::RangeTblEntry>((*c).rtable) {
-                if is_recursive && (*other).rtekind == pg_sys::RTEKind::RTE_CTE {
-                    // The recursive reference reads the view's rows.
-                    (*other).ctename = pg_sys::pstrdup(std::ffi::CString::new(VIEW_CTE).expect("no NUL").as_ptr());
-                    (*other).self_reference = false;
-                    (*other).ctelevelsup = 0;
-                }
+            if is_recursive {
+                // The recursive reference reads the view's rows.
+                rename_recursive_reference(c, VIEW_CTE);
             }
             let marked = pg_sys::list_nth((*c).rtable, i) as *mut pg_sys::RangeTblEntry;
             let alias = pg_sys::pstrdup(std::ffi::CString::new(DELTA_ALIAS).expect("no NUL").as_ptr());
@@ -275,5 +275,36 @@ unsafe fn seeds_and_step(base: *mut pg_sys::Query, recursive: *mut pg_sys::Query
         pg_sys::make_andclause(both).cast()
     };
     let step = pg::cstr(pg_sys::pg_get_querydef(c, false));
-    (step.matches(NOT_IN_VIEW).count() == 1).then_some((seeds, step, targets))
+    rename_recursive_reference(c, STEP_CTE);
+    let step_named = pg::cstr(pg_sys::pg_get_querydef(c, false));
+    let kept = pg_sys::copyObjectImpl(recursive.cast()) as *mut pg_sys::Query;
+    rename_recursive_reference(kept, KEPT_CTE);
+    let rederive = Rederive {
+        base: pg::cstr(pg_sys::pg_get_querydef(base, false)),
+        kept: pg::cstr(pg_sys::pg_get_querydef(kept, false)),
+        step: step_named,
+    };
+    let marked = step.matches(NOT_IN_VIEW).count() == 1 && rederive.step.matches(NOT_IN_VIEW).count() == 1;
+    let named = rederive.step.contains(&format!("{STEP_CTE} ")) && rederive.kept.contains(&format!("{KEPT_CTE} "));
+    // Deletes: only where no table occurs twice in a term (see `Rederive`).
+    let once = [base, recursive].iter().all(|t| {
+        let relids: Vec<pg_sys::Oid> = pg::list::<pg_sys::RangeTblEntry>((**t).rtable)
+            .into_iter()
+            .filter(|r| (**r).rtekind == pg_sys::RTEKind::RTE_RELATION)
+            .map(|r| (*r).relid)
+            .collect();
+        relids.iter().enumerate().all(|(i, r)| !relids[..i].contains(r))
+    });
+    marked.then_some((seeds, step, targets, (named && once).then_some(rederive)))
+}
+
+/// Make the recursive reference of term `q` read CTE `name` instead.
+unsafe fn rename_recursive_reference(q: *mut pg_sys::Query, name: &str) {
+    for rte in pg::list::<pg_sys::RangeTblEntry>((*q).rtable) {
+        if (*rte).rtekind == pg_sys::RTEKind::RTE_CTE {
+            (*rte).ctename = pg_sys::pstrdup(std::ffi::CString::new(name).expect("no NUL").as_ptr());
+            (*rte).self_reference = false;
+            (*rte).ctelevelsup = 0;
+        }
+    }
 }

@@ -298,8 +298,10 @@ fn finish_round() {
         // SAFETY: the round's tuplestores, alive until it ends.
         let rows: i64 = collected.iter().flat_map(|(_, c)| [c.old, c.new]).map(|t| unsafe { pg_sys::tuplestore_tuple_count(t) }).sum();
         // SAFETY: as above.
-        let inserts_only = collected.iter().all(|(_, c)| unsafe { pg_sys::tuplestore_tuple_count(c.old) } == 0);
-        apply::maintain(&view, &compiled, &Change::Round { relids, inserts_only }, rows as u64, &register);
+        let none = |store: *mut pg_sys::Tuplestorestate| unsafe { pg_sys::tuplestore_tuple_count(store) } == 0;
+        let inserts_only = collected.iter().all(|(_, c)| none(c.old));
+        let deletes_only = collected.iter().all(|(_, c)| none(c.new));
+        apply::maintain(&view, &compiled, &Change::Round { relids, inserts_only, deletes_only }, rows as u64, &register);
     }
     let done = ROUND.with(|r| std::mem::take(&mut *r.borrow_mut()));
     // A refresh's batch is shared by the views reading its table: end each store once.

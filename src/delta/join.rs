@@ -34,10 +34,12 @@ pub enum Change {
         relid: u32,
         event: Event,
     },
-    /// `inserts_only`: no table of the round lost rows.
+    /// `inserts_only`: no table of the round lost rows; `deletes_only`:
+    /// none gained any.
     Round {
         relids: Vec<u32>,
         inserts_only: bool,
+        deletes_only: bool,
     },
 }
 
@@ -191,7 +193,11 @@ mod tests {
     #[test]
     fn a_round_reads_collected_rows_of_every_changed_table() {
         let spj = Spj { inputs: vec![input("a", 1, &["id"]), input("b", 2, &["id"]), input("c", 3, &["id"])], predicate: None };
-        let sql = delta_rows(&[Term { sign: 1, spj }], &Change::Round { relids: vec![1, 3], inserts_only: false }, &["a.id".into()]);
+        let sql = delta_rows(
+            &[Term { sign: 1, spj }],
+            &Change::Round { relids: vec![1, 3], inserts_only: false, deletes_only: false },
+            &["a.id".into()],
+        );
         assert!(sql.contains("FROM tide_new_1") && sql.contains("FROM tide_old_3"), "{sql}");
         assert!(sql.contains("-(a.__tide_w * c.__tide_w) AS __tide_w"), "{sql}");
         assert!(!sql.contains("tide_new_2"), "{sql}");

@@ -70,7 +70,7 @@ fn top_k_input(node: &Node) -> bool {
 }
 
 /// How WITH RECURSIVE is kept.
-pub const RECURSIVE_RULE: &str = "WITH RECURSIVE: the recursive query is one component, kept by an internal view; inserts into its tables add only the rows they derive (semi-naive evaluation: for a UNION, not UNION ALL, of joins of plain tables, with no aggregates, DISTINCT, LIMIT, window functions, sub-queries, outer joins or volatile functions), other changes compute it again; only the difference (rows gone, rows new) is written, so views over it see just that";
+pub const RECURSIVE_RULE: &str = "WITH RECURSIVE: the recursive query is one component, kept by an internal view; inserts into its tables add only the rows they derive (semi-naive evaluation: for a UNION, not UNION ALL, of joins of plain tables, with no aggregates, DISTINCT, LIMIT, window functions, sub-queries, outer joins or volatile functions) and deletes remove only the rows that lose every derivation (delete-and-rederive, where no table occurs twice in a term); updates and other queries compute it again; only the difference (rows gone, rows new) is written, so views over it see just that";
 
 /// How window functions are kept.
 pub const WINDOW_RULE: &str = "window functions: the partitions a change touches (their PARTITION BY keys, from the change's rows) leave the view and are recomputed from the query restricted to them";

@@ -10,8 +10,9 @@
 //! with one of its tables read as that table's inserted rows (the recursive
 //! term reading the view for the recursive reference), less the rows the
 //! view has; the recursive term then derives further rows from new rows
-//! only, until nothing new comes. Deletes and updates are recomputed (a row
-//! can lose one derivation and keep another).
+//! only, until nothing new comes. Deletes are applied by delete-and-rederive
+//! (`SemiNaive::delete`), where no table occurs twice in a term; updates
+//! (and deletes elsewhere) are recomputed.
 
 use super::bag::{consolidate, write_rows};
 use super::join::WEIGHT;
@@ -23,6 +24,13 @@ pub const DELTA_ALIAS: &str = "__tide_delta";
 /// The CTE a seed of the recursive term reads the view's rows through, in
 /// place of the recursive reference.
 pub const VIEW_CTE: &str = "__tide_view";
+/// The CTEs of delete-and-rederive: the rows that may have lost their
+/// derivations, the view's other rows, and the rows derived again; the
+/// recursive term's reference is written `STEP_CTE` in `Rederive::step`.
+pub const GONE_CTE: &str = "__tide_gone";
+pub const KEPT_CTE: &str = "__tide_kept";
+pub const AGAIN_CTE: &str = "__tide_again";
+pub const STEP_CTE: &str = "__tide_step";
 /// The placeholder for the step's condition that its row is not in the
 /// view yet (a parameter nothing else uses, written by ruleutils as this).
 pub const NOT_IN_VIEW: &str = "$32767";
@@ -51,6 +59,22 @@ pub struct SemiNaive {
     /// The columns of the recursive reference that the recursive term's
     /// conditions use (the view is indexed on each).
     pub joined: Vec<String>,
+    /// Deletes by delete-and-rederive, where no table occurs twice in a term.
+    pub rederive: Option<Rederive>,
+}
+
+/// The texts deletes are applied with (delete-and-rederive): the
+/// non-recursive term as written; the recursive term reading `KEPT_CTE`;
+/// the recursive term reading `STEP_CTE`, with `NOT_IN_VIEW` among its
+/// conditions. With no table twice in a term, a row that a deleted row
+/// derives, directly or through rows it derives, is derived by a seed (a
+/// term with that table read as the deleted rows, the recursive reference
+/// as the view), so the step can read the tables as they are now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rederive {
+    pub base: String,
+    pub kept: String,
+    pub step: String,
 }
 
 /// Rows `exprs` are not in `view` (`columns`): found by plain equality
@@ -70,7 +94,74 @@ fn absent(view: &str, columns: &[String], exprs: &[String]) -> String {
     )
 }
 
+/// Rows `exprs` are in relation `rel` (`columns`), NULLs matching NULLs.
+fn present(rel: &str, columns: &[String], exprs: &[String]) -> String {
+    let same: Vec<String> = columns.iter().zip(exprs).map(|(c, e)| same_value(&format!("__tide_o.{}", ident(c)), e, false)).collect();
+    if same.is_empty() {
+        format!("EXISTS (SELECT 1 FROM {rel} __tide_o)")
+    } else {
+        format!("EXISTS (SELECT 1 FROM {rel} __tide_o WHERE {})", same.join(" AND "))
+    }
+}
+
 impl SemiNaive {
+    /// The statement that applies deletes from the tables (no insert) to
+    /// `view` by delete-and-rederive: the rows a deleted row derives (the
+    /// seeds over `deleted`, extended by the recursive term, within the
+    /// view) may have lost their derivations; of those, the ones derived
+    /// again from what is left (by the non-recursive term, or the recursive
+    /// term over the view's other rows, then extended within them) stay,
+    /// the others are deleted. None when it cannot be done so.
+    pub fn delete(&self, view: &str, deleted: &dyn Fn(u32) -> Option<String>) -> Option<String> {
+        let rd = self.rederive.as_ref()?;
+        let n = self.columns.len();
+        if n == 0 {
+            return None;
+        }
+        let cs: Vec<String> = (1..=n).map(|i| format!("c{i}")).collect();
+        let qualified = |alias: &str| cs.iter().map(|c| format!("{alias}.{c}")).collect::<Vec<_>>();
+        let within = |rel: &str, sql: &str, alias: &str| {
+            format!(
+                "SELECT {} FROM ({sql}) {alias}({}) WHERE {}",
+                qualified(alias).join(", "),
+                cs.join(", "),
+                present(rel, &self.columns, &qualified(alias))
+            )
+        };
+        let seeds: Vec<String> = self
+            .seeds
+            .iter()
+            .filter_map(|s| {
+                let relation = deleted(s.relid)?;
+                Some(within(view, &s.sql.replace(&s.marker, &format!("{relation} {DELTA_ALIAS}")), "s"))
+            })
+            .collect();
+        if seeds.is_empty() {
+            return None;
+        }
+        let targets: Vec<String> = self.targets.iter().map(|t| format!("({t})")).collect();
+        let gone_step = rd.step.replace(STEP_CTE, GONE_CTE).replace(NOT_IN_VIEW, &format!("({})", present(view, &self.columns, &targets)));
+        let again_step =
+            rd.step.replace(STEP_CTE, AGAIN_CTE).replace(NOT_IN_VIEW, &format!("({})", present(GONE_CTE, &self.columns, &targets)));
+        let cols = ident_list(&self.columns);
+        let vcols: Vec<String> = self.columns.iter().map(|c| format!("v.{}", ident(c))).collect();
+        Some(format!(
+            "WITH RECURSIVE {VIEW_CTE}({cols}) AS NOT MATERIALIZED (SELECT {cols} FROM {view}), \
+             {GONE_CTE}({cols}) AS (({}) UNION {gone_step}), \
+             {KEPT_CTE}({cols}) AS NOT MATERIALIZED (SELECT {} FROM {view} v WHERE NOT {}), \
+             {AGAIN_CTE}({cols}) AS (({} UNION {}) UNION {again_step}), \
+             gone AS (DELETE FROM {view} v WHERE {} AND NOT {} RETURNING 1) \
+             SELECT count(*) FROM gone",
+            seeds.join(" UNION "),
+            vcols.join(", "),
+            present(GONE_CTE, &self.columns, &vcols),
+            within(GONE_CTE, &rd.base, "b"),
+            within(GONE_CTE, &rd.kept, "k"),
+            present(GONE_CTE, &self.columns, &vcols),
+            present(AGAIN_CTE, &self.columns, &vcols),
+        ))
+    }
+
     /// The statement that adds to `view` the rows that inserts derive;
     /// `inserted` names the relation of a changed table's inserted rows
     /// (None for a table not changed). None when no table of a seed changed.
@@ -182,6 +273,11 @@ mod tests {
             step: format!("SELECT r.a, e.dst FROM r JOIN public.edges e ON e.src = r.b WHERE {NOT_IN_VIEW}"),
             targets: vec!["r.a".into(), "e.dst".into()],
             joined: vec!["b".into()],
+            rederive: Some(Rederive {
+                base: "SELECT src, dst FROM public.edges".into(),
+                kept: format!("SELECT r.a, e.dst FROM {KEPT_CTE} r JOIN public.edges e ON e.src = r.b"),
+                step: format!("SELECT r.a, e.dst FROM {STEP_CTE} r JOIN public.edges e ON e.src = r.b WHERE {NOT_IN_VIEW}"),
+            }),
         }
     }
 
@@ -206,6 +302,26 @@ mod tests {
         );
         assert!(sql.contains("INSERT INTO public.reach (\"a\", \"b\") SELECT n.\"a\", n.\"b\" FROM \"r\" n WHERE NOT EXISTS"), "{sql}");
         assert!(!sql.contains("public.edges __tide_delta"), "{sql}");
+    }
+
+    #[test]
+    fn deletes_find_what_may_go_then_derive_again() {
+        let sql = closure().delete("public.reach", &|t| (t == 7).then(|| "tide_old".to_string())).expect("a statement");
+        assert!(sql.contains("__tide_gone(\"a\", \"b\") AS ((SELECT s.c1, s.c2 FROM (SELECT __tide_delta.src, __tide_delta.dst FROM tide_old __tide_delta) s(c1, c2) WHERE EXISTS (SELECT 1 FROM public.reach __tide_o"), "{sql}");
+        assert!(
+            sql.contains("FROM __tide_gone r JOIN public.edges e ON e.src = r.b WHERE (EXISTS (SELECT 1 FROM public.reach __tide_o"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("FROM (SELECT src, dst FROM public.edges) b(c1, c2) WHERE EXISTS (SELECT 1 FROM __tide_gone __tide_o"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("FROM __tide_again r JOIN public.edges e ON e.src = r.b WHERE (EXISTS (SELECT 1 FROM __tide_gone __tide_o"),
+            "{sql}"
+        );
+        assert!(sql.contains("gone AS (DELETE FROM public.reach v WHERE EXISTS (SELECT 1 FROM __tide_gone __tide_o"), "{sql}");
+        assert!(closure().delete("public.reach", &|_| None).is_none());
     }
 
     #[test]
