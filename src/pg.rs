@@ -291,6 +291,19 @@ pub fn in_subtransaction<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     }
 }
 
+/// Run `f` with a new snapshot of the transaction, registered and set for
+/// every statement as `with_snapshot` does, unregistered after (an error
+/// releases it with the resource owner).
+pub fn with_new_snapshot<R>(f: impl FnOnce(pg_sys::Snapshot) -> R) -> R {
+    // SAFETY: the snapshot is registered for the length of its use.
+    unsafe {
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot());
+        let r = with_snapshot(snapshot, || f(snapshot));
+        pg_sys::UnregisterSnapshot(snapshot);
+        r
+    }
+}
+
 /// A statement prepared once and kept for the backend (SPI_keepplan), run
 /// with `execute` inside an SPI connection.
 pub struct Plan(std::ptr::NonNull<pg_sys::_SPI_plan>);

@@ -106,15 +106,10 @@ pub fn refresh_deferred(root: &ViewRef, full: bool) -> Outcome {
         wal::take_turn();
     }
     lock_for_refresh(root);
-    // SAFETY: the snapshot is registered for the length of its use and
-    // unregistered after (an error releases it with the resource owner).
-    unsafe {
-        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot());
-        let r = Locked { root, members: &members, full, wal, snapshot, window: None };
-        let outcome = pg::with_snapshot(snapshot, || refresh_locked(&r, start));
-        pg_sys::UnregisterSnapshot(snapshot);
-        outcome
-    }
+    pg::with_new_snapshot(|snapshot| {
+        // SAFETY: the snapshot is registered and set (with_new_snapshot).
+        unsafe { refresh_locked(&Locked { root, members: &members, full, wal, snapshot, window: None }, start) }
+    })
 }
 
 /// Fail unless WAL capture's replication slot is made.
@@ -254,11 +249,12 @@ pub fn refresh_wal_group(ids: &[i64], max_failures: i32) -> GroupOutcome {
     ids.sort_unstable();
     for id in ids {
         let Some(view) = catalog::by_id(id) else { continue };
-        if catalog::mode(id) != "deferred" || catalog::capture(id) != "wal" || catalog::status(id) == "failed" {
+        let status = catalog::status(id);
+        if catalog::mode(id) != "deferred" || catalog::capture(id) != "wal" || status == "failed" {
             continue;
         }
         let members = family(&view);
-        if catalog::status(id) != "ready" || !logged_tables(&members).into_iter().all(wal::from_wal) {
+        if status != "ready" || !logged_tables(&members).into_iter().all(wal::from_wal) {
             outcome.alone.push(id);
         } else {
             group.push((view, members));
@@ -272,27 +268,21 @@ pub fn refresh_wal_group(ids: &[i64], max_failures: i32) -> GroupOutcome {
     for (view, _) in &group {
         lock_for_refresh(view);
     }
-    // SAFETY: the snapshot is registered for the length of its use and
-    // unregistered after (an error releases it with the resource owner).
-    unsafe {
-        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot());
-        pg::with_snapshot(snapshot, || {
-            let window = wal::read_window();
-            for (view, members) in &group {
-                let start = Instant::now();
-                let result = pg::in_subtransaction(|| {
-                    refresh_locked(&Locked { root: view, members, full: false, wal: true, snapshot, window: Some(&window) }, start);
-                });
-                let error = result.err();
-                if let Some(e) = &error {
-                    record_failure(view.id, e, max_failures);
-                }
-                outcome.refreshed.push((view.id, error));
+    pg::with_new_snapshot(|snapshot| {
+        // SAFETY: the snapshot is registered and set (with_new_snapshot).
+        let window = unsafe { wal::read_window() };
+        for (view, members) in &group {
+            let start = Instant::now();
+            let r = Locked { root: view, members, full: false, wal: true, snapshot, window: Some(&window) };
+            // SAFETY: as above.
+            let error = pg::in_subtransaction(|| unsafe { refresh_locked(&r, start) }).err();
+            if let Some(e) = &error {
+                record_failure(view.id, e, max_failures);
             }
-            outcome.commits = Some(window.commits());
-        });
-        pg_sys::UnregisterSnapshot(snapshot);
-    }
+            outcome.refreshed.push((view.id, error));
+        }
+        outcome.commits = Some(window.commits());
+    });
     outcome
 }
 

@@ -482,16 +482,19 @@ struct Flight {
     changes: u64,
 }
 
-/// Refresh view `id` (making WAL capture's slot first, in a transaction
-/// that has done nothing else); a failure is logged and counted.
-fn refresh_one(id: i64, wal: bool) -> bool {
-    let slot = if wal { attempt(crate::capture::wal::ensure_slot) } else { Ok(()) };
-    let result = slot.and_then(|_| attempt(|| crate::refresh::refresh_by_id(id)));
+/// Refresh view `id` in a transaction of its own; a failure is logged and counted.
+fn refresh_one(id: i64) -> bool {
+    let result = attempt(|| crate::refresh::refresh_by_id(id));
     if let Err(e) = &result {
-        log!("pg_tide refresher: refresh of view {id} failed: {e}");
-        let _ = attempt(|| crate::refresh::record_failure(id, e, MAX_FAILURES.get()));
+        count_failure(id, e);
     }
     result.is_ok()
+}
+
+/// Log a failed refresh of view `id` and count it, in a transaction of its own.
+fn count_failure(id: i64, error: &str) {
+    log!("pg_tide refresher: refresh of view {id} failed: {error}");
+    let _ = attempt(|| crate::refresh::record_failure(id, error, MAX_FAILURES.get()));
 }
 
 /// Refresh the views of `group`, the WAL-captured ones together (see
@@ -500,16 +503,16 @@ fn refresh_job(group: &Group) -> u16 {
     let views = group.views();
     let all = ((1u32 << views.len()) - 1) as u16;
     if !group.wal {
-        return views.iter().enumerate().filter(|(_, id)| !refresh_one(**id, false)).fold(0, |m, (i, _)| m | (1 << i));
+        return views.iter().enumerate().filter(|(_, id)| !refresh_one(**id)).fold(0, |m, (i, _)| m | (1 << i));
     }
+    // The slot is made first, in a transaction that has done nothing else.
     let slot = attempt(crate::capture::wal::ensure_slot);
     let grouped = slot.and_then(|_| attempt(|| crate::refresh::refresh_wal_group(views, MAX_FAILURES.get())));
     let outcome = match grouped {
         Ok(outcome) => outcome,
         Err(e) => {
             for id in views {
-                log!("pg_tide refresher: refresh of view {id} failed: {e}");
-                let _ = attempt(|| crate::refresh::record_failure(*id, &e, MAX_FAILURES.get()));
+                count_failure(*id, &e);
             }
             return all;
         }
@@ -517,6 +520,7 @@ fn refresh_job(group: &Group) -> u16 {
     let mut failed = 0;
     let bit = |id: i64| 1u16 << views.iter().position(|v| *v == id).unwrap_or(0);
     for (id, error) in &outcome.refreshed {
+        // (Counted already, in the group's transaction.)
         if let Some(e) = error {
             log!("pg_tide refresher: refresh of view {id} failed: {e}");
             failed |= bit(*id);
@@ -530,7 +534,7 @@ fn refresh_job(group: &Group) -> u16 {
         }
     }
     for id in outcome.alone {
-        if !refresh_one(id, true) {
+        if !refresh_one(id) {
             failed |= bit(id);
         }
     }

@@ -213,14 +213,15 @@ unsafe fn monotone(t: *mut pg_sys::Query, recursive: bool) -> bool {
         })
 }
 
+/// What `seeds_and_step` writes: the seeds, the step, its output
+/// expressions, and the texts deletes are applied with where they can be.
+type SeedsAndStep = (Vec<Seed>, String, Vec<String>, Option<Rederive>);
+
 /// The seeds (each term with one table occurrence marked to read inserted
 /// rows), the step (the recursive term with `NOT_IN_VIEW` among its
 /// conditions) and its output expressions; None where ruleutils does not
 /// write the marks as expected. Under `search_path = ''`.
-unsafe fn seeds_and_step(
-    base: *mut pg_sys::Query,
-    recursive: *mut pg_sys::Query,
-) -> Option<(Vec<Seed>, String, Vec<String>, Option<Rederive>)> {
+unsafe fn seeds_and_step(base: *mut pg_sys::Query, recursive: *mut pg_sys::Query) -> Option<SeedsAndStep> {
     let mut seeds = Vec::new();
     for (t, is_recursive) in [(base, false), (recursive, true)] {
         let n = pg_sys::list_length((*t).rtable);

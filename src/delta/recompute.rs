@@ -77,53 +77,66 @@ pub struct Rederive {
     pub step: String,
 }
 
-/// Rows `exprs` are not in `view` (`columns`): found by plain equality
-/// (through the view's index) unless a value is NULL.
-fn absent(view: &str, columns: &[String], exprs: &[String]) -> String {
-    let equal: Vec<String> = columns.iter().zip(exprs).map(|(c, e)| format!("__tide_v.{} = {e}", ident(c))).collect();
-    let same: Vec<String> = columns.iter().zip(exprs).map(|(c, e)| same_value(&format!("__tide_v.{}", ident(c)), e, false)).collect();
-    let not_null: Vec<String> = exprs.iter().map(|e| format!("{e} IS NOT NULL")).collect();
+/// For rows `exprs` against relation alias `__tide_o` (`columns`): the
+/// plain equalities, the NULL-safe matches, and each value's NULL test.
+fn matches(columns: &[String], exprs: &[String]) -> (String, String, String) {
+    let equal: Vec<String> = columns.iter().zip(exprs).map(|(c, e)| format!("__tide_o.{} = {e}", ident(c))).collect();
+    let same: Vec<String> = columns.iter().zip(exprs).map(|(c, e)| same_value(&format!("__tide_o.{}", ident(c)), e, false)).collect();
+    let null: Vec<String> = exprs.iter().map(|e| format!("{e} IS NULL")).collect();
+    (equal.join(" AND "), same.join(" AND "), null.join(" OR "))
+}
+
+/// Rows `exprs` are not in table or CTE `rel` (`columns`): an anti-join by
+/// plain equality (through the view's index, or a hash of the CTE), NULL-safe
+/// only for a row with a NULL.
+fn absent(rel: &str, columns: &[String], exprs: &[String]) -> String {
     if columns.is_empty() {
-        return format!("NOT EXISTS (SELECT 1 FROM {view} __tide_v)");
+        return format!("NOT EXISTS (SELECT 1 FROM {rel} __tide_o)");
     }
-    format!(
-        "NOT EXISTS (SELECT 1 FROM {view} __tide_v WHERE {}) AND ({} OR NOT EXISTS (SELECT 1 FROM {view} __tide_v WHERE {}))",
-        equal.join(" AND "),
-        not_null.join(" AND "),
-        same.join(" AND ")
-    )
+    let (equal, same, null) = matches(columns, exprs);
+    format!("NOT EXISTS (SELECT 1 FROM {rel} __tide_o WHERE {equal}) AND (NOT ({null}) OR NOT EXISTS (SELECT 1 FROM {rel} __tide_o WHERE {same}))")
 }
 
 /// Rows `exprs` are in table `rel` (`columns`), NULLs matching NULLs: found
 /// through its index by plain equality, NULL-safely only for a row with a NULL.
 fn in_table(rel: &str, columns: &[String], exprs: &[String]) -> String {
-    let equal: Vec<String> = columns.iter().zip(exprs).map(|(c, e)| format!("__tide_o.{} = {e}", ident(c))).collect();
-    let same: Vec<String> = columns.iter().zip(exprs).map(|(c, e)| same_value(&format!("__tide_o.{}", ident(c)), e, false)).collect();
-    let null: Vec<String> = exprs.iter().map(|e| format!("{e} IS NULL")).collect();
-    format!(
-        "(EXISTS (SELECT 1 FROM {rel} __tide_o WHERE {}) OR (({}) AND EXISTS (SELECT 1 FROM {rel} __tide_o WHERE {})))",
-        equal.join(" AND "),
-        null.join(" OR "),
-        same.join(" AND ")
-    )
+    let (equal, same, null) = matches(columns, exprs);
+    format!("(EXISTS (SELECT 1 FROM {rel} __tide_o WHERE {equal}) OR (({null}) AND EXISTS (SELECT 1 FROM {rel} __tide_o WHERE {same})))")
 }
 
 /// Rows `exprs` are in CTE `rel` (`columns`), NULLs matching NULLs: through
 /// a hash of its rows (one, not a scan per row), NULL-safely only for a row
 /// with a NULL.
 fn in_cte(rel: &str, columns: &[String], exprs: &[String]) -> String {
-    let same: Vec<String> = columns.iter().zip(exprs).map(|(c, e)| same_value(&format!("__tide_o.{}", ident(c)), e, false)).collect();
-    let null: Vec<String> = exprs.iter().map(|e| format!("{e} IS NULL")).collect();
+    let (_, same, null) = matches(columns, exprs);
     format!(
-        "(coalesce(({}) IN (SELECT {} FROM {rel}), false) OR (({}) AND EXISTS (SELECT 1 FROM {rel} __tide_o WHERE {})))",
+        "(coalesce(({}) IN (SELECT {} FROM {rel}), false) OR (({null}) AND EXISTS (SELECT 1 FROM {rel} __tide_o WHERE {same})))",
         exprs.join(", "),
-        ident_list(columns),
-        null.join(" OR "),
-        same.join(" AND ")
+        ident_list(columns)
     )
 }
 
 impl SemiNaive {
+    /// `SELECT a.c1, .. FROM (sql) a(c1, ..) WHERE test(a.c1, ..)`: the rows
+    /// of `sql` by position, those that pass `test`.
+    fn within(&self, sql: &str, alias: &str, test: &dyn Fn(&[String]) -> String) -> String {
+        let cs: Vec<String> = (1..=self.columns.len()).map(|i| format!("c{i}")).collect();
+        let qualified: Vec<String> = cs.iter().map(|c| format!("{alias}.{c}")).collect();
+        format!("SELECT {} FROM ({sql}) {alias}({}) WHERE {}", qualified.join(", "), cs.join(", "), test(&qualified))
+    }
+
+    /// The seeds of the tables `rows` names changed rows of (None for a
+    /// table not changed), each read as those rows, the ones that pass `test`.
+    fn seeds_over(&self, rows: &dyn Fn(u32) -> Option<String>, test: &dyn Fn(&[String]) -> String) -> Vec<String> {
+        self.seeds
+            .iter()
+            .filter_map(|s| {
+                let relation = rows(s.relid)?;
+                Some(self.within(&s.sql.replace(&s.marker, &format!("{relation} {DELTA_ALIAS}")), "s", test))
+            })
+            .collect()
+    }
+
     /// The statement that applies deletes from the tables (no insert) to
     /// `view` by delete-and-rederive: the rows a deleted row derives (the
     /// seeds over `deleted`, extended by the recursive term, within the
@@ -137,21 +150,9 @@ impl SemiNaive {
         if n == 0 {
             return None;
         }
-        let cs: Vec<String> = (1..=n).map(|i| format!("c{i}")).collect();
-        let qualified = |alias: &str| cs.iter().map(|c| format!("{alias}.{c}")).collect::<Vec<_>>();
-        let within = |test: &dyn Fn(&[String]) -> String, sql: &str, alias: &str| {
-            format!("SELECT {} FROM ({sql}) {alias}({}) WHERE {}", qualified(alias).join(", "), cs.join(", "), test(&qualified(alias)))
-        };
         let in_view = |e: &[String]| in_table(view, &self.columns, e);
         let in_gone = |e: &[String]| in_cte(GONE_CTE, &self.columns, e);
-        let seeds: Vec<String> = self
-            .seeds
-            .iter()
-            .filter_map(|s| {
-                let relation = deleted(s.relid)?;
-                Some(within(&in_view, &s.sql.replace(&s.marker, &format!("{relation} {DELTA_ALIAS}")), "s"))
-            })
-            .collect();
+        let seeds = self.seeds_over(deleted, &in_view);
         if seeds.is_empty() {
             return None;
         }
@@ -174,8 +175,8 @@ impl SemiNaive {
             seeds.join(" UNION "),
             vcols.join(", "),
             absent(GONE_CTE, &self.columns, &vcols),
-            within(&in_gone, &rd.base, "b"),
-            within(&in_gone, &rd.kept, "k"),
+            self.within(&rd.base, "b", &in_gone),
+            self.within(&rd.kept, "k", &in_gone),
             wmatch.join(" AND "),
             in_cte(AGAIN_CTE, &self.columns, &gcols),
         ))
@@ -186,22 +187,7 @@ impl SemiNaive {
     /// (None for a table not changed). None when no table of a seed changed.
     pub fn apply(&self, view: &str, inserted: &dyn Fn(u32) -> Option<String>) -> Option<String> {
         let n = self.columns.len();
-        let cs: Vec<String> = (1..=n).map(|i| format!("c{i}")).collect();
-        let qualified = |alias: &str| cs.iter().map(|c| format!("{alias}.{c}")).collect::<Vec<_>>();
-        let seeds: Vec<String> = self
-            .seeds
-            .iter()
-            .filter_map(|s| {
-                let relation = inserted(s.relid)?;
-                let sql = s.sql.replace(&s.marker, &format!("{relation} {DELTA_ALIAS}"));
-                Some(format!(
-                    "SELECT {} FROM ({sql}) s({}) WHERE {}",
-                    qualified("s").join(", "),
-                    cs.join(", "),
-                    absent(view, &self.columns, &qualified("s"))
-                ))
-            })
-            .collect();
+        let seeds = self.seeds_over(inserted, &|e| absent(view, &self.columns, e));
         if seeds.is_empty() {
             return None;
         }
