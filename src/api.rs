@@ -416,6 +416,15 @@ fn alter_view(
         );
     }
     let members = crate::refresh::family(&entry);
+    let mode = mode.map(checked_mode).filter(|m| *m != catalog::mode(entry.id));
+    if mode.is_some() {
+        // Writers are held off first (as create_view orders its locks, and
+        // as immediate-mode writers take the view's lock after their table's).
+        lock_base_tables_for_switch(&members);
+    }
+    // A refresh under way finishes first, and none starts until this
+    // commits: each sees the view's settings before or after, never a mix.
+    run(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", pg::qualified_relation_name(entry.view)));
     let ids = members.iter().map(|m| m.id.to_string()).collect::<Vec<_>>().join(", ");
     let set = |assignment: &str, value: pgrx::datum::DatumWithOid<'_>| {
         catalog::as_superuser(|| Spi::run_with_args(&format!("UPDATE tide.catalog SET {assignment} = $1 WHERE id IN ({ids})"), &[value]))
@@ -462,19 +471,15 @@ fn alter_view(
         set("capture", capture.into());
     }
     if let Some(mode) = mode {
-        let mode = checked_mode(mode);
-        if mode != catalog::mode(entry.id) {
-            switch_mode(&entry, &members, mode);
-            set("mode", mode.into());
-        }
+        switch_mode(&entry, &members, mode);
+        set("mode", mode.into());
     }
     crate::scheduler::note_views_changed();
 }
 
-/// Move a view (and its internal views) to `mode`: its base tables are
-/// locked against writes meanwhile (SHARE, as create_view takes), so that
-/// no change falls between the two captures.
-fn switch_mode(entry: &catalog::ViewRef, members: &[catalog::ViewRef], mode: &str) {
+/// Lock the base tables of a view changing mode against writes (SHARE, as
+/// create_view takes), so that no change falls between the two captures.
+fn lock_base_tables_for_switch(members: &[catalog::ViewRef]) {
     if pg::uses_transaction_snapshot() {
         raise(
             PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
@@ -483,10 +488,15 @@ fn switch_mode(entry: &catalog::ViewRef, members: &[catalog::ViewRef], mode: &st
             Some("Change the mode in a READ COMMITTED transaction."),
         );
     }
-    let tables = crate::refresh::logged_tables(members);
-    for t in &tables {
-        run(&format!("LOCK TABLE {} IN SHARE MODE", pg::qualified_relation_name(*t)));
+    for t in crate::refresh::logged_tables(members) {
+        run(&format!("LOCK TABLE {} IN SHARE MODE", pg::qualified_relation_name(t)));
     }
+}
+
+/// Move a view (and its internal views) to `mode`, its base tables locked
+/// (`lock_base_tables_for_switch`).
+fn switch_mode(entry: &catalog::ViewRef, members: &[catalog::ViewRef], mode: &str) {
+    let tables = crate::refresh::logged_tables(members);
     let others = |t: pg_sys::Oid, other_mode: &str| {
         let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
         Spi::get_one_with_args::<bool>(
