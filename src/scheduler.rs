@@ -782,8 +782,8 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
             match attempt(list_views) {
                 Ok(Some(list)) => {
                     let now = Instant::now();
-                    served.retain(|key, _| list.iter().any(|(v, ..)| v == key));
-                    for (key, interval, since_last, building, wal) in list {
+                    served.retain(|key, _| list.iter().any(|l| l.key == *key));
+                    for Listed { key, interval, since_last, building, wal } in list {
                         // A view to build is due at once when first seen; after that (a
                         // build that failed, or a rebuild asked for), at its interval.
                         let last = now.checked_sub(if building { interval } else { since_last }).unwrap_or(now);
@@ -924,10 +924,18 @@ pub extern "C-unwind" fn tide_refresher_main(arg: pg_sys::Datum) {
     release_slot(dboid);
 }
 
-/// The deferred views to serve: ((id, table oid), refresh interval, time
-/// since the last refresh, still building, WAL capture); None if pg_tide is
-/// not installed here.
-fn list_views() -> Option<Vec<((i64, u32), Duration, Duration, bool, bool)>> {
+/// A deferred view to serve, as the catalog has it.
+struct Listed {
+    /// (catalog id, table oid)
+    key: (i64, u32),
+    interval: Duration,
+    since_last: Duration,
+    building: bool,
+    wal: bool,
+}
+
+/// The deferred views to serve; None if pg_tide is not installed here.
+fn list_views() -> Option<Vec<Listed>> {
     let installed =
         Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_tide')").ok().flatten()?;
     // A replication slot no view reads any more would hold WAL back forever: drop it.
@@ -958,7 +966,13 @@ fn list_views() -> Option<Vec<((i64, u32), Duration, Duration, bool, bool)>> {
         for row in rows {
             let ms = |v: Option<i64>| Duration::from_millis(v.unwrap_or(0).max(0) as u64);
             let key = (row.get::<i64>(1)?.unwrap_or(0), row.get::<pg_sys::Oid>(2)?.map(|o| o.to_u32()).unwrap_or(0));
-            out.push((key, ms(row.get::<i64>(3)?), ms(row.get::<i64>(4)?), row.get::<bool>(5)?.unwrap_or(false), row.get::<bool>(6)?.unwrap_or(false)));
+            out.push(Listed {
+                key,
+                interval: ms(row.get::<i64>(3)?),
+                since_last: ms(row.get::<i64>(4)?),
+                building: row.get::<bool>(5)?.unwrap_or(false),
+                wal: row.get::<bool>(6)?.unwrap_or(false),
+            });
         }
         Ok::<_, pgrx::spi::Error>(Some(out))
     })

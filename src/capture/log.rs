@@ -145,10 +145,12 @@ fn log_statement(relid: pg_sys::Oid, event: &str) -> String {
     }
 }
 
+/// A log statement prepared for (table, event), with the invalidation count
+/// it was made at (a column rename or drop makes it stale).
+type PreparedLogStatements = HashMap<(pg_sys::Oid, &'static str), (u64, Rc<pg::Plan>)>;
+
 thread_local! {
-    /// Log statements prepared per (table, event), with the invalidation
-    /// count they were made at (a column rename or drop makes them stale).
-    static STATEMENTS: RefCell<HashMap<(pg_sys::Oid, &'static str), (u64, Rc<pg::Plan>)>> = RefCell::new(HashMap::new());
+    static STATEMENTS: RefCell<PreparedLogStatements> = RefCell::new(HashMap::new());
 }
 
 /// AFTER ... FOR EACH STATEMENT trigger on a deferred view's base table:
