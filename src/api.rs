@@ -416,8 +416,9 @@ fn alter_view(
         );
     }
     let members = crate::refresh::family(&entry);
-    let mode = mode.map(checked_mode).filter(|m| *m != catalog::mode(entry.id));
-    if mode.is_some() {
+    let asked = mode.map(checked_mode);
+    let switching = asked.is_some_and(|m| m != catalog::mode(entry.id));
+    if switching {
         // Writers are held off first (as create_view orders its locks, and
         // as immediate-mode writers take the view's lock after their table's).
         lock_base_tables_for_switch(&members);
@@ -425,6 +426,18 @@ fn alter_view(
     // A refresh under way finishes first, and none starts until this
     // commits: each sees the view's settings before or after, never a mix.
     run(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", pg::qualified_relation_name(entry.view)));
+    // Another alter_view may have committed while this one waited: the
+    // mode is read again under the lock (a switch it made already is not
+    // made twice).
+    let mode = asked.filter(|m| *m != catalog::mode(entry.id));
+    if mode.is_some() && !switching {
+        raise(
+            PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+            format!("the mode of {} was changed by a concurrent tide.alter_view", pg::qualified_relation_name(entry.view)),
+            None,
+            Some("Retry the call."),
+        );
+    }
     let ids = members.iter().map(|m| m.id.to_string()).collect::<Vec<_>>().join(", ");
     let set = |assignment: &str, value: pgrx::datum::DatumWithOid<'_>| {
         catalog::as_superuser(|| Spi::run_with_args(&format!("UPDATE tide.catalog SET {assignment} = $1 WHERE id IN ({ids})"), &[value]))
