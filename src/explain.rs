@@ -70,6 +70,7 @@ mod tests {
                     distinct: false,
                     has_filter: false,
                     has_order_by: false,
+                    builtin: true,
                 }],
                 input: Box::new(Node::Join {
                     kind: JoinKind::Inner,

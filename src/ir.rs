@@ -44,6 +44,8 @@ impl SetOpKind {
 pub struct AggCall {
     /// Function name as PostgreSQL resolved it (unqualified when in pg_catalog).
     pub function: String,
+    /// Whether the function is one of PostgreSQL's own (in pg_catalog).
+    pub builtin: bool,
     /// The whole call, deparsed.
     pub sql: String,
     pub distinct: bool,

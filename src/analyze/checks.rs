@@ -29,6 +29,11 @@ pub unsafe fn check_statement(q: *mut pg_sys::Query) {
 #[derive(Default)]
 struct Found {
     mutable_function: Option<pg_sys::Oid>,
+    /// The aggregate `mutable_function` is a support function of.
+    aggregate: Option<pg_sys::Oid>,
+    /// Aggregates not of PostgreSQL's own: pg_proc marks every aggregate
+    /// IMMUTABLE, so their support functions are checked after the walk.
+    user_aggregates: Vec<pg_sys::Oid>,
     problem: Option<(PgSqlErrorCode, String, Option<&'static str>)>,
 }
 
@@ -36,8 +41,23 @@ struct Found {
 pub unsafe fn check_tree(q: *mut pg_sys::Query) {
     let mut found = Found::default();
     walk(q.cast(), (&mut found as *mut Found).cast());
+    for aggregate in std::mem::take(&mut found.user_aggregates) {
+        let support: Option<pg_sys::Oid> = pg::select_one(
+            "SELECT p.oid FROM pg_catalog.pg_aggregate a JOIN pg_catalog.pg_proc p \
+             ON p.oid IN (a.aggtransfn, a.aggfinalfn, a.aggmtransfn, a.aggmfinalfn) \
+             WHERE a.aggfnoid = $1 AND p.provolatile <> 'i' LIMIT 1",
+            &[aggregate.into()],
+        );
+        if support.is_some() && found.mutable_function.is_none() {
+            found.mutable_function = support;
+            found.aggregate = Some(aggregate);
+        }
+    }
     if let Some(f) = found.mutable_function {
-        let name = pg::cstr(pg_sys::format_procedure(f));
+        let mut name = pg::cstr(pg_sys::format_procedure(f));
+        if let Some(a) = found.aggregate {
+            name.push_str(&format!(" (of aggregate {})", pg::cstr(pg_sys::format_procedure(a))));
+        }
         let volatility = match pg_sys::func_volatile(f) as u8 {
             b'v' => "VOLATILE",
             _ => "STABLE",
@@ -108,6 +128,12 @@ unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut c_void) -> b
             ));
             return true;
         }
+        T_Aggref => {
+            let f = (*(node as *mut pg_sys::Aggref)).aggfnoid;
+            if f.to_u32() >= pg_sys::FirstNormalObjectId {
+                found.user_aggregates.push(f);
+            }
+        }
         T_NextValueExpr => {
             found.problem = Some((
                 PgSqlErrorCode::ERRCODE_INVALID_OBJECT_DEFINITION,
@@ -118,10 +144,75 @@ unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut c_void) -> b
         }
         _ => {}
     }
+    if deterministic_json(node) {
+        // Its arguments still get checked.
+        return pg_sys::expression_tree_walker(node, Some(walk), ctx);
+    }
     if pg_sys::check_functions_in_node(node, Some(not_immutable), ctx) {
         return true;
     }
     pg_sys::expression_tree_walker(node, Some(walk), ctx)
+}
+
+/// PostgreSQL marks the JSON constructors STABLE because they print values
+/// of any type, and some types print according to settings (timestamptz by
+/// TimeZone). Over arguments whose every value prints the same way always,
+/// their result depends on the data alone: such calls are accepted.
+unsafe fn deterministic_json(node: *mut pg_sys::Node) -> bool {
+    const JSON_CONSTRUCTORS: &[&str] = &[
+        "to_json",
+        "to_jsonb",
+        "json_agg",
+        "jsonb_agg",
+        "json_object_agg",
+        "jsonb_object_agg",
+        "json_build_object",
+        "jsonb_build_object",
+        "json_build_array",
+        "jsonb_build_array",
+        "row_to_json",
+        "array_to_json",
+    ];
+    let (func, args): (pg_sys::Oid, Vec<*mut pg_sys::Node>) = if pg::is_a(node, pg_sys::NodeTag::T_FuncExpr) {
+        let f = node as *mut pg_sys::FuncExpr;
+        ((*f).funcid, pg::list((*f).args))
+    } else if pg::is_a(node, pg_sys::NodeTag::T_Aggref) {
+        let a = node as *mut pg_sys::Aggref;
+        ((*a).aggfnoid, pg::list::<pg_sys::TargetEntry>((*a).args).into_iter().map(|t| (*t).expr.cast()).collect())
+    } else {
+        return false;
+    };
+    pg_sys::get_func_namespace(func).to_u32() == pg_sys::PG_CATALOG_NAMESPACE
+        && JSON_CONSTRUCTORS.contains(&pg::cstr(pg_sys::get_func_name(func)).as_str())
+        && args.iter().all(|&a| prints_the_same_always(pg_sys::exprType(a), 0))
+}
+
+/// Whether every value of type `typid` has one JSON form whatever the
+/// settings: a built-in type with an IMMUTABLE output function, date and
+/// timestamp (JSON writes them in ISO form, whatever DateStyle says), or a
+/// domain, array or composite type over such.
+unsafe fn prints_the_same_always(typid: pg_sys::Oid, depth: u32) -> bool {
+    if depth > 8 {
+        return false;
+    }
+    let base = pg_sys::getBaseType(typid);
+    let element = pg_sys::get_element_type(base);
+    if element != pg_sys::InvalidOid {
+        return prints_the_same_always(element, depth + 1);
+    }
+    if pg_sys::get_typtype(base) as u8 == b'c' {
+        let desc = pg_sys::lookup_rowtype_tupdesc(base, -1);
+        let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+        let all = attrs.iter().filter(|a| !a.attisdropped).all(|a| prints_the_same_always(a.atttypid, depth + 1));
+        pg_sys::DecrTupleDescRefCount(desc);
+        return all;
+    }
+    if base == pg_sys::DATEOID || base == pg_sys::TIMESTAMPOID {
+        return true;
+    }
+    let (mut output, mut varlena) = (pg_sys::InvalidOid, false);
+    pg_sys::getTypeOutputInfo(base, &mut output, &mut varlena);
+    base.to_u32() < pg_sys::FirstNormalObjectId && pg_sys::func_volatile(output) as u8 == b'i'
 }
 
 unsafe fn check_range_table_entry(rte: *mut pg_sys::RangeTblEntry, found: &mut Found) {

@@ -285,6 +285,7 @@ unsafe fn set_operation_plan(q: *mut pg_sys::Query) -> ViewPlan {
             .map(|side| Agg {
                 kind: AggKind::CountStar,
                 arg: None,
+                call: "count(*)".into(),
                 filter: Some(format!("{alias}.{} = {side}", super::setop::SIDE)),
                 result_type: "bigint".into(),
                 arg_not_null: false,
@@ -578,30 +579,35 @@ unsafe fn aggregate(q: *mut pg_sys::Query, a: *mut pg_sys::Aggref, ex: &dyn Fn(*
     let arg = args.first().map(|t| ex((**t).expr.cast()));
     let arg_not_null = args.first().is_some_and(|t| inner_joins_only(q) && never_null(q, (**t).expr.cast()));
     let distinct = !(*a).aggdistinct.is_null();
-    let kind = match (name.as_str(), arg.is_some()) {
-        ("count", true) if distinct => AggKind::CountDistinct,
-        ("sum", _) if distinct => AggKind::SumDistinct,
-        ("count", false) => AggKind::CountStar,
-        ("count", true) => AggKind::Count,
-        ("sum", _) => AggKind::Sum,
-        ("avg", _) => AggKind::Avg,
-        ("min", _) => AggKind::Min,
-        ("max", _) => AggKind::Max,
-        ("bool_and" | "every", _) => AggKind::BoolAnd,
-        ("bool_or", _) => AggKind::BoolOr,
-        ("variance" | "var_samp", _) => AggKind::Variance { sample: true, root: false },
-        ("var_pop", _) => AggKind::Variance { sample: false, root: false },
-        ("stddev" | "stddev_samp", _) => AggKind::Variance { sample: true, root: true },
-        ("stddev_pop", _) => AggKind::Variance { sample: false, root: true },
-        (other, _) => unreachable!("aggregate {other} passed delta::maintenance"),
+    let call = ex(a.cast());
+    let result_type = pg::cstr(pg_sys::format_type_be((*a).aggtype));
+    let builtin = pg_sys::get_func_namespace((*a).aggfnoid).to_u32() == pg_sys::PG_CATALOG_NAMESPACE;
+    let kind = if crate::delta::recomputed_aggregate(&name, builtin, distinct, !(*a).aggorder.is_null()) {
+        AggKind::Recomputed
+    } else {
+        match (name.as_str(), arg.is_some()) {
+            ("count", true) if distinct => AggKind::CountDistinct,
+            ("sum", _) if distinct => AggKind::SumDistinct,
+            ("count", false) => AggKind::CountStar,
+            ("count", true) => AggKind::Count,
+            ("sum", _) => AggKind::Sum,
+            ("avg", _) => AggKind::Avg,
+            ("min", _) => AggKind::Min,
+            ("max", _) => AggKind::Max,
+            ("bool_and" | "every", _) => AggKind::BoolAnd,
+            ("bool_or", _) => AggKind::BoolOr,
+            ("variance" | "var_samp", _) => AggKind::Variance { sample: true, root: false },
+            ("var_pop", _) => AggKind::Variance { sample: false, root: false },
+            ("stddev" | "stddev_samp", _) => AggKind::Variance { sample: true, root: true },
+            ("stddev_pop", _) => AggKind::Variance { sample: false, root: true },
+            (other, _) => unreachable!("aggregate {other} is kept from running state"),
+        }
     };
-    Agg {
-        kind,
-        arg,
-        filter: (!(*a).aggfilter.is_null()).then(|| ex((*a).aggfilter.cast())),
-        result_type: pg::cstr(pg_sys::format_type_be((*a).aggtype)),
-        arg_not_null,
+    if kind == AggKind::Recomputed {
+        // The call carries its own FILTER, ORDER BY and arguments.
+        return Agg { kind, arg: None, call, filter: None, result_type, arg_not_null: false };
     }
+    Agg { kind, arg, call, filter: (!(*a).aggfilter.is_null()).then(|| ex((*a).aggfilter.cast())), result_type, arg_not_null }
 }
 
 /// Whether the query's FROM clause has only inner joins (no column of it

@@ -360,6 +360,7 @@ impl Builder<'_> {
             }
             out.push(AggCall {
                 function: pg::cstr(pg_sys::get_func_name((*a).aggfnoid)),
+                builtin: pg_sys::get_func_namespace((*a).aggfnoid).to_u32() == pg_sys::PG_CATALOG_NAMESPACE,
                 sql,
                 distinct: !(*a).aggdistinct.is_null(),
                 has_filter: !(*a).aggfilter.is_null(),

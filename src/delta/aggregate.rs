@@ -3,7 +3,8 @@
 //! State lives in `tide_state.state_<id>`: one row per group with the group
 //! key (`k1..kn`, or a constant `__tide_one` for a query without GROUP BY),
 //! `__tide_count` (rows in the group), and per aggregate what it needs: a
-//! non-NULL count `a<i>_n`, a sum `a<i>_s`, an extreme `a<i>_m`.
+//! non-NULL count `a<i>_n`, a sum `a<i>_s`, an extreme `a<i>_m` (or the
+//! value of an aggregate with no running state, see AggKind::Recomputed).
 //!
 //! A change is applied by one statement, prepared once per backend, and two
 //! more only when needed:
@@ -14,10 +15,11 @@
 //!    on the view's group-key index; delete for emptied groups and groups
 //!    HAVING rejects). It returns how many groups emptied and how many lost
 //!    their min/max.
-//! 2. `recompute` (groups that lost their min/max): in a new statement, whose
-//!    snapshot sees every writer that held the group's row lock before us,
-//!    recompute the extreme from the base tables, the group key pushed into
-//!    the scan, and write those groups into the view.
+//! 2. `recompute` (groups that lost their min/max, and every touched group
+//!    of a view with an aggregate that has no running state): in a new
+//!    statement, whose snapshot sees every writer that held the group's row
+//!    lock before us, recompute the value from the base tables, the group
+//!    key pushed into the scan, and write those groups into the view.
 //! 3. `purge` (groups that emptied): drop their state rows.
 //!
 //! The flags `__tide_recompute` and `__tide_emptied` change value only in
@@ -132,6 +134,7 @@ impl Grouped<'_> {
                     list.push(format!("sum(({})::numeric){filter} AS a{i}_s", arg(a)));
                     list.push(format!("sum(({x})::numeric * ({x})::numeric){filter} AS a{i}_q", x = arg(a)));
                 }
+                AggKind::Recomputed => list.push(format!("{} AS a{i}_m", a.call)),
                 AggKind::Min | AggKind::Max => {
                     list.push(format!("{}({}){filter} AS a{i}_m", extreme_fn(a.kind), arg(a)));
                     list.push(format!("count({}){filter} AS a{i}_n", counted(a)));
@@ -245,6 +248,8 @@ impl Grouped<'_> {
         for a in self.aggs {
             select.push(match a.kind {
                 AggKind::CountStar => filtered(a, "1"),
+                // Read from the base tables again, not from the change.
+                AggKind::Recomputed => "NULL".into(),
                 _ => filtered(a, &arg(a)),
             });
         }
@@ -298,6 +303,12 @@ impl Grouped<'_> {
                     cons.push(format!("coalesce(sum({WEIGHT}) FILTER (WHERE {v} = {}), 0)::bigint AS a{i}_c", bool_counted(a.kind)));
                     set.push(format!("a{i}_c = s.a{i}_c + excluded.a{i}_c"));
                 }
+                AggKind::Recomputed => {
+                    // Kept as it was until `recompute` computes it again.
+                    cons.push(format!("NULL::{} AS a{i}_m", a.result_type));
+                    recompute.push("true".into());
+                    continue;
+                }
                 AggKind::Min | AggKind::Max if multi => {
                     // Weights are not insertions and deletions here: recompute
                     // every touched group's extreme (flagged below).
@@ -324,7 +335,8 @@ impl Grouped<'_> {
                 set.push(format!("a{i}_n = s.a{i}_n + excluded.a{i}_n"));
             }
         }
-        if multi && self.aggs.iter().any(|a| is_extreme(a.kind)) {
+        if self.aggs.iter().any(|a| a.kind == AggKind::Recomputed || (multi && is_extreme(a.kind))) {
+            // A new group's row too.
             cons.push("true AS __tide_recompute".into());
         }
         let insert_cols: Vec<String> = cons.iter().map(|e| e.rsplit(" AS ").next().unwrap_or_default().to_string()).collect();
@@ -508,12 +520,13 @@ impl Grouped<'_> {
             .join(" AND ")
     }
 
-    /// Statement 2: recompute min/max of the groups that lost their extreme
-    /// and write them into the view; None when the view has no min/max.
+    /// Statement 2: recompute min/max of the groups that lost their extreme,
+    /// and the aggregates without running state of every touched group, and
+    /// write them into the view; None when the view has neither.
     pub fn recompute(&self) -> Option<String> {
         let mut sets = Vec::new();
         for (i, a) in self.aggs.iter().enumerate() {
-            if !is_extreme(a.kind) {
+            if !is_extreme(a.kind) && a.kind != AggKind::Recomputed {
                 continue;
             }
             let i = i + 1;
@@ -525,7 +538,8 @@ impl Grouped<'_> {
             if let Some(f) = &a.filter {
                 conds.push(f.clone());
             }
-            sets.push(format!("a{i}_m = (SELECT {}({}){})", extreme_fn(a.kind), arg(a), self.source.sql(&conds)));
+            let call = if is_extreme(a.kind) { format!("{}({})", extreme_fn(a.kind), arg(a)) } else { a.call.clone() };
+            sets.push(format!("a{i}_m = (SELECT {call}{})", self.source.sql(&conds)));
         }
         if sets.is_empty() {
             return None;
@@ -586,7 +600,7 @@ impl Grouped<'_> {
                         let div = if state == "interval" { "double precision".to_string() } else { state };
                         format!("(CASE WHEN l.a{n}_n > 0 THEN l.a{n}_s / (l.a{n}_n)::{div} END)::{}", a.result_type)
                     }
-                    AggKind::Min | AggKind::Max => format!("l.a{n}_m"),
+                    AggKind::Min | AggKind::Max | AggKind::Recomputed => format!("l.a{n}_m"),
                     AggKind::BoolAnd => format!("(CASE WHEN l.a{n}_n > 0 THEN l.a{n}_c = 0 END)"),
                     AggKind::Variance { sample, root } => variance_expr(n, sample, root, &a.result_type),
                     AggKind::BoolOr => format!("(CASE WHEN l.a{n}_n > 0 THEN l.a{n}_c > 0 END)"),
@@ -663,7 +677,7 @@ mod tests {
     use super::*;
 
     fn agg(kind: AggKind, arg: &str, arg_not_null: bool) -> Agg {
-        Agg { kind, arg: Some(arg.into()), filter: None, result_type: "numeric".into(), arg_not_null }
+        Agg { kind, arg: Some(arg.into()), call: String::new(), filter: None, result_type: "numeric".into(), arg_not_null }
     }
 
     fn grouped<'a>(keys: &'a [String], aggs: &'a [Agg], columns: &'a [OutputColumn], source: &'a Source) -> Grouped<'a> {
@@ -722,5 +736,32 @@ mod tests {
         assert!(states[0]
             .select
             .starts_with("SELECT b.*, false AS __tide_emptied, false AS __tide_recompute FROM (SELECT true AS __tide_one"));
+    }
+
+    #[test]
+    fn an_aggregate_without_running_state_is_computed_again_for_every_touched_group() {
+        let source = Source { from: "public.t AS t".into(), predicate: None };
+        let keys = vec!["t.k".to_string()];
+        let call = "string_agg(t.s, ',' ORDER BY t.s)".to_string();
+        let aggs = vec![Agg {
+            kind: AggKind::Recomputed,
+            arg: None,
+            call: call.clone(),
+            filter: None,
+            result_type: "text".into(),
+            arg_not_null: false,
+        }];
+        let columns = vec![
+            OutputColumn { name: "k".into(), sql: "$2".into(), key: Some(0), not_null: false },
+            OutputColumn { name: "s".into(), sql: "$1".into(), key: None, not_null: false },
+        ];
+        let g = grouped(&keys, &aggs, &columns, &source);
+        assert!(g.backfill_query().contains(&format!("{call} AS a1_m")));
+        let change = Change::Statement { relid: 1, event: super::super::join::Event::Update };
+        let apply = g.apply(&change);
+        assert!(apply.contains("true AS __tide_recompute"), "{apply}");
+        assert!(apply.contains("__tide_recompute = s.__tide_recompute OR true"), "{apply}");
+        let recompute = g.recompute().expect("a recompute statement");
+        assert!(recompute.contains(&format!("a1_m = (SELECT {call} FROM public.t AS t WHERE")), "{recompute}");
     }
 }

@@ -57,6 +57,13 @@ pub const MAINTAINED_AGGREGATES: &[&str] = &[
     "stddev_pop",
 ];
 
+/// Whether an aggregate is computed again for every group a change touches
+/// (see AggKind::Recomputed): all but PostgreSQL's own aggregates of
+/// MAINTAINED_AGGREGATES without ORDER BY, DISTINCT only for count and sum.
+pub fn recomputed_aggregate(function: &str, builtin: bool, distinct: bool, ordered: bool) -> bool {
+    !builtin || !MAINTAINED_AGGREGATES.contains(&function) || ordered || (distinct && !matches!(function, "count" | "sum"))
+}
+
 /// How a sub-query in FROM that is not a plain select-project-join is kept.
 pub const SUBQUERY_RULE: &str = "maintained as a pg_tide view of its own (in schema tide_state), which this view reads as a base table: its changes reach this view as changes of that table";
 
@@ -113,18 +120,21 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
         Node::Filter { .. } => yes("linear: σ(Δ)"),
         Node::Aggregate { grouping_sets: true, .. } => no("GROUPING SETS with an empty set and no aggregate are not maintained yet"),
         Node::Aggregate { aggregates, .. } => {
-            for a in aggregates {
-                if !MAINTAINED_AGGREGATES.contains(&a.function.as_str()) {
-                    return no(format!("aggregate {}() is not maintained yet", a.function));
-                }
-                if a.distinct && !matches!(a.function.as_str(), "count" | "sum") {
-                    return no(format!("{}(DISTINCT ...) is not maintained yet", a.function));
-                }
-                if a.has_order_by {
-                    return no(format!("{}(... ORDER BY ...) is not maintained yet", a.function));
-                }
+            let recomputed: Vec<&str> = aggregates
+                .iter()
+                .filter(|a| recomputed_aggregate(&a.function, a.builtin, a.distinct, a.has_order_by))
+                .map(|a| a.sql.as_str())
+                .collect();
+            let mut rule = String::from(
+                "per-group state (counts, sums, sums of squares; a count per value for DISTINCT aggregates) with relative updates; min/max recompute a group that lost its extreme",
+            );
+            if !recomputed.is_empty() {
+                rule.push_str(&format!(
+                    "; {}: no running state, so every group a change touches computes it again from the base tables, restricted to the group's key",
+                    recomputed.join(", ")
+                ));
             }
-            yes("per-group state (counts, sums, sums of squares; a count per value for DISTINCT aggregates) with relative updates; min/max recompute a group that lost its extreme")
+            yes(&rule)
         }
         Node::Project { sublinks, .. } if !sublinks.is_empty() => no(format!(
             "{}{} subqueries in the select list are not maintained yet (scalar sub-queries that aggregate without GROUP BY are)",

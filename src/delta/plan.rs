@@ -56,13 +56,22 @@ pub enum AggKind {
     /// kept in a table of its own; a value counts while its count is above 0.
     CountDistinct,
     SumDistinct,
+    /// Any other aggregate (array_agg, string_agg, percentile_cont, an
+    /// aggregate with ORDER BY or DISTINCT, a user-defined one): no running
+    /// state, so every group a change touches computes it again from the
+    /// base tables, its key pushed into the scan. Its value is kept in the
+    /// state row (`a<i>_m`), like an extreme.
+    Recomputed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agg {
     pub kind: AggKind,
-    /// The argument expression (None for count(*)).
+    /// The argument expression (None for count(*) and recomputed aggregates).
     pub arg: Option<String>,
+    /// The whole call as the query has it (ORDER BY, WITHIN GROUP, FILTER
+    /// and all), for aggregates computed again from the base tables.
+    pub call: String,
     /// FILTER (WHERE ...) predicate.
     pub filter: Option<String>,
     /// The type of the aggregate's result, as SQL (for casts of state to output).

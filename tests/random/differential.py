@@ -47,6 +47,14 @@ VIEWS = {
     "v_hidden_keys": "SELECT sum(v) AS sv, count(*) AS c, max(n) AS mx FROM r GROUP BY g, s",
     "v_bool": "SELECT s, bool_and(v > 0) AS all_pos, bool_or(v > 4) AS any_big, every(n > 0) AS e, "
               "bool_or(g = 1) FILTER (WHERE k > 2) AS f FROM r GROUP BY s",
+    # Aggregates without running state: touched groups computed again.
+    "v_lists": "SELECT g, array_agg(v ORDER BY v, id) AS av, string_agg(s, ',' ORDER BY s DESC, id) FILTER (WHERE v > 0) AS ss, "
+               "count(*) AS c FROM r GROUP BY g",
+    "v_ordered_set": "SELECT s, percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS med, percentile_disc(0.25) WITHIN GROUP (ORDER BY n) AS pd, "
+                     "mode() WITHIN GROUP (ORDER BY g) AS md, bit_or(v) AS bo, avg(DISTINCT v) AS adv FROM r GROUP BY s",
+    "v_lists_join": "SELECT q.t, array_agg(r.id ORDER BY r.id) AS ids, max(r.v) AS mx FROM r JOIN q ON r.k = q.k GROUP BY q.t",
+    "v_lists_global": "SELECT array_agg(DISTINCT g ORDER BY g) AS gs, bit_and(k) AS bk, count(*) AS c FROM r",
+    "v_lists_hidden": "SELECT array_agg(id ORDER BY id) AS ids FROM r GROUP BY k, g",
     # Sub-queries that aggregate: internal views read by the view, also
     # together with their own base table in one join.
     "v_agg_sub": "SELECT m.g, m.top, q.t FROM (SELECT g, max(v) AS top, count(*) AS c FROM r GROUP BY g) m "

@@ -18,6 +18,9 @@ EXCEPTION WHEN OTHERS THEN
   -- (the number of a temporary schema depends on the backend)
   RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, 'pg_temp_[0-9]+', 'pg_temp_N');
 END $$;
+-- a user-defined aggregate over a VOLATILE function
+CREATE FUNCTION rand_add(int, int) RETURNS int LANGUAGE sql VOLATILE AS 'SELECT coalesce($1, 0) + $2 + (random() * 0)::int';
+CREATE AGGREGATE rand_sum(int) (sfunc = rand_add, stype = int);
 SELECT debris() AS before \gset
 
 SELECT stmt, try(stmt) FROM (VALUES
@@ -73,8 +76,8 @@ SELECT stmt, try(stmt) FROM (VALUES
   ($$SELECT tide.create_view('bad1', 'SELECT id, row_number() OVER (PARTITION BY v ORDER BY id) FROM t')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT v, (SELECT id FROM t ORDER BY id LIMIT 1) FROM t')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT DISTINCT ON (v) id FROM t')$$),
-  ($$SELECT tide.create_view('bad1', 'SELECT v, string_agg(id::text, '','') FROM t GROUP BY v')$$),
-  ($$SELECT tide.create_view('bad1', 'SELECT v, avg(DISTINCT id) FROM t GROUP BY v')$$),
+  -- an aggregate whose support functions are not IMMUTABLE
+  ($$SELECT tide.create_view('bad1', 'SELECT v, rand_sum(id) FROM t GROUP BY v')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT v FROM t GROUP BY GROUPING SETS ((v), ())')$$),
   ($$SELECT tide.create_view('bad1', 'WITH c AS (SELECT v FROM t UNION ALL (SELECT id FROM t INTERSECT SELECT v FROM t)) SELECT v FROM c')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT t.v, s.n FROM t, LATERAL (SELECT count(*) AS n FROM t t2 WHERE t2.v < t.v) s')$$),
