@@ -45,7 +45,10 @@ pub unsafe fn pull_up_subqueries(mut q: *mut pg_sys::Query) -> *mut pg_sys::Quer
         let mut pulled = false;
         let n = pg_sys::list_length((*q).rtable);
         for rtindex in 1..=n {
-            if !referenced_in_join_tree((*q).jointree.cast(), rtindex) {
+            // (Under an outer join it stays a sub-query: an internal view.
+            // Its FROM and WHERE cannot take its place as a join's arm,
+            // and the join's alias variables name it.)
+            if !referenced_in_join_tree((*q).jointree.cast(), rtindex) || under_outer_join((*q).jointree.cast(), rtindex, false) {
                 continue;
             }
             let rte = pg_sys::list_nth((*q).rtable, rtindex - 1) as *mut pg_sys::RangeTblEntry;
@@ -242,6 +245,26 @@ unsafe fn referenced_in_join_tree(node: *mut pg_sys::Node, rtindex: i32) -> bool
         }
         T_FromExpr => {
             pg::list::<pg_sys::Node>((*(node as *mut pg_sys::FromExpr)).fromlist).into_iter().any(|n| referenced_in_join_tree(n, rtindex))
+        }
+        _ => false,
+    }
+}
+
+/// Whether range table entry `rtindex` is (inside) an arm of an outer join.
+unsafe fn under_outer_join(node: *mut pg_sys::Node, rtindex: i32, outer: bool) -> bool {
+    use pg_sys::NodeTag::*;
+    if node.is_null() {
+        return false;
+    }
+    match (*node).type_ {
+        T_RangeTblRef => outer && (*(node as *mut pg_sys::RangeTblRef)).rtindex == rtindex,
+        T_JoinExpr => {
+            let j = node as *mut pg_sys::JoinExpr;
+            let outer = outer || (*j).jointype != pg_sys::JoinType::JOIN_INNER;
+            under_outer_join((*j).larg, rtindex, outer) || under_outer_join((*j).rarg, rtindex, outer)
+        }
+        T_FromExpr => {
+            pg::list::<pg_sys::Node>((*(node as *mut pg_sys::FromExpr)).fromlist).into_iter().any(|n| under_outer_join(n, rtindex, outer))
         }
         _ => false,
     }

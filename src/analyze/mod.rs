@@ -10,6 +10,7 @@ mod having;
 mod outer;
 pub mod plan;
 mod recursive;
+mod select_scalars;
 mod setop;
 pub mod sublinks;
 mod to_ir;
@@ -81,9 +82,11 @@ pub(crate) struct Maintained {
     anti: Vec<sublinks::Anti>,
 }
 
-/// LIMIT over a sub-query (see `topk`), CTEs inlined, simple sub-queries
+/// Correlated scalar sub-queries of the select list as LEFT JOINs (see
+/// `select_scalars`), LIMIT over a sub-query (see `topk`), CTEs inlined, simple sub-queries
 /// pulled up, sub-links unnested into joins with sub-queries (see `sublinks`).
 pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
+    let q = select_scalars::as_left_joins(q);
     let q = topk::limit_over_subquery(q);
     let q = grouping::as_union(q);
     let q = having::scalars_over_groups(q);

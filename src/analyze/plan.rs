@@ -558,7 +558,7 @@ unsafe fn null_column(relid: pg_sys::Oid, attno: i16) -> String {
 /// The query's FROM clause as ruleutils writes it (with the aliases the
 /// plan's expressions use): the query with its select list reduced to `1`
 /// and no WHERE, deparsed, then what follows `FROM`.
-unsafe fn from_clause(q: *mut pg_sys::Query) -> String {
+pub(super) unsafe fn from_clause(q: *mut pg_sys::Query) -> String {
     let c = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;
     let one = pg_sys::makeConst(pg_sys::INT4OID, -1, pg_sys::InvalidOid, 4, pg_sys::Datum::from(1i32), false, true);
     let target = pg_sys::makeTargetEntry(one.cast(), 1, pg_sys::pstrdup(c"one".as_ptr()), false);
@@ -716,7 +716,7 @@ unsafe fn placeholders(node: *mut pg_sys::Node, ctx: &mut Placeholders) -> *mut 
 }
 
 /// A Param `$id` standing for `expr`, with its type, typmod and collation.
-unsafe fn param(id: usize, expr: *mut pg_sys::Node) -> *mut pg_sys::Node {
+pub(super) unsafe fn param(id: usize, expr: *mut pg_sys::Node) -> *mut pg_sys::Node {
     let p = pg_sys::palloc0(std::mem::size_of::<pg_sys::Param>()) as *mut pg_sys::Param;
     (*p).xpr.type_ = pg_sys::NodeTag::T_Param;
     (*p).paramkind = pg_sys::ParamKind::PARAM_EXTERN;

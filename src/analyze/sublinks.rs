@@ -362,7 +362,7 @@ unsafe fn keys_of(sub: *mut pg_sys::Query, test: Option<*mut pg_sys::Node>) -> O
 /// own: (operator, outer expression, outer is left, inner expression).
 struct Correlation {
     inner_only: *mut pg_sys::List,
-    refs: Vec<(*mut pg_sys::OpExpr, *mut pg_sys::Node, bool, *mut pg_sys::Node)>,
+    refs: Vec<CorrelatedPair>,
 }
 
 impl Correlation {
@@ -591,10 +591,43 @@ unsafe fn output_var(sub: *mut pg_sys::Query, rt: i32) -> *mut pg_sys::Var {
     pg_sys::makeVar(rt, 1, pg_sys::exprType(e), pg_sys::exprTypmod(e), pg_sys::exprCollation(e), 0)
 }
 
-/// A WHERE conjunct `x <op> (correlated scalar sub-query)` with a strict
-/// operator: the sub-query grouped by its correlated columns, joined on
-/// them, and the conjunct comparing with its output column.
-unsafe fn correlated_scalar(q: *mut pg_sys::Query, c: *mut pg_sys::Node) -> Option<*mut pg_sys::Node> {
+/// A correlated one-row sub-query grouped by its correlated columns: its
+/// value (column 1), then the inner side of each correlation `k1..km`, with
+/// the correlation (operator, outer expression at the enclosing level, outer
+/// is left, inner expression). None unless it is correlated by equalities
+/// in its WHERE only.
+pub(super) unsafe fn grouped_by_correlation(sub: *mut pg_sys::Query) -> Option<(*mut pg_sys::Query, Vec<CorrelatedPair>)> {
+    // Its WHERE: correlation as equalities, the rest its own.
+    let k = pg_sys::copyObjectImpl(sub.cast()) as *mut pg_sys::Query;
+    let correlation = Correlation::of(k)?;
+    if !correlation.equalities_only() || correlation.refs.is_empty() {
+        return None;
+    }
+    (*(*k).jointree).quals = correlation.own_quals();
+    // Output: the value, then the correlated columns, grouped by them.
+    let mut group: *mut pg_sys::List = std::ptr::null_mut();
+    for (i, (_, _, _, inner)) in correlation.refs.iter().enumerate() {
+        let name = std::ffi::CString::new(format!("k{}", i + 1)).expect("no NUL");
+        let te = pg_sys::makeTargetEntry((*inner).cast(), (i + 2) as i16, pg_sys::pstrdup(name.as_ptr()), false);
+        (*te).ressortgroupref = (i + 1) as pg_sys::Index;
+        (*k).targetList = pg_sys::lappend((*k).targetList, te.cast());
+        group = pg_sys::lappend(group, sort_group_clause(*inner, (i + 1) as pg_sys::Index).cast());
+    }
+    (*k).groupClause = group;
+    if pg_sys::contain_vars_of_level(k.cast(), 1) {
+        return None;
+    }
+    Some((k, correlation.refs))
+}
+
+/// A correlation of a sub-query: (operator, outer expression moved to the
+/// enclosing level, outer is left, inner expression).
+pub(super) type CorrelatedPair = (*mut pg_sys::OpExpr, *mut pg_sys::Node, bool, *mut pg_sys::Node);
+
+/// For a conjunct `x <op> (correlated one-row sub-query)` with a strict
+/// operator, the sub-query's value NULL over no rows: the operand's position
+/// and the sub-query.
+unsafe fn compared_scalar(c: *mut pg_sys::Node) -> Option<(usize, *mut pg_sys::Query)> {
     if !pg::is_a(c, pg_sys::NodeTag::T_OpExpr) {
         return None;
     }
@@ -609,30 +642,22 @@ unsafe fn correlated_scalar(q: *mut pg_sys::Query, c: *mut pg_sys::Node) -> Opti
         return None;
     }
     let target = pg::list::<pg_sys::TargetEntry>((*sub).targetList)[0];
-    if !null_when_empty((*target).expr.cast()) {
-        return None;
-    }
-    // Its WHERE: correlation as equalities, the rest its own.
-    let k = pg_sys::copyObjectImpl(sub.cast()) as *mut pg_sys::Query;
-    let correlation = Correlation::of(k)?;
-    if !correlation.equalities_only() || correlation.refs.is_empty() {
-        return None;
-    }
-    let correlated = &correlation.refs;
-    (*(*k).jointree).quals = correlation.own_quals();
-    // Output: the value, then the correlated columns, grouped by them.
-    let mut group: *mut pg_sys::List = std::ptr::null_mut();
-    for (i, (_, _, _, inner)) in correlated.iter().enumerate() {
-        let name = std::ffi::CString::new(format!("k{}", i + 1)).expect("no NUL");
-        let te = pg_sys::makeTargetEntry((*inner).cast(), (i + 2) as i16, pg_sys::pstrdup(name.as_ptr()), false);
-        (*te).ressortgroupref = (i + 1) as pg_sys::Index;
-        (*k).targetList = pg_sys::lappend((*k).targetList, te.cast());
-        group = pg_sys::lappend(group, sort_group_clause(*inner, (i + 1) as pg_sys::Index).cast());
-    }
-    (*k).groupClause = group;
-    if pg_sys::contain_vars_of_level(k.cast(), 1) {
-        return None;
-    }
+    null_when_empty((*target).expr.cast()).then_some((position, sub))
+}
+
+/// Whether `unnest` joins WHERE conjunct `c`'s correlated scalar sub-query
+/// (see `correlated_scalar`).
+pub(super) unsafe fn joins_compared_scalar(c: *mut pg_sys::Node) -> bool {
+    compared_scalar(c).is_some_and(|(_, sub)| grouped_by_correlation(sub).is_some())
+}
+
+/// A WHERE conjunct `x <op> (correlated scalar sub-query)` with a strict
+/// operator: the sub-query grouped by its correlated columns, joined on
+/// them, and the conjunct comparing with its output column.
+unsafe fn correlated_scalar(q: *mut pg_sys::Query, c: *mut pg_sys::Node) -> Option<*mut pg_sys::Node> {
+    let (position, sub) = compared_scalar(c)?;
+    let args: Vec<*mut pg_sys::Node> = pg::list((*(c as *mut pg_sys::OpExpr)).args);
+    let (k, correlated) = grouped_by_correlation(sub)?;
     let rt = add_subquery(q, k, "scalar");
     (*(*q).jointree).fromlist = pg_sys::lappend((*(*q).jointree).fromlist, range_table_ref(rt).cast());
     let keys = Keys { query: k, pairs: correlated.iter().map(|(eq, outer, left, _)| (*eq, *outer, *left)).collect() };
@@ -666,10 +691,10 @@ unsafe fn correlated_scalar(q: *mut pg_sys::Query, c: *mut pg_sys::Node) -> Opti
 /// An expression that is NULL when computed over no rows: aggregates that
 /// are NULL then (all but count), under strict operators and functions,
 /// with constants.
-unsafe fn null_when_empty(e: *mut pg_sys::Node) -> bool {
+pub(super) unsafe fn null_when_empty(e: *mut pg_sys::Node) -> bool {
     use pg_sys::NodeTag::*;
     match (*e).type_ {
-        T_Aggref => pg::cstr(pg_sys::get_func_name((*(e as *mut pg_sys::Aggref)).aggfnoid)) != "count",
+        T_Aggref => empty_aggregate(e as *mut pg_sys::Aggref) == Some(None),
         T_OpExpr => {
             let op = e as *mut pg_sys::OpExpr;
             pg_sys::func_strict((*op).opfuncid) && args_ok((*op).args)
@@ -680,6 +705,19 @@ unsafe fn null_when_empty(e: *mut pg_sys::Node) -> bool {
         }
         T_RelabelType => null_when_empty((*(e as *mut pg_sys::RelabelType)).arg.cast()),
         _ => false,
+    }
+}
+
+/// The value of an aggregate over no rows, for PostgreSQL's own: Some(None)
+/// for NULL (all but the counts), Some(Some(0)) for count and regr_count;
+/// None for other aggregates (an initial state may make it anything).
+pub(super) unsafe fn empty_aggregate(a: *mut pg_sys::Aggref) -> Option<Option<i64>> {
+    if pg_sys::get_func_namespace((*a).aggfnoid).to_u32() != pg_sys::PG_CATALOG_NAMESPACE {
+        return None;
+    }
+    match pg::cstr(pg_sys::get_func_name((*a).aggfnoid)).as_str() {
+        "count" | "regr_count" => Some(Some(0)),
+        _ => Some(None),
     }
 }
 

@@ -50,6 +50,11 @@ pub struct Grouped<'a> {
     pub comparable: &'a [bool],
 }
 
+/// The alias of the state row a group's aggregates are computed again for:
+/// the recomputing sub-query reads the base tables under their own aliases,
+/// which must not hide it.
+const RECOMPUTED: &str = "__tide_group";
+
 fn key_col(j: usize) -> String {
     format!("k{}", j + 1)
 }
@@ -532,7 +537,7 @@ impl Grouped<'_> {
             let i = i + 1;
             let mut conds = Vec::new();
             for (j, k) in self.keys.iter().enumerate() {
-                let sk = format!("s.{}", key_col(j));
+                let sk = format!("{RECOMPUTED}.{}", key_col(j));
                 conds.push(same_value(&format!("({k})"), &sk, false));
             }
             if let Some(f) = &a.filter {
@@ -559,7 +564,7 @@ impl Grouped<'_> {
             self.write_view("l", "true")
         };
         Some(format!(
-            "WITH l AS (UPDATE {} s SET {}, __tide_recompute = false WHERE s.__tide_recompute RETURNING *), {write} \
+            "WITH l AS (UPDATE {} {RECOMPUTED} SET {}, __tide_recompute = false WHERE {RECOMPUTED}.__tide_recompute RETURNING *), {write} \
              SELECT count(*) FROM l",
             self.state,
             sets.join(", "),

@@ -108,7 +108,7 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
         Node::Filter { sublinks, .. } if sublinks.iter().any(|s| !s.anti) => {
             let s = sublinks.iter().find(|s| !s.anti).expect("one");
             no(format!(
-                "{}{} subqueries here are not maintained yet (EXISTS, NOT EXISTS and IN in WHERE are, when the sub-query refers to the query by equalities; scalar sub-queries that aggregate without GROUP BY are)",
+                "{}{} subqueries here are not maintained yet (EXISTS, NOT EXISTS and IN in WHERE are, when the sub-query refers to the query by equalities; scalar sub-queries that aggregate without GROUP BY are, uncorrelated or referring to the query by equalities in their WHERE)",
                 if s.correlated { "correlated " } else { "" },
                 s.kind
             ))
@@ -137,7 +137,7 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
             yes(&rule)
         }
         Node::Project { sublinks, .. } if !sublinks.is_empty() => no(format!(
-            "{}{} subqueries in the select list are not maintained yet (scalar sub-queries that aggregate without GROUP BY are)",
+            "{}{} subqueries in the select list are not maintained yet (scalar sub-queries that aggregate without GROUP BY are, uncorrelated or referring to the query by equalities in their WHERE, in a query without GROUP BY, DISTINCT, LIMIT or window functions)",
             if sublinks[0].correlated { "correlated " } else { "" },
             sublinks[0].kind
         )),

@@ -93,6 +93,9 @@ VIEWS = {
     "v_corr_scalar": "SELECT r.id, r.v FROM r WHERE r.v >= (SELECT max(r2.v) FROM r r2 WHERE r2.g = r.g)",
     "v_corr_agg": "SELECT r.g, sum(r.v) AS s, count(*) AS c FROM r "
                   "WHERE r.v < (SELECT 2 * avg(q.w) FROM q WHERE q.k = r.k) GROUP BY r.g",
+    "v_select_scalar": "SELECT r.id, (SELECT count(*) FROM q WHERE q.k = r.k) AS nq, "
+                       "(SELECT max(q.w) FROM q WHERE q.k = r.k AND q.t <> 'a') + r.v AS mw FROM r WHERE r.g IS NOT NULL",
+    "v_where_count": "SELECT q.id, q.t FROM q WHERE (SELECT count(*) FROM r WHERE r.k = q.k AND r.g = q.w) < 2",
     "v_scalar_select": "SELECT q.id, q.w - (SELECT min(v) FROM r) AS d FROM q",
     "v_having_scalar": "SELECT g, sum(v) AS s FROM r GROUP BY g HAVING sum(v) > (SELECT avg(v) FROM r) AND count(*) > 1",
     # Top-K (ORDER BY lists that decide the result).

@@ -1,0 +1,246 @@
+//! Correlated scalar sub-queries in the select list, and in WHERE where
+//! `sublinks` does not join them (`WHERE (SELECT count(*) ...) < 3`: a
+//! count, 0 over no rows, or not compared by a strict operator):
+//!
+//! ```sql
+//! SELECT c.id, (SELECT count(*) FROM o WHERE o.cust = c.id) AS orders FROM c
+//! ```
+//!
+//! Each such sub-query is grouped by its correlated columns (an internal
+//! view K, as a correlated one in WHERE is, see `sublinks`) and joined on
+//! them with a LEFT JOIN, so that a row without a group is kept and shows
+//! the sub-query's value over no rows (0 for count, NULL for most). The
+//! query is written again as
+//!
+//! ```sql
+//! SELECT <its columns, each such sub-query read from its K> FROM <its FROM>
+//!   LEFT JOIN K1 ON ... LEFT JOIN K2 ON ... WHERE <its conditions>
+//! ```
+//!
+//! and PostgreSQL analyzes that text; the LEFT JOIN is then maintained as
+//! outer joins are. Each K has one row per key, so no row is repeated.
+
+use super::plan::{from_clause, param};
+use super::sublinks::{empty_aggregate, grouped_by_correlation, joins_compared_scalar, null_when_empty, one_row_aggregate};
+use super::to_ir::{deparse, deparse_context};
+use crate::delta::plan::substitute_params;
+use crate::pg;
+use pgrx::pg_sys;
+use std::ffi::c_void;
+
+/// `q` written with its correlated scalar sub-queries in the select list
+/// (and those in WHERE that `sublinks` does not join) as LEFT JOINs (see
+/// above), or `q` itself when it has none or one that cannot be taken this
+/// way (it stays, and is refused by name).
+///
+/// # Safety
+/// `q` must be an analyzed (and rewritten) SELECT Query.
+pub(super) unsafe fn as_left_joins(q: *mut pg_sys::Query) -> *mut pg_sys::Query {
+    // A query whose select list is computed once per row of its FROM and
+    // WHERE (no aggregates, DISTINCT, LIMIT, windows or set operations over
+    // the select list), and whose sub-queries need no CTE of it.
+    if !(*q).hasSubLinks
+        || !(*q).setOperations.is_null()
+        || (*q).hasAggs
+        || !(*q).groupClause.is_null()
+        || !(*q).groupingSets.is_null()
+        || !(*q).havingQual.is_null()
+        || !(*q).distinctClause.is_null()
+        || !(*q).limitCount.is_null()
+        || !(*q).limitOffset.is_null()
+        || (*q).hasWindowFuncs
+        || (*q).hasTargetSRFs
+        || !(*q).cteList.is_null()
+        || (*q).jointree.is_null()
+        || (*(*q).jointree).fromlist.is_null()
+    {
+        return q;
+    }
+    // Written with every name qualified: the text is analyzed again, also
+    // where another search_path is set.
+    let nest = pg::push_search_path(c"");
+    let sql = written_with_joins(q);
+    pg_sys::AtEOXact_GUC(true, nest);
+    match sql {
+        Some(sql) => super::parse_query(&sql),
+        None => q,
+    }
+}
+
+unsafe fn written_with_joins(q: *mut pg_sys::Query) -> Option<String> {
+    let (_, namespaces) = deparse_context(q, std::ptr::null_mut());
+    let mut ctx = Lift { q, namespaces, texts: Vec::new(), joins: Vec::new(), failed: false };
+    let targets: Vec<*mut pg_sys::TargetEntry> =
+        pg::list::<pg_sys::TargetEntry>((*q).targetList).into_iter().filter(|t| !(**t).resjunk).collect();
+    let lifted: Vec<*mut pg_sys::Node> = targets.iter().map(|t| lift((**t).expr.cast(), (&mut ctx as *mut Lift).cast())).collect();
+    // WHERE conditions with a correlated sub-query `sublinks` does not join.
+    let quals = (*(*q).jointree).quals;
+    let conjuncts: Vec<*mut pg_sys::Node> = if quals.is_null() { Vec::new() } else { pg::list(pg_sys::make_ands_implicit(quals.cast())) };
+    let conditions: Vec<*mut pg_sys::Node> = conjuncts
+        .into_iter()
+        .map(|c| if correlated_scalars_only(c) && !joins_compared_scalar(c) { lift(c, (&mut ctx as *mut Lift).cast()) } else { c })
+        .collect();
+    if ctx.failed || ctx.joins.is_empty() {
+        return None;
+    }
+    let text = |e: *mut pg_sys::Node| {
+        let texts = &ctx.texts;
+        substitute_params(&deparse(q, namespaces, e, false), &|n| texts[n - 1].clone())
+    };
+    let select: Vec<String> =
+        lifted.iter().zip(&targets).map(|(e, t)| format!("{} AS {}", text(*e), pg::quote_ident(&pg::cstr((**t).resname)))).collect();
+    // FROM items joined explicitly, so that the LEFT JOINs see them all.
+    let items: Vec<*mut pg_sys::Node> = pg::list((*(*q).jointree).fromlist);
+    let from = if items.len() == 1 {
+        from_clause(q)
+    } else {
+        let one = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;
+        let each: Vec<String> = items
+            .iter()
+            .map(|&item| {
+                (*(*one).jointree).fromlist = pg_sys::lappend(std::ptr::null_mut(), item.cast());
+                from_clause(one)
+            })
+            .collect();
+        format!("({})", each.join(" CROSS JOIN "))
+    };
+    let mut sql = format!("SELECT {} FROM {from}", select.join(", "));
+    for j in &ctx.joins {
+        let texts = &ctx.texts;
+        sql.push_str(&format!(" LEFT JOIN ({}) {} ON {}", j.query, j.alias, substitute_params(&j.on, &|n| texts[n - 1].clone())));
+    }
+    if !conditions.is_empty() {
+        let parts: Vec<String> = conditions.iter().map(|c| format!("({})", text(*c))).collect();
+        sql.push_str(&format!(" WHERE {}", parts.join(" AND ")));
+    }
+    Some(sql)
+}
+
+/// Whether every sub-query of `c` that refers to the query is a one-row
+/// scalar one (and there is one).
+unsafe fn correlated_scalars_only(c: *mut pg_sys::Node) -> bool {
+    let mut links = Vec::new();
+    super::to_ir::collect(c, pg_sys::NodeTag::T_SubLink, &mut links);
+    let correlated: Vec<*mut pg_sys::SubLink> =
+        links.into_iter().map(|l| l as *mut pg_sys::SubLink).filter(|&l| pg_sys::contain_vars_of_level((*l).subselect, 1)).collect();
+    !correlated.is_empty()
+        && correlated.iter().all(|&l| (*l).subLinkType == pg_sys::SubLinkType::EXPR_SUBLINK && one_row_aggregate((*l).subselect.cast()))
+}
+
+/// What `lift` collects.
+struct Lift {
+    q: *mut pg_sys::Query,
+    /// ruleutils' namespaces for `q`'s expressions.
+    namespaces: *mut pg_sys::List,
+    /// The text each placeholder `$n` stands for.
+    texts: Vec<String>,
+    joins: Vec<Join>,
+    /// A sub-query refers to the query in another way: the query stays.
+    failed: bool,
+}
+
+/// One LEFT JOIN: the grouped sub-query, its alias, the condition (over placeholders).
+struct Join {
+    query: String,
+    alias: String,
+    on: String,
+}
+
+impl Lift {
+    /// A placeholder for `text`, typed as `like`.
+    unsafe fn placeholder(&mut self, text: String, like: *mut pg_sys::Node) -> *mut pg_sys::Node {
+        self.texts.push(text);
+        param(self.texts.len(), like)
+    }
+
+    /// The value of a correlated one-row sub-query, LEFT JOINed; None when
+    /// it is not correlated by equalities, or its value over no rows is
+    /// not known.
+    unsafe fn scalar(&mut self, link: *mut pg_sys::Node, sub: *mut pg_sys::Query) -> Option<*mut pg_sys::Node> {
+        let value = (*pg::list::<pg_sys::TargetEntry>((*sub).targetList)[0]).expr.cast::<pg_sys::Node>();
+        let empty = value_over_no_rows(value)?;
+        let (k, pairs) = grouped_by_correlation(sub)?;
+        let alias = format!("__tide_scalar_{}", self.joins.len() + 1);
+        let mut on = Vec::new();
+        for (j, (op, outer, outer_left, inner)) in pairs.iter().enumerate() {
+            let key = self.placeholder(format!("{alias}.k{}", j + 1), *inner);
+            let eq = pg_sys::copyObjectImpl((*op).cast()) as *mut pg_sys::OpExpr;
+            let args = if *outer_left { [*outer, key] } else { [key, *outer] };
+            (*eq).args = pg_sys::lappend(pg_sys::lappend(std::ptr::null_mut(), args[0].cast()), args[1].cast());
+            on.push(deparse(self.q, self.namespaces, eq.cast(), false));
+        }
+        // The correlation is strict equalities: k1 is NULL only where no group matched.
+        let text = if null_when_empty(value) {
+            format!("{alias}.v")
+        } else {
+            format!("CASE WHEN {alias}.k1 IS NULL THEN {} ELSE {alias}.v END", deparse(self.q, self.namespaces, empty, false))
+        };
+        let first = pg::list::<pg_sys::TargetEntry>((*k).targetList)[0];
+        (*first).resname = pg_sys::pstrdup(c"v".as_ptr());
+        self.joins.push(Join { query: super::deparse_without_search_path(k), alias, on: on.join(" AND ") });
+        Some(self.placeholder(text, link))
+    }
+}
+
+/// An expression with its correlated scalar sub-queries replaced by placeholders.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn lift(node: *mut pg_sys::Node, ctx: *mut c_void) -> *mut pg_sys::Node {
+    if node.is_null() {
+        return node;
+    }
+    let c = &mut *(ctx as *mut Lift);
+    if pg::is_a(node, pg_sys::NodeTag::T_SubLink) {
+        let link = node as *mut pg_sys::SubLink;
+        let sub = (*link).subselect as *mut pg_sys::Query;
+        if !pg_sys::contain_vars_of_level(sub.cast(), 1) {
+            // Uncorrelated: `sublinks` joins it once the query is written.
+            return node;
+        }
+        if (*link).subLinkType == pg_sys::SubLinkType::EXPR_SUBLINK && one_row_aggregate(sub) {
+            if let Some(p) = c.scalar(node, sub) {
+                return p;
+            }
+        }
+        c.failed = true;
+        return node;
+    }
+    // SAFETY: PostgreSQL declares the mutator callback without a prototype
+    // and calls it as (Node *, void *), which is this function's signature.
+    let mutator: unsafe extern "C-unwind" fn() -> *mut pg_sys::Node =
+        std::mem::transmute(lift as unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> *mut pg_sys::Node);
+    pg_sys::expression_tree_mutator(node, Some(mutator), ctx)
+}
+
+/// A sub-query's value expression over no rows: each aggregate replaced by
+/// its value then; None for an aggregate whose value then is not known.
+unsafe fn value_over_no_rows(value: *mut pg_sys::Node) -> Option<*mut pg_sys::Node> {
+    let mut known = true;
+    let e = empty_mutator(pg_sys::copyObjectImpl(value.cast()).cast(), (&mut known as *mut bool).cast());
+    known.then_some(e)
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn empty_mutator(node: *mut pg_sys::Node, ctx: *mut c_void) -> *mut pg_sys::Node {
+    if node.is_null() {
+        return node;
+    }
+    if pg::is_a(node, pg_sys::NodeTag::T_Aggref) {
+        let a = node as *mut pg_sys::Aggref;
+        let Some(value) = empty_aggregate(a) else {
+            *(ctx as *mut bool) = false;
+            return node;
+        };
+        let (typ, typmod, coll) = (pg_sys::exprType(node), pg_sys::exprTypmod(node), pg_sys::exprCollation(node));
+        let (mut len, mut byval) = (0i16, false);
+        pg_sys::get_typlenbyval(typ, &mut len, &mut byval);
+        return match value {
+            // count and regr_count are bigint.
+            Some(n) => pg_sys::makeConst(typ, typmod, coll, len as i32, pg_sys::Datum::from(n), false, byval).cast(),
+            None => pg_sys::makeNullConst(typ, typmod, coll).cast(),
+        };
+    }
+    // SAFETY: as in `lift`.
+    let mutator: unsafe extern "C-unwind" fn() -> *mut pg_sys::Node =
+        std::mem::transmute(empty_mutator as unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> *mut pg_sys::Node);
+    pg_sys::expression_tree_mutator(node, Some(mutator), ctx)
+}
