@@ -134,53 +134,163 @@ REVOKE ALL ON FUNCTION tide.on_sql_drop() FROM PUBLIC;
 -- Capture: statement-level triggers with transition tables on a base table.
 -- The BEFORE trigger counts the statements whose AFTER triggers are still to
 -- come, so that a statement changing several inputs of a view is recognized.
-CREATE FUNCTION tide.install_capture(t regclass) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = t AND tgname = 'tide_capture_before') THEN
-        RETURN;
-    END IF;
-    EXECUTE format('CREATE TRIGGER tide_capture_before BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s
-                    FOR EACH STATEMENT EXECUTE FUNCTION tide.capture_before()', t);
-    EXECUTE format('CREATE TRIGGER tide_capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS tide_new
-                    FOR EACH STATEMENT EXECUTE FUNCTION tide.capture_after()', t);
-    EXECUTE format('CREATE TRIGGER tide_capture_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS tide_old NEW TABLE AS tide_new
-                    FOR EACH STATEMENT EXECUTE FUNCTION tide.capture_after()', t);
-    EXECUTE format('CREATE TRIGGER tide_capture_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS tide_old
-                    FOR EACH STATEMENT EXECUTE FUNCTION tide.capture_after()', t);
-    EXECUTE format('CREATE TRIGGER tide_capture_truncate AFTER TRUNCATE ON %s
-                    FOR EACH STATEMENT EXECUTE FUNCTION tide.capture_after()', t);
-END
-$$;
-REVOKE ALL ON FUNCTION tide.install_capture(regclass) FROM PUBLIC;
-
-CREATE FUNCTION tide.drop_capture(t regclass) RETURNS void
+-- On a table under a base table in a partition or inheritance tree, `root`
+-- is that base table, passed to the triggers: their rows are its changes.
+CREATE FUNCTION tide.install_capture(t regclass, root regclass DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    n text;
+    arg text := CASE WHEN root IS NULL THEN '' ELSE quote_literal(root::oid::text) END;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = t AND tgname = 'tide_capture_before') THEN
-        RETURN;  -- dropped already (several views over the table went at once), or never there
+        EXECUTE format('CREATE TRIGGER tide_capture_before BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s
+                        FOR EACH STATEMENT EXECUTE FUNCTION tide.capture_before(%s)', t, arg);
+        EXECUTE format('CREATE TRIGGER tide_capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS tide_new
+                        FOR EACH STATEMENT EXECUTE FUNCTION tide.capture_after(%s)', t, arg);
+        EXECUTE format('CREATE TRIGGER tide_capture_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS tide_old NEW TABLE AS tide_new
+                        FOR EACH STATEMENT EXECUTE FUNCTION tide.capture_after(%s)', t, arg);
+        EXECUTE format('CREATE TRIGGER tide_capture_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS tide_old
+                        FOR EACH STATEMENT EXECUTE FUNCTION tide.capture_after(%s)', t, arg);
+        EXECUTE format('CREATE TRIGGER tide_capture_truncate AFTER TRUNCATE ON %s
+                        FOR EACH STATEMENT EXECUTE FUNCTION tide.capture_after(%s)', t, arg);
     END IF;
-    FOREACH n IN ARRAY ARRAY['tide_capture_before', 'tide_capture_insert', 'tide_capture_update',
-                             'tide_capture_delete', 'tide_capture_truncate'] LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', n, t);
-    END LOOP;
+    IF root IS NULL THEN
+        PERFORM tide.sync_tree(t);
+    END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION tide.drop_capture(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tide.install_capture(regclass, regclass) FROM PUBLIC;
 
--- The change log of a table no deferred view reads any more goes, with its triggers.
-CREATE FUNCTION tide.drop_log(t regclass) RETURNS void
+CREATE FUNCTION tide.drop_triggers(t regclass, names text[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n text;
 BEGIN
-    FOREACH n IN ARRAY ARRAY['tide_log_insert', 'tide_log_update', 'tide_log_delete', 'tide_log_truncate'] LOOP
+    FOREACH n IN ARRAY names LOOP
         IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = t AND tgname = n) THEN
             EXECUTE format('DROP TRIGGER %I ON %s', n, t);
         END IF;
     END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION tide.drop_triggers(regclass, text[]) FROM PUBLIC;
+
+CREATE FUNCTION tide.drop_capture(t regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- (Dropped already when several views over the table went at once.)
+    PERFORM tide.drop_triggers(t, ARRAY['tide_capture_before', 'tide_capture_insert', 'tide_capture_update',
+                                        'tide_capture_delete', 'tide_capture_truncate']);
+    PERFORM tide.sync_tree(t);
+END
+$$;
+REVOKE ALL ON FUNCTION tide.drop_capture(regclass) FROM PUBLIC;
+
+-- The triggers that append a base table's statements to its change log
+-- (see capture/log.rs), on the table or, with `root`, on a table under it.
+CREATE FUNCTION tide.install_log_triggers(t regclass, root regclass DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    arg text := CASE WHEN root IS NULL THEN '' ELSE quote_literal(root::oid::text) END;
+    e record;
+BEGIN
+    FOR e IN SELECT * FROM (VALUES ('insert', 'REFERENCING NEW TABLE AS tide_new'),
+                                   ('update', 'REFERENCING OLD TABLE AS tide_old NEW TABLE AS tide_new'),
+                                   ('delete', 'REFERENCING OLD TABLE AS tide_old'),
+                                   ('truncate', '')) AS v(event, referencing) LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = t AND tgname = 'tide_log_' || e.event) THEN
+            EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION tide.log_change(%s)',
+                           'tide_log_' || e.event, upper(e.event), t, e.referencing, arg);
+        END IF;
+    END LOOP;
+    IF root IS NULL THEN
+        PERFORM tide.sync_tree(t);
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION tide.install_log_triggers(regclass, regclass) FROM PUBLIC;
+
+-- Partition and inheritance trees. A statement fires the statement
+-- triggers of the table it names only (their transition tables hold the
+-- rows of every table under it): a base table's triggers are put on every
+-- table under it too, with the base table as `root`. tide.tree_members
+-- records the tables so put, so that a table created, attached, detached,
+-- inherited, disinherited or dropped under a base table is noticed at the
+-- end of the command (tide.on_tree_ddl) and the views over the tree rebuilt.
+CREATE TABLE tide.tree_members (
+    member oid PRIMARY KEY,
+    root   oid NOT NULL
+);
+CREATE INDEX ON tide.tree_members (root);
+REVOKE ALL ON tide.tree_members FROM PUBLIC;
+
+-- Give the tables under `root` the capture and log triggers `root` has (and
+-- no others), and record them; true when the tree's rows changed without a
+-- statement on it: a table with rows came in, or a table left.
+CREATE FUNCTION tide.sync_tree(root regclass) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    capture boolean := EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = root AND tgname = 'tide_capture_before');
+    logged boolean := EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = root AND tgname = 'tide_log_insert');
+    changed boolean := false;
+    below oid[] := '{}';
+    m oid;
+BEGIN
+    IF capture OR logged THEN
+        below := ARRAY(WITH RECURSIVE d(member) AS (
+                           SELECT inhrelid FROM pg_inherits WHERE inhparent = root
+                           UNION SELECT i.inhrelid FROM pg_inherits i JOIN d ON i.inhparent = d.member)
+                       SELECT member FROM d);
+    END IF;
+    -- Tables that left the tree (or whose root has no views left).
+    FOR m IN SELECT t.member FROM tide.tree_members t
+              WHERE t.root = sync_tree.root AND t.member <> ALL (below) LOOP
+        DELETE FROM tide.tree_members t WHERE t.member = m;
+        changed := true;
+        IF EXISTS (SELECT 1 FROM pg_class WHERE oid = m) THEN
+            PERFORM tide.drop_triggers(m::regclass, ARRAY['tide_capture_before', 'tide_capture_insert', 'tide_capture_update',
+                                                           'tide_capture_delete', 'tide_capture_truncate', 'tide_log_insert',
+                                                           'tide_log_update', 'tide_log_delete', 'tide_log_truncate']);
+        END IF;
+    END LOOP;
+    FOREACH m IN ARRAY below LOOP
+        IF NOT EXISTS (SELECT 1 FROM tide.tree_members t WHERE t.member = m) THEN
+            IF EXISTS (SELECT 1 FROM tide.catalog c WHERE m::regclass = ANY (c.base_tables)) THEN
+                RAISE EXCEPTION 'table % is read by a pg_tide view and cannot be put under %, which another view reads', m::regclass, root
+                    USING ERRCODE = 'feature_not_supported',
+                          HINT = 'A partition or inheritance child is maintained as part of its tree only: drop the view over the table first.';
+            END IF;
+            INSERT INTO tide.tree_members VALUES (m, root);
+            -- (A partitioned table holds no rows of its own.)
+            EXECUTE format('SELECT $1 OR EXISTS (SELECT 1 FROM ONLY %s)', m::regclass) INTO changed USING changed;
+        ELSIF (SELECT t.root FROM tide.tree_members t WHERE t.member = m) <> root THEN
+            RAISE EXCEPTION 'table % is under two tables that pg_tide views read, % and %', m::regclass,
+                (SELECT t.root FROM tide.tree_members t WHERE t.member = m)::regclass, root
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'A table with several inheritance parents can be under one base table of pg_tide views only.';
+        END IF;
+        IF capture THEN
+            PERFORM tide.install_capture(m::regclass, root);
+        ELSE
+            PERFORM tide.drop_triggers(m::regclass, ARRAY['tide_capture_before', 'tide_capture_insert', 'tide_capture_update',
+                                                           'tide_capture_delete', 'tide_capture_truncate']);
+        END IF;
+        IF logged THEN
+            PERFORM tide.install_log_triggers(m::regclass, root);
+        ELSE
+            PERFORM tide.drop_triggers(m::regclass, ARRAY['tide_log_insert', 'tide_log_update', 'tide_log_delete', 'tide_log_truncate']);
+        END IF;
+    END LOOP;
+    RETURN changed;
+END
+$$;
+REVOKE ALL ON FUNCTION tide.sync_tree(regclass) FROM PUBLIC;
+
+-- The change log of a table no deferred view reads any more goes, with its triggers.
+CREATE FUNCTION tide.drop_log(t regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM tide.drop_triggers(t, ARRAY['tide_log_insert', 'tide_log_update', 'tide_log_delete', 'tide_log_truncate']);
+    PERFORM tide.sync_tree(t);
     IF to_regclass(format('tide_state.%I', 'log_' || t::oid)) IS NOT NULL THEN
         EXECUTE format('DROP TABLE tide_state.%I', 'log_' || t::oid);
     END IF;
@@ -238,3 +348,41 @@ REVOKE ALL ON FUNCTION tide.on_ddl_command_end() FROM PUBLIC;
 
 CREATE EVENT TRIGGER tide_ddl_command_end ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION tide.on_ddl_command_end();
+
+-- A table created, attached, detached, inherited, disinherited or dropped
+-- under a base table of pg_tide views: its triggers follow (tide.sync_tree),
+-- and when the tree's rows changed so, the views over it are rebuilt
+-- (immediate views now, deferred ones by their next refresh, as after a
+-- TRUNCATE). WAL capture does not follow trees: refused.
+CREATE FUNCTION tide.on_tree_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r oid;
+BEGIN
+    FOR r IN SELECT DISTINCT t.root FROM tide.tree_members t
+             UNION SELECT DISTINCT b::oid FROM tide.catalog c, unnest(c.base_tables) b
+              WHERE (SELECT relhassubclass FROM pg_class WHERE oid = b) LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = r) THEN
+            DELETE FROM tide.tree_members t WHERE t.root = r;
+            CONTINUE;
+        END IF;
+        IF tide.sync_tree(r::regclass) THEN
+            IF EXISTS (SELECT 1 FROM tide.catalog c WHERE c.capture = 'wal' AND r::regclass = ANY (c.base_tables)) THEN
+                RAISE EXCEPTION 'the tables under % changed, and a pg_tide view reads it with WAL capture', r::regclass
+                    USING ERRCODE = 'feature_not_supported',
+                          HINT = 'Switch its views to trigger capture first: tide.alter_view(name, capture => ''trigger'').';
+            END IF;
+            PERFORM tide.rebuild_readers(r);
+            IF to_regclass(format('tide_state.%I', 'log_' || r)) IS NOT NULL THEN
+                EXECUTE format('INSERT INTO tide_state.%I (new) VALUES (NULL)', 'log_' || r);
+                PERFORM tide.notify_refresher();
+            END IF;
+        END IF;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION tide.on_tree_ddl() FROM PUBLIC;
+
+CREATE EVENT TRIGGER tide_tree_ddl ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'DROP TABLE', 'CREATE FOREIGN TABLE', 'DROP FOREIGN TABLE')
+    EXECUTE FUNCTION tide.on_tree_ddl();

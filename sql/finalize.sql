@@ -31,3 +31,5 @@ GRANT SELECT ON tide.views TO PUBLIC;
 
 -- Internal: called by the sql_drop event trigger.
 REVOKE ALL ON FUNCTION tide.notify_refresher() FROM PUBLIC;
+-- Internal: called by the event trigger on tables created, attached or dropped in trees.
+REVOKE ALL ON FUNCTION tide.rebuild_readers(oid) FROM PUBLIC;

@@ -108,6 +108,14 @@ fn create_view(
             Some("Create the view in a READ COMMITTED transaction."),
         );
     }
+    let capture = if capture == "wal"
+        && reads_a_tree(&analyze::analyze(query).tree.base_relations().into_iter().map(pg_sys::Oid::from).collect::<Vec<_>>())
+    {
+        notice!("WAL capture does not follow partition and inheritance trees: the view uses trigger capture");
+        "trigger"
+    } else {
+        capture
+    };
     let (schema, rel) = split_view_name(name);
     let built = crate::progress::building(0, name, || build(&Target::User { schema, rel }, query, mode, capture));
     catalog::as_superuser(|| {
@@ -136,6 +144,13 @@ fn checked_mode(mode: &str) -> &'static str {
             Some("The mode is 'immediate' or 'deferred'."),
         ),
     }
+}
+
+/// Whether `query` reads a table with partitions or inheritance children
+/// (its triggers are put on every table under it; pgoutput's changes of
+/// those tables would not be mapped to it).
+fn reads_a_tree(tables: &[pg_sys::Oid]) -> bool {
+    tables.iter().any(|t| pg::has_children(*t))
 }
 
 /// The capture a deferred view gets: 'wal' where wal_level = logical (for
@@ -449,6 +464,12 @@ fn alter_view(
     }
     if let Some(capture) = capture {
         let capture = checked_capture(capture);
+        let capture = if capture == "wal" && reads_a_tree(&crate::refresh::logged_tables(&members)) {
+            notice!("WAL capture does not follow partition and inheritance trees: the view keeps trigger capture");
+            "trigger"
+        } else {
+            capture
+        };
         if catalog::mode(entry.id) == "deferred" && capture != catalog::capture(entry.id) {
             // The new capture starts when this commits; what the old one had
             // not delivered by then is covered by a rebuild in the background.

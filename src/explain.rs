@@ -53,7 +53,7 @@ mod tests {
     use crate::ir::{AggCall, Column, JoinKind};
 
     fn scan(relid: u32, alias: &str) -> Node {
-        Node::Scan { relid, relation: format!("public.t{relid}"), alias: alias.into(), inherited: false }
+        Node::Scan { relid, relation: format!("public.t{relid}"), alias: alias.into(), partial_tree: false }
     }
 
     #[test]

@@ -74,9 +74,10 @@ pub struct SubLink {
 /// One operator of the plan.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
-    /// A base table, read whole. `inherited`: it belongs to a partition or
-    /// inheritance tree (has partitions or children, or is one).
-    Scan { relid: u32, relation: String, alias: String, inherited: bool },
+    /// A base table, read whole (a partitioned or inheritance tree from its
+    /// root). `partial_tree`: a partition or child, or a parent read with
+    /// ONLY (see `pg::partial_tree`).
+    Scan { relid: u32, relation: String, alias: String, partial_tree: bool },
     /// A FROM item that is a sub-query, a CTE reference or an expanded view.
     /// `standalone`: it refers to nothing outside itself (not LATERAL, not
     /// correlated), so it can be computed, and maintained, on its own.
@@ -219,7 +220,6 @@ impl Node {
     }
 
     /// Every base table the tree reads, in order of first appearance.
-    #[cfg(test)]
     pub fn base_relations(&self) -> Vec<u32> {
         let mut out = Vec::new();
         self.walk(&mut |n| {
@@ -233,7 +233,6 @@ impl Node {
     }
 
     /// Pre-order traversal.
-    #[cfg(test)]
     pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Node)) {
         f(self);
         for c in self.children() {

@@ -69,12 +69,22 @@ unsafe extern "C-unwind" {
     fn has_superclass(relation_id: pg_sys::Oid) -> bool;
 }
 
-/// Whether a relation is part of an inheritance or partition tree: it has
-/// partitions or children, or is itself a partition or child.
-pub fn in_inheritance_tree(relid: pg_sys::Oid) -> bool {
+/// Whether reading `relid` (with its descendants when `inh`) sees rows that
+/// its statement triggers do not all show: a partition or inheritance child
+/// (a statement on an ancestor changes its rows and fires only the
+/// ancestor's triggers), or a parent read with ONLY (a statement on it
+/// shows its children's rows too). The root of a tree read whole is not:
+/// its triggers are put on every table under it.
+pub fn partial_tree(relid: pg_sys::Oid, inh: bool) -> bool {
     // SAFETY: catalog reads by OID, called through the FFI guard so that an
     // ERROR becomes a Rust panic.
-    unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| has_subclass(relid) || has_superclass(relid)) }
+    unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| has_superclass(relid) || (!inh && has_subclass(relid))) }
+}
+
+/// Whether `relid` has partitions or inheritance children.
+pub fn has_children(relid: pg_sys::Oid) -> bool {
+    // SAFETY: as in `partial_tree`.
+    unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| has_subclass(relid)) }
 }
 
 /// A relation's columns in order: (name, type).

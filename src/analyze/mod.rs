@@ -257,7 +257,18 @@ pub unsafe fn plan_query(definition: pg_sys::Oid, internal_views: &[(String, pg_
     let mut keys = Vec::new();
     for needed in outer::keys_needed(q) {
         if let Some(split) = &needed.split {
-            keys.push((needed.join, needed.keys_side, table_of(&outer::keys_query(q, needed.keys_side, split))));
+            let (table, columns) = match outer::grouped_keys_side(q, needed.keys_side, split) {
+                Some((rtindex, attnos)) => {
+                    let table = table_of(&internal_query(&m, rtindex));
+                    let names = pg::columns(table);
+                    (table, attnos.iter().map(|&a| names[a as usize - 1].0.clone()).collect())
+                }
+                None => {
+                    let n = split.equalities.len();
+                    (table_of(&outer::keys_query(q, needed.keys_side, split)), (1..=n).map(|i| format!("k{i}")).collect())
+                }
+            };
+            keys.push(plan::OuterKeys { join: needed.join, side: needed.keys_side, table, columns });
         }
     }
     for rtindex in internal_subqueries(&m) {
@@ -272,10 +283,11 @@ pub unsafe fn plan_query(definition: pg_sys::Oid, internal_views: &[(String, pg_
 unsafe fn internal_view_queries(m: &Maintained) -> Vec<String> {
     let q = m.query;
     let mut out: Vec<String> = Vec::new();
-    let texts = internal_subqueries(m)
-        .into_iter()
-        .map(|rtindex| internal_query(m, rtindex))
-        .chain(outer::keys_needed(q).into_iter().filter_map(|n| n.split.as_ref().map(|s| outer::keys_query(q, n.keys_side, s))));
+    let texts = internal_subqueries(m).into_iter().map(|rtindex| internal_query(m, rtindex)).chain(
+        outer::keys_needed(q).into_iter().filter_map(|n| {
+            n.split.as_ref().filter(|s| outer::grouped_keys_side(q, n.keys_side, s).is_none()).map(|s| outer::keys_query(q, n.keys_side, s))
+        }),
+    );
     for text in texts {
         if !out.contains(&text) {
             out.push(text);

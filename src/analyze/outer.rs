@@ -185,6 +185,41 @@ pub(super) unsafe fn keys_query(q: *mut pg_sys::Query, keys_side: *mut pg_sys::N
     format!("SELECT DISTINCT * FROM ({}) AS keys", super::deparse_without_search_path(k).trim())
 }
 
+/// When the keys side is a grouped sub-query joined on (a superset of) its
+/// GROUP BY columns, with no condition on it alone, its rows are distinct
+/// on the join keys already: the internal view that keeps it serves as K,
+/// and no other is made. Its range table index, and its output column
+/// (1-based) for each equality of `split`.
+pub(super) unsafe fn grouped_keys_side(q: *mut pg_sys::Query, keys_side: *mut pg_sys::Node, split: &Split) -> Option<(i32, Vec<i16>)> {
+    if !pg::is_a(keys_side, pg_sys::NodeTag::T_RangeTblRef) || !split.keys_only.is_empty() {
+        return None;
+    }
+    let rt = (*(keys_side as *mut pg_sys::RangeTblRef)).rtindex;
+    let rte = pg_sys::list_nth((*q).rtable, rt - 1) as *mut pg_sys::RangeTblEntry;
+    let sub = (*rte).subquery;
+    if (*rte).rtekind != pg_sys::RTEKind::RTE_SUBQUERY
+        || !super::flatten::is_standalone(sub)
+        || (*sub).groupClause.is_null()
+        || !(*sub).groupingSets.is_null()
+        || !(*sub).setOperations.is_null()
+    {
+        return None;
+    }
+    let mut columns = Vec::new();
+    for (_, key) in &split.equalities {
+        let v = flatten_join_aliases(q, *key);
+        if !pg::is_a(v, pg_sys::NodeTag::T_Var) || (*(v as *mut pg_sys::Var)).varno != rt || (*(v as *mut pg_sys::Var)).varlevelsup != 0 {
+            return None;
+        }
+        columns.push((*(v as *mut pg_sys::Var)).varattno);
+    }
+    let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*sub).targetList);
+    let grouped = pg::list::<pg_sys::SortGroupClause>((*sub).groupClause)
+        .into_iter()
+        .all(|g| targets.iter().any(|t| (**t).ressortgroupref == (*g).tleSortGroupRef && !(**t).resjunk && columns.contains(&(**t).resno)));
+    grouped.then_some((rt, columns))
+}
+
 /// A side of an outer join whose keys the plan needs.
 pub(super) struct KeysNeeded {
     pub join: *mut pg_sys::JoinExpr,

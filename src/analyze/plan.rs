@@ -14,9 +14,19 @@ use std::ffi::c_void;
 /// view, by (join, keys side).
 pub struct PlanQuery {
     pub query: *mut pg_sys::Query,
-    pub keys: Vec<(*mut pg_sys::JoinExpr, *mut pg_sys::Node, pg_sys::Oid)>,
+    pub keys: Vec<OuterKeys>,
     /// NOT EXISTS conjuncts of WHERE, with their keys' tables.
     pub anti: Vec<super::sublinks::Anti>,
+}
+
+/// The distinct join keys of a side an outer join pads: a table (an
+/// internal view's) and its columns holding the keys, in the order of the
+/// condition's equalities.
+pub struct OuterKeys {
+    pub join: *mut pg_sys::JoinExpr,
+    pub side: *mut pg_sys::Node,
+    pub table: pg_sys::Oid,
+    pub columns: Vec<String>,
 }
 
 pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
@@ -147,8 +157,8 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
                 .map(|item| match item {
                     Item::Table(rt) => input(*rt),
                     Item::Nulls(rt) => null_row(*rt),
-                    Item::OuterKeys { table, n } => {
-                        let columns = (1..=*n).map(|i| format!("k{i}")).collect();
+                    Item::OuterKeys { table, columns } => {
+                        let columns = columns.clone();
                         Input {
                             alias: keys_alias(*table),
                             relid: table.to_u32(),
@@ -406,7 +416,7 @@ enum Item {
     Nulls(i32),
     OuterKeys {
         table: pg_sys::Oid,
-        n: usize,
+        columns: Vec<String>,
     },
     /// An internal view's table at range table entry `rt`, reading `columns`.
     Keys {
@@ -447,7 +457,7 @@ impl Item {
         match self {
             Item::Table(rt) => Item::Table(*rt),
             Item::Nulls(rt) => Item::Nulls(*rt),
-            Item::OuterKeys { table, n } => Item::OuterKeys { table: *table, n: *n },
+            Item::OuterKeys { table, columns } => Item::OuterKeys { table: *table, columns: columns.clone() },
             Item::Keys { rt, columns } => Item::Keys { rt: *rt, columns: columns.clone() },
         }
     }
@@ -462,7 +472,7 @@ fn keys_alias(table: pg_sys::Oid) -> String {
 unsafe fn expand(
     q: *mut pg_sys::Query,
     node: *mut pg_sys::Node,
-    keys: &[(*mut pg_sys::JoinExpr, *mut pg_sys::Node, pg_sys::Oid)],
+    keys: &[OuterKeys],
     ex: &dyn Fn(*mut pg_sys::Node) -> String,
 ) -> Vec<Part> {
     use pg_sys::NodeTag::*;
@@ -495,15 +505,12 @@ unsafe fn expand(
                 let nulls: Vec<Item> = outer::relations_under(keys_side).into_iter().map(Item::Nulls).collect();
                 let split = outer::split(q, (*j).quals, &outer::relations_under(kept), &outer::relations_under(keys_side))
                     .expect("delta::maintenance refuses outer joins whose condition does not split");
-                let table = keys
-                    .iter()
-                    .find(|(jj, side, _)| *jj == j && *side == keys_side)
-                    .map(|(_, _, t)| *t)
-                    .expect("plan_query found the keys' table");
+                let found = keys.iter().find(|k| k.join == j && k.side == keys_side).expect("plan_query found the keys' table");
+                let (table, columns) = (found.table, &found.columns);
                 let alias = keys_alias(table);
                 let mut matched: Vec<String> = split.outer_only.iter().map(|c| ex(*c)).collect();
                 for (i, (expr, _)) in split.equalities.iter().enumerate() {
-                    matched.push(format!("({}) = {alias}.k{}", ex(*expr), i + 1));
+                    matched.push(format!("({}) = {alias}.{}", ex(*expr), pg::quote_ident(&columns[i])));
                 }
                 for p in kept_parts {
                     // The kept side's rows, padded.
@@ -512,7 +519,7 @@ unsafe fn expand(
                     parts.push(Part { sign: p.sign, items, conds: p.conds.clone() });
                     // Minus those with a match, padded.
                     let mut items: Vec<Item> = p.items.iter().map(Item::copy).collect();
-                    items.push(Item::OuterKeys { table, n: split.equalities.len() });
+                    items.push(Item::OuterKeys { table, columns: columns.clone() });
                     items.extend(nulls.iter().map(Item::copy));
                     let mut conds = p.conds.clone();
                     conds.extend(matched.iter().cloned());

@@ -226,7 +226,7 @@ impl Builder<'_> {
                 relid: (*rte).relid.to_u32(),
                 relation: pg::qualified_relation_name((*rte).relid),
                 alias,
-                inherited: pg::in_inheritance_tree((*rte).relid),
+                partial_tree: pg::partial_tree((*rte).relid, (*rte).inh),
             },
             RTE_SUBQUERY => {
                 // An inlined CTE keeps its name (see flatten::inline_ctes).

@@ -36,7 +36,6 @@ pub fn log_table(relid: pg_sys::Oid) -> String {
 /// Make the change log of `relid` and its triggers if they are missing, and
 /// add to the log the table's columns it lacks. Runs as superuser.
 pub fn ensure_log(relid: pg_sys::Oid) {
-    let table = pg::qualified_relation_name(relid);
     let log = log_table(relid);
     as_superuser(|| {
         let exists = Spi::get_one_with_args::<bool>(
@@ -64,18 +63,10 @@ pub fn ensure_log(relid: pg_sys::Oid) {
                 // SAFETY: both relations exist.
                 unsafe { crate::pg::record_relation_dependency(log_oid, relid, pg_sys::DependencyType::DEPENDENCY_AUTO) };
             }
-            for (event, referencing) in [
-                ("INSERT", "REFERENCING NEW TABLE AS tide_new"),
-                ("UPDATE", "REFERENCING OLD TABLE AS tide_old NEW TABLE AS tide_new"),
-                ("DELETE", "REFERENCING OLD TABLE AS tide_old"),
-                ("TRUNCATE", ""),
-            ] {
-                run(&format!(
-                    "CREATE TRIGGER tide_log_{} AFTER {event} ON {table} {referencing} FOR EACH STATEMENT EXECUTE FUNCTION tide.log_change()",
-                    event.to_lowercase()
-                ));
-            }
         }
+        // Its triggers, also on the tables under it in a partition or
+        // inheritance tree (see tide.sync_tree).
+        run(&format!("SELECT tide.install_log_triggers({}::regclass)", relid.to_u32()));
         // The table's columns the log lacks (all of them for a new log).
         let missing = Spi::connect(|client| {
             let rows = client.select(
@@ -145,7 +136,7 @@ fn log_statement(relid: pg_sys::Oid, event: &str) -> String {
     }
 }
 
-/// A log statement prepared for (table, event), with the invalidation count
+/// A log statement prepared for (trigger's table, event), with the invalidation count
 /// it was made at (a column rename or drop makes it stale).
 type PreparedLogStatements = HashMap<(pg_sys::Oid, &'static str), (u64, Rc<pg::Plan>)>;
 
@@ -157,7 +148,10 @@ thread_local! {
 /// append the statement's rows to the table's change log.
 #[pg_trigger]
 fn log_change<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByPostgres>>, pgrx::PgTriggerError> {
-    let relid = trigger.relid()?;
+    // The logged table; on a table under it in a tree, the statement's own
+    // table, whose transition tables the log statement reads by column name.
+    let relid = super::base_table(trigger)?;
+    let own = trigger.relid()?;
     let ev = trigger.event();
     let event = if ev.fired_by_insert() {
         "INSERT"
@@ -179,10 +173,11 @@ fn log_change<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTuple
             // SAFETY: the transition tables of this trigger invocation, for this SPI connection.
             unsafe { pg_sys::SPI_register_trigger_data(trigdata) };
             let now = crate::apply::invalidations();
-            let cached = STATEMENTS.with(|s| s.borrow().get(&(relid, event)).filter(|(at, _)| *at == now).map(|(_, p)| p.clone()));
+            // (A plan is made for the transition tables' row type: one per trigger table.)
+            let cached = STATEMENTS.with(|s| s.borrow().get(&(own, event)).filter(|(at, _)| *at == now).map(|(_, p)| p.clone()));
             let plan = cached.unwrap_or_else(|| {
                 let plan = Rc::new(pg::Plan::prepare(&log_statement(relid, event), &[]));
-                STATEMENTS.with(|s| s.borrow_mut().insert((relid, event), (now, plan.clone())));
+                STATEMENTS.with(|s| s.borrow_mut().insert((own, event), (now, plan.clone())));
                 plan
             });
             plan.execute(&[]);

@@ -32,7 +32,7 @@ pub mod pgoutput;
 pub mod wal;
 
 use crate::apply;
-use crate::delta::join::{round_table, Change, Event};
+use crate::delta::join::{round_table, Change, Event, NEW_TABLE, OLD_TABLE};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -125,7 +125,7 @@ unsafe extern "C-unwind" fn on_subxact(
 fn capture_before<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByPostgres>>, pgrx::PgTriggerError> {
-    let relid = trigger.relid()?.to_u32();
+    let relid = base_table(trigger)?.to_u32();
     ROUND.with(|r| {
         let mut r = r.borrow_mut();
         r.pending += 1;
@@ -136,7 +136,7 @@ fn capture_before<'a>(
 
 #[pg_trigger]
 fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByPostgres>>, pgrx::PgTriggerError> {
-    let relid = trigger.relid()?;
+    let relid = base_table(trigger)?;
     let ev = trigger.event();
     let event = if ev.fired_by_insert() {
         Some(Event::Insert)
@@ -158,6 +158,10 @@ fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTu
     let rows = if event.is_some() { unsafe { changed_rows(trigdata) } } else { 0 };
     let unchanged = event.is_some() && rows == 0;
     let views = if unchanged { Default::default() } else { apply::views_reading(relid) };
+    // Rows of a table under the base table, in the base table's row type
+    // when their columns are placed otherwise (None: they are not).
+    // SAFETY: the trigger data PostgreSQL passed to this call.
+    let converted = if views.is_empty() || event.is_none() { None } else { unsafe { in_row_type_of(relid, trigdata) } };
     for view in views.iter() {
         let compiled = apply::compiled(view);
         let statements_in_round = ROUND.with(|r| {
@@ -171,12 +175,20 @@ fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTu
                 // SAFETY: registers the transition tables of this trigger
                 // invocation, for the SPI connection maintain opens.
                 apply::maintain(view, &compiled, &change, rows as u64, &|| unsafe {
-                    pg_sys::SPI_register_trigger_data(trigdata);
+                    match converted {
+                        Some(c) => {
+                            register_store(NEW_TABLE, relid.to_u32(), c.new);
+                            register_store(OLD_TABLE, relid.to_u32(), c.old);
+                        }
+                        None => {
+                            pg_sys::SPI_register_trigger_data(trigdata);
+                        }
+                    }
                 });
             }
             Some(_) => {
                 // SAFETY: the trigger data PostgreSQL passed to this call.
-                unsafe { collect_rows(view.id, relid.to_u32(), trigdata) };
+                unsafe { collect_rows(view.id, relid.to_u32(), trigdata, converted) };
                 note(|r| &mut r.collect, view.id);
             }
             None => note(|r| &mut r.rebuild, view.id),
@@ -191,6 +203,75 @@ fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTu
         finish_round();
     }
     Ok(None)
+}
+
+/// The base table a capture trigger serves: its own table, or for a table
+/// under a base table in a partition or inheritance tree, that base table
+/// (the trigger's argument, see tide.sync_tree).
+pub fn base_table(trigger: &pgrx::PgTrigger<'_>) -> Result<pg_sys::Oid, pgrx::PgTriggerError> {
+    match trigger.extra_args()?.first().and_then(|a| a.parse::<u32>().ok()) {
+        Some(root) => Ok(pg_sys::Oid::from(root)),
+        None => trigger.relid(),
+    }
+}
+
+/// The trigger's transition tables as rows of base table `relid`, when the
+/// trigger's own table (a partition or child of it) places its columns
+/// otherwise (dropped columns, another order, more columns): copied, by
+/// column name, into tuplestores of the transaction. None when the rows
+/// are the base table's as they are.
+///
+/// # Safety
+/// `trigdata` must be the TriggerData of the running AFTER trigger.
+unsafe fn in_row_type_of(relid: pg_sys::Oid, trigdata: *mut pg_sys::TriggerData) -> Option<Collected> {
+    let own = (*trigdata).tg_relation;
+    if (*own).rd_id == relid {
+        return None;
+    }
+    // The statement locked the table under it, not necessarily the base table.
+    let base = pg_sys::relation_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+    let map = pg_sys::convert_tuples_by_name((*own).rd_att, (*base).rd_att);
+    if map.is_null() {
+        pg_sys::relation_close(base, pg_sys::NoLock as pg_sys::LOCKMODE);
+        return None;
+    }
+    let old_cxt = pg_sys::MemoryContextSwitchTo(pg_sys::TopTransactionContext);
+    let old_owner = pg_sys::CurrentResourceOwner;
+    pg_sys::CurrentResourceOwner = pg_sys::CurTransactionResourceOwner;
+    let out = Collected {
+        old: pg_sys::tuplestore_begin_heap(false, false, pg_sys::work_mem),
+        new: pg_sys::tuplestore_begin_heap(false, false, pg_sys::work_mem),
+    };
+    let from_slot = pg_sys::MakeSingleTupleTableSlot((*own).rd_att, &pg_sys::TTSOpsMinimalTuple);
+    let to_slot = pg_sys::MakeSingleTupleTableSlot((*map).outdesc, &pg_sys::TTSOpsVirtual);
+    for (from, to) in [((*trigdata).tg_oldtable, out.old), ((*trigdata).tg_newtable, out.new)] {
+        if from.is_null() {
+            continue;
+        }
+        pg_sys::tuplestore_select_read_pointer(from, 0);
+        pg_sys::tuplestore_rescan(from);
+        while pg_sys::tuplestore_gettupleslot(from, true, false, from_slot) {
+            pg_sys::execute_attr_map_slot((*map).attrMap, from_slot, to_slot);
+            pg_sys::tuplestore_puttupleslot(to, to_slot);
+        }
+        pg_sys::tuplestore_rescan(from);
+    }
+    pg_sys::ExecDropSingleTupleTableSlot(from_slot);
+    pg_sys::ExecDropSingleTupleTableSlot(to_slot);
+    pg_sys::CurrentResourceOwner = old_owner;
+    pg_sys::MemoryContextSwitchTo(old_cxt);
+    pg_sys::relation_close(base, pg_sys::NoLock as pg_sys::LOCKMODE);
+    Some(out)
+}
+
+/// For tide.on_tree_ddl: the rows of a partition or inheritance tree
+/// changed without a statement on it (a table with rows attached, one
+/// detached or dropped): rebuild the immediate views reading its base table.
+#[pg_extern(volatile, parallel_unsafe)]
+fn rebuild_readers(root: pg_sys::Oid) {
+    for view in apply::views_reading(root).iter() {
+        apply::rebuild_view_by_id(view.id);
+    }
 }
 
 /// The rows in an AFTER STATEMENT trigger's transition tables.
@@ -218,7 +299,7 @@ fn note(list: impl Fn(&mut Round) -> &mut Vec<i64>, id: i64) {
 ///
 /// # Safety
 /// `trigdata` must be the TriggerData of the running AFTER trigger.
-unsafe fn collect_rows(view: i64, relid: u32, trigdata: *mut pg_sys::TriggerData) {
+unsafe fn collect_rows(view: i64, relid: u32, trigdata: *mut pg_sys::TriggerData, converted: Option<Collected>) {
     let existing = ROUND.with(|r| r.borrow().collected.get(&(view, relid)).copied());
     // The tuplestores live in the transaction's memory and resource owner,
     // as PostgreSQL's own transition tables do, beyond this statement.
@@ -229,9 +310,17 @@ unsafe fn collect_rows(view: i64, relid: u32, trigdata: *mut pg_sys::TriggerData
         old: pg_sys::tuplestore_begin_heap(false, false, pg_sys::work_mem),
         new: pg_sys::tuplestore_begin_heap(false, false, pg_sys::work_mem),
     });
-    let desc = (*(*trigdata).tg_relation).rd_att;
+    let (desc, sources) = match converted {
+        Some(c) => {
+            let rel = pg_sys::RelationIdGetRelation(pg_sys::Oid::from(relid));
+            let desc = pg_sys::CreateTupleDescCopy((*rel).rd_att);
+            pg_sys::RelationClose(rel);
+            (desc, [c.old, c.new])
+        }
+        None => ((*(*trigdata).tg_relation).rd_att, [(*trigdata).tg_oldtable, (*trigdata).tg_newtable]),
+    };
     let slot = pg_sys::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
-    for (from, to) in [((*trigdata).tg_oldtable, target.old), ((*trigdata).tg_newtable, target.new)] {
+    for (from, to) in [(sources[0], target.old), (sources[1], target.new)] {
         if from.is_null() {
             continue;
         }
@@ -347,7 +436,13 @@ pub fn replay(members: &[apply::ViewRef], batches: &[log::Batch]) {
 /// Register collected rows as the ephemeral relation `tide_new_<relid>` or
 /// `tide_old_<relid>`, with the table's row type, in the current SPI connection.
 unsafe fn register_rows(relid: u32, new: bool, store: *mut pg_sys::Tuplestorestate) {
-    let name = std::ffi::CString::new(round_table(relid, new)).expect("no NUL in a generated name");
+    register_store(&round_table(relid, new), relid, store);
+}
+
+/// Register `store` as the ephemeral relation `name`, with the row type of
+/// table `relid`, in the current SPI connection.
+unsafe fn register_store(name: &str, relid: u32, store: *mut pg_sys::Tuplestorestate) {
+    let name = std::ffi::CString::new(name).expect("no NUL in a generated name");
     let enr = pg_sys::palloc0(std::mem::size_of::<pg_sys::EphemeralNamedRelationData>()) as *mut pg_sys::EphemeralNamedRelationData;
     (*enr).md.name = pg_sys::pstrdup(name.as_ptr());
     (*enr).md.reliddesc = pg_sys::Oid::from(relid);

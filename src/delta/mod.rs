@@ -94,9 +94,12 @@ pub const OUTER_JOIN_RULE: &str =
 pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
     match node {
         // A statement fires the statement triggers of the table it names
-        // only: a change made through a parent (or directly on a partition
-        // or child) would be missed by the other's triggers.
-        Node::Scan { inherited: true, .. } => no("partitioned tables, partitions and tables in an inheritance tree are not maintained yet"),
+        // only: a change made through an ancestor would be missed by a
+        // partition's own triggers, and one through a parent read with ONLY
+        // shows its children's rows too.
+        Node::Scan { partial_tree: true, .. } => no(
+            "a partition, an inheritance child or a parent read with ONLY is not maintained (a statement on an ancestor changes its rows but fires only the ancestor's triggers); a tree read whole from its root is",
+        ),
         Node::Scan { .. } => yes("changes from statement transition tables"),
         Node::Join { kind: JoinKind::Inner | JoinKind::Cross, .. } => yes("bilinear: Δ(A⋈B) = ΔA⋈B + A⋈ΔB − ΔA⋈ΔB over new states"),
         Node::Join { kind: JoinKind::Left | JoinKind::Right | JoinKind::Full, keyed: true, .. } => yes(OUTER_JOIN_RULE),

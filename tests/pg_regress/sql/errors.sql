@@ -112,14 +112,13 @@ SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE ts < now()');
 SELECT tide.create_view('bad1', 'SELECT a.id FROM t a LEFT JOIN t b ON a.id < b.v');
 SELECT debris() = :'before' AS nothing_left;
 
--- partitions and inheritance: a statement fires only the statement triggers
--- of the table it names, so a change made through a parent (or on a
--- partition or child directly) would be missed: all are refused
+-- partitions and inheritance: a partition or child read alone, or a parent
+-- read with ONLY, is refused (a statement on an ancestor changes its rows
+-- but fires only the ancestor's triggers); see partitions.sql for trees
 CREATE TABLE parted (k int, v int) PARTITION BY RANGE (k);
 CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (10);
 CREATE TABLE parent_t (k int);
 CREATE TABLE child_t () INHERITS (parent_t);
-SELECT tide.create_view('bad1', 'SELECT k, sum(v) FROM parted GROUP BY k');
 SELECT tide.create_view('bad1', 'SELECT k, v FROM parted_1');
 SELECT tide.create_view('bad1', 'SELECT k FROM ONLY parent_t');
 SELECT tide.create_view('bad1', 'SELECT k FROM child_t');
