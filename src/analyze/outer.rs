@@ -4,6 +4,10 @@
 //! R, which pg_tide keeps as an internal view: with one K row per key, the
 //! join matches each L row at most once.
 //!
+//! When R is a grouped sub-query joined on its GROUP BY columns (and no
+//! condition on R alone), R's rows are distinct on the keys already: the
+//! internal view that keeps R serves as K (see `grouped_keys_side`).
+//!
 //! That holds when θ is a conjunction of equalities between an expression of
 //! L and one of R (the keys), conditions on R alone (they filter K) and
 //! conditions on L alone. `split` sorts θ's conjuncts so; other conditions
