@@ -76,6 +76,8 @@ VIEWS = {
     "v_anti": "SELECT r.id, r.k FROM r LEFT JOIN q ON q.k = r.k WHERE q.id IS NULL",
     "v_left_two": "SELECT r.id, q.id AS qid, q2.id AS q2id FROM r LEFT JOIN q ON q.k = r.k LEFT JOIN q q2 ON q2.w = r.g",
     "v_inner_left": "SELECT a.k, b.t, c.v FROM r a JOIN q b ON b.k = a.k LEFT JOIN r c ON c.g = b.w AND c.s = 'a'",
+    "v_left_grouped": "SELECT r.id, a.n, a.s FROM r LEFT JOIN (SELECT k, count(*) AS n, sum(w) AS s FROM q GROUP BY k) a ON a.k = r.k",
+    "v_full_grouped": "SELECT r.id, a.k, a.mx FROM r FULL JOIN (SELECT k, max(w) AS mx FROM q WHERE t <> 'c' GROUP BY k) a ON a.k = r.g",
     "v_q13": "SELECT c_count, count(*) AS custdist FROM (SELECT r.k, count(q.id) AS c_count FROM r LEFT JOIN q "
              "ON q.k = r.k AND q.t IS DISTINCT FROM 'b' GROUP BY r.k) x GROUP BY c_count",
     # Sub-queries in expressions: semi-joins, anti-joins, scalar sub-queries.
@@ -137,6 +139,9 @@ VIEWS = {
     # A recursive term over two tables, one of them twice.
     "v_reach_two": "WITH RECURSIVE t(a, b) AS (SELECT k, w FROM q UNION SELECT t.a, q2.w FROM t JOIN q q1 ON q1.k = t.b "
                    "JOIN q q2 ON q2.k = q1.w JOIN r ON r.k = q1.w) SELECT a, b FROM t",
+    # A partitioned table (sub-partitioned), read from its root.
+    "v_part_agg": "SELECT g, count(*) AS c, sum(v) AS s, max(k) AS mk FROM p GROUP BY g",
+    "v_part_join": "SELECT p.id, p.v, q.t FROM p JOIN q ON q.k = p.k WHERE p.v IS NOT NULL",
     # Views over views (made above): changes cascade.
     "v_over_group": "SELECT c, count(*) AS n, sum(sv) AS total FROM v_group GROUP BY c",
     "v_over_join": "SELECT v_join.t, count(*) AS n FROM v_join JOIN q ON q.k = v_join.k GROUP BY v_join.t",
@@ -145,10 +150,16 @@ VIEWS = {
 SETUP = """
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS pg_tide CASCADE;
-DROP TABLE IF EXISTS r, q CASCADE;
+DROP TABLE IF EXISTS r, q, p CASCADE;
 CREATE EXTENSION pg_tide;
 CREATE TABLE r (id serial PRIMARY KEY, k int, g int, v int, n numeric, s text, j json, f float8);
 CREATE TABLE q (id serial PRIMARY KEY, k int, w int, t text);
+CREATE TABLE p (id serial, k int, g int, v int) PARTITION BY LIST (g);
+CREATE TABLE p_0 PARTITION OF p FOR VALUES IN (0);
+CREATE TABLE p_rest PARTITION OF p FOR VALUES IN (1, 2, 3) PARTITION BY RANGE (k);
+CREATE TABLE p_rest_lo PARTITION OF p_rest FOR VALUES FROM (MINVALUE) TO (3);
+CREATE TABLE p_rest_hi PARTITION OF p_rest DEFAULT;
+CREATE TABLE p_other PARTITION OF p DEFAULT;
 """
 
 
@@ -178,8 +189,33 @@ def pred(rng, table):
 
 def statement(rng):
     kind = rng.choices(
-        ["ins_r", "ins_q", "upd_r", "upd_q", "del_r", "del_q", "cte", "truncate", "rollback", "savepoint", "upd_noop", "merge"],
-        weights=[18, 8, 18, 6, 10, 5, 4, 1, 4, 4, 4, 4])[0]
+        ["ins_r", "ins_q", "upd_r", "upd_q", "del_r", "del_q", "cte", "truncate", "rollback", "savepoint", "upd_noop", "merge",
+         "ins_p", "upd_p", "del_p", "trunc_p"],
+        weights=[18, 8, 18, 6, 10, 5, 4, 1, 4, 4, 4, 4, 6, 6, 3, 1])[0]
+    if kind == "ins_p":
+        # Through the root, or straight into a partition or sub-partition.
+        table, g = rng.choice([("p", None), ("p_0", 0), ("p_rest", None), ("p_rest_lo", None)])
+        rows = []
+        for _ in range(rng.randint(1, 4)):
+            if table == "p_0":
+                gk = (0, val(rng, range(0, 6)))
+            elif table == "p_rest":
+                gk = (rng.randint(1, 3), val(rng, range(0, 6)))
+            elif table == "p_rest_lo":
+                gk = (rng.randint(1, 3), rng.randint(0, 2))
+            else:
+                gk = (val(rng, range(0, 6)), val(rng, range(0, 6)))
+            rows.append(f"({gk[1]}, {gk[0]}, {val(rng, range(-3, 7))})")
+        return f"INSERT INTO {table} (k, g, v) VALUES {', '.join(rows)};"
+    if kind == "upd_p":
+        # Rows moving between partitions (through the root) or within one.
+        table, sets = rng.choice([("p", f"g = {val(rng, range(0, 6))}"), ("p", f"k = {val(rng, range(0, 6))}"),
+                                  ("p_rest", f"k = {val(rng, range(0, 6))}"), ("p_0", f"v = {val(rng, range(-3, 7))}")])
+        return f"UPDATE {table} SET {sets} WHERE {pred(rng, 'r')};"
+    if kind == "del_p":
+        return f"DELETE FROM {rng.choice(['p', 'p_rest', 'p_other'])} WHERE {pred(rng, 'r')};"
+    if kind == "trunc_p":
+        return f"TRUNCATE {rng.choice(['p_0', 'p_rest_hi'])};"
     if kind == "ins_r":
         rows = ", ".join(r_row(rng) for _ in range(rng.randint(1, 6)))
         return f"INSERT INTO r (k, g, v, n, s, j, f) VALUES {rows};"
