@@ -53,7 +53,9 @@ pub unsafe fn pull_up_subqueries(mut q: *mut pg_sys::Query) -> *mut pg_sys::Quer
             }
             let rte = pg_sys::list_nth((*q).rtable, rtindex - 1) as *mut pg_sys::RangeTblEntry;
             // (A security barrier is also what marks the rows under a top-K, see `topk`.)
-            if (*rte).rtekind != pg_sys::RTEKind::RTE_SUBQUERY || !is_simple((*rte).subquery) || (*rte).lateral || (*rte).security_barrier {
+            // A LATERAL one refers to the items before it: pulled up, those
+            // references are columns of this level, its WHERE a join condition.
+            if (*rte).rtekind != pg_sys::RTEKind::RTE_SUBQUERY || !is_simple((*rte).subquery, (*rte).lateral) || (*rte).security_barrier {
                 continue;
             }
             q = pull_up(q, rtindex, rte);
@@ -211,8 +213,9 @@ pub unsafe fn replace_with_table(q: *mut pg_sys::Query, rtindex: i32, relid: pg_
 /// A sub-query that is a plain select-project-join (what the parent's join
 /// block can absorb): no aggregation, DISTINCT, ordering with LIMIT, set
 /// operation, window, sub-link, set-returning function, CTE or row lock, and
-/// no reference to an outer query.
-unsafe fn is_simple(sub: *mut pg_sys::Query) -> bool {
+/// no reference to an outer query unless it is LATERAL (to the items before
+/// it in the parent).
+unsafe fn is_simple(sub: *mut pg_sys::Query, lateral: bool) -> bool {
     !sub.is_null()
         && (*sub).commandType == pg_sys::CmdType::CMD_SELECT
         && (*sub).setOperations.is_null()
@@ -228,7 +231,7 @@ unsafe fn is_simple(sub: *mut pg_sys::Query) -> bool {
         && !(*sub).hasTargetSRFs
         && (*sub).cteList.is_null()
         && (*sub).rowMarks.is_null()
-        && !pg_sys::contain_vars_of_level(sub.cast(), 1)
+        && (lateral || !pg_sys::contain_vars_of_level(sub.cast(), 1))
         && !(*(*sub).jointree).fromlist.is_null()
 }
 
@@ -274,10 +277,11 @@ unsafe fn under_outer_join(node: *mut pg_sys::Node, rtindex: i32, outer: bool) -
 unsafe fn pull_up(q: *mut pg_sys::Query, rtindex: i32, rte: *mut pg_sys::RangeTblEntry) -> *mut pg_sys::Query {
     let sub = pg_sys::copyObjectImpl((*rte).subquery.cast()) as *mut pg_sys::Query;
     let offset = pg_sys::list_length((*q).rtable);
-    // Its references to the parent's CTEs come one level closer.
-    pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(sub.cast(), -1, 1));
     // The sub-query's range table goes after the parent's.
     pg_sys::ffi::pg_guard_ffi_boundary(|| OffsetVarNodes(sub.cast(), offset, 0));
+    // Then its references to the parent (CTEs; the items before a LATERAL
+    // one) come one level closer, keeping the parent's range table indexes.
+    pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(sub.cast(), -1, 1));
     (*q).rtable = pg_sys::list_concat((*q).rtable, (*sub).rtable);
     // The parent's references to the sub-query's columns become its expressions.
     let mut has_sublinks = false;

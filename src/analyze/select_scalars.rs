@@ -1,9 +1,12 @@
 //! Correlated scalar sub-queries in the select list, and in WHERE where
 //! `sublinks` does not join them (`WHERE (SELECT count(*) ...) < 3`: a
-//! count, 0 over no rows, or not compared by a strict operator):
+//! count, 0 over no rows, or not compared by a strict operator), and
+//! LATERAL sub-queries in FROM that aggregate without GROUP BY (one row per
+//! row of the items before them, each column such a scalar):
 //!
 //! ```sql
 //! SELECT c.id, (SELECT count(*) FROM o WHERE o.cust = c.id) AS orders FROM c
+//! SELECT c.id, x.n, x.total FROM c, LATERAL (SELECT count(*) AS n, sum(o.amount) AS total FROM o WHERE o.cust = c.id) x
 //! ```
 //!
 //! Each such sub-query is grouped by its correlated columns (an internal
@@ -39,7 +42,7 @@ pub(super) unsafe fn as_left_joins(q: *mut pg_sys::Query) -> *mut pg_sys::Query 
     // A query whose select list is computed once per row of its FROM and
     // WHERE (no aggregates, DISTINCT, LIMIT, windows or set operations over
     // the select list), and whose sub-queries need no CTE of it.
-    if !(*q).hasSubLinks
+    if (!(*q).hasSubLinks && lateral_aggregates(q).is_empty())
         || !(*q).setOperations.is_null()
         || (*q).hasAggs
         || !(*q).groupClause.is_null()
@@ -69,7 +72,16 @@ pub(super) unsafe fn as_left_joins(q: *mut pg_sys::Query) -> *mut pg_sys::Query 
 
 unsafe fn written_with_joins(q: *mut pg_sys::Query) -> Option<String> {
     let (_, namespaces) = deparse_context(q, std::ptr::null_mut());
-    let mut ctx = Lift { q, namespaces, texts: Vec::new(), joins: Vec::new(), failed: false };
+    let mut ctx = Lift { q, namespaces, texts: Vec::new(), joins: Vec::new(), columns: Vec::new(), failed: false };
+    // LATERAL sub-queries that aggregate: one LEFT JOIN each, their columns
+    // read from it (and the item left out of FROM).
+    let laterals = lateral_aggregates(q);
+    for &rt in &laterals {
+        let rte = pg_sys::list_nth((*q).rtable, rt - 1) as *mut pg_sys::RangeTblEntry;
+        if !ctx.lateral(rt, (*rte).subquery) {
+            return None;
+        }
+    }
     let targets: Vec<*mut pg_sys::TargetEntry> =
         pg::list::<pg_sys::TargetEntry>((*q).targetList).into_iter().filter(|t| !(**t).resjunk).collect();
     let lifted: Vec<*mut pg_sys::Node> = targets.iter().map(|t| lift((**t).expr.cast(), (&mut ctx as *mut Lift).cast())).collect();
@@ -78,7 +90,14 @@ unsafe fn written_with_joins(q: *mut pg_sys::Query) -> Option<String> {
     let conjuncts: Vec<*mut pg_sys::Node> = if quals.is_null() { Vec::new() } else { pg::list(pg_sys::make_ands_implicit(quals.cast())) };
     let conditions: Vec<*mut pg_sys::Node> = conjuncts
         .into_iter()
-        .map(|c| if correlated_scalars_only(c) && !joins_compared_scalar(c) { lift(c, (&mut ctx as *mut Lift).cast()) } else { c })
+        .map(|c| {
+            // (With LATERAL ones, every condition: any may read their columns.)
+            if !laterals.is_empty() || (correlated_scalars_only(c) && !joins_compared_scalar(c)) {
+                lift(c, (&mut ctx as *mut Lift).cast())
+            } else {
+                c
+            }
+        })
         .collect();
     if ctx.failed || ctx.joins.is_empty() {
         return None;
@@ -90,20 +109,25 @@ unsafe fn written_with_joins(q: *mut pg_sys::Query) -> Option<String> {
     let select: Vec<String> =
         lifted.iter().zip(&targets).map(|(e, t)| format!("{} AS {}", text(*e), pg::quote_ident(&pg::cstr((**t).resname)))).collect();
     // FROM items joined explicitly, so that the LEFT JOINs see them all.
-    let items: Vec<*mut pg_sys::Node> = pg::list((*(*q).jointree).fromlist);
-    let from = if items.len() == 1 {
-        from_clause(q)
-    } else {
-        let one = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;
-        let each: Vec<String> = items
-            .iter()
-            .map(|&item| {
-                (*(*one).jointree).fromlist = pg_sys::lappend(std::ptr::null_mut(), item.cast());
-                from_clause(one)
-            })
-            .collect();
-        format!("({})", each.join(" CROSS JOIN "))
-    };
+    let items: Vec<*mut pg_sys::Node> = pg::list::<pg_sys::Node>((*(*q).jointree).fromlist)
+        .into_iter()
+        .filter(|&item| {
+            !(pg::is_a(item, pg_sys::NodeTag::T_RangeTblRef) && laterals.contains(&(*(item as *mut pg_sys::RangeTblRef)).rtindex))
+        })
+        .collect();
+    // (No other item may read the LATERAL ones.)
+    if items.is_empty() || (!laterals.is_empty() && items.iter().any(|&i| has_lateral(q, i))) {
+        return None;
+    }
+    let one = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;
+    let each: Vec<String> = items
+        .iter()
+        .map(|&item| {
+            (*(*one).jointree).fromlist = pg_sys::lappend(std::ptr::null_mut(), item.cast());
+            from_clause(one)
+        })
+        .collect();
+    let from = if each.len() == 1 { each[0].clone() } else { format!("({})", each.join(" CROSS JOIN ")) };
     let mut sql = format!("SELECT {} FROM {from}", select.join(", "));
     for j in &ctx.joins {
         let texts = &ctx.texts;
@@ -114,6 +138,41 @@ unsafe fn written_with_joins(q: *mut pg_sys::Query) -> Option<String> {
         sql.push_str(&format!(" WHERE {}", parts.join(" AND ")));
     }
     Some(sql)
+}
+
+/// The range table indexes of the LATERAL sub-queries in FROM (at its top,
+/// not under a join) that aggregate without GROUP BY: one row for each row
+/// of the items before them.
+unsafe fn lateral_aggregates(q: *mut pg_sys::Query) -> Vec<i32> {
+    if (*q).jointree.is_null() {
+        return Vec::new();
+    }
+    pg::list::<pg_sys::Node>((*(*q).jointree).fromlist)
+        .into_iter()
+        .filter(|&item| pg::is_a(item, pg_sys::NodeTag::T_RangeTblRef))
+        .map(|item| (*(item as *mut pg_sys::RangeTblRef)).rtindex)
+        .filter(|&rt| {
+            let rte = pg_sys::list_nth((*q).rtable, rt - 1) as *mut pg_sys::RangeTblEntry;
+            (*rte).rtekind == pg_sys::RTEKind::RTE_SUBQUERY
+                && (*rte).lateral
+                && one_row_aggregate((*rte).subquery)
+                && pg_sys::contain_vars_of_level((*rte).subquery.cast(), 1)
+        })
+        .collect()
+}
+
+/// Whether join tree item `item` has a LATERAL item (which may read the
+/// items before it).
+unsafe fn has_lateral(q: *mut pg_sys::Query, item: *mut pg_sys::Node) -> bool {
+    if pg::is_a(item, pg_sys::NodeTag::T_RangeTblRef) {
+        let rte = pg_sys::list_nth((*q).rtable, (*(item as *mut pg_sys::RangeTblRef)).rtindex - 1) as *mut pg_sys::RangeTblEntry;
+        (*rte).lateral
+    } else if pg::is_a(item, pg_sys::NodeTag::T_JoinExpr) {
+        let j = item as *mut pg_sys::JoinExpr;
+        has_lateral(q, (*j).larg) || has_lateral(q, (*j).rarg)
+    } else {
+        true
+    }
 }
 
 /// Whether every sub-query of `c` that refers to the query is a one-row
@@ -135,6 +194,9 @@ struct Lift {
     /// The text each placeholder `$n` stands for.
     texts: Vec<String>,
     joins: Vec<Join>,
+    /// The columns of LATERAL aggregating sub-queries: (range table index,
+    /// column number, the placeholder's text).
+    columns: Vec<(i32, i16, String)>,
     /// A sub-query refers to the query in another way: the query stays.
     failed: bool,
 }
@@ -157,8 +219,32 @@ impl Lift {
     /// it is not correlated by equalities, or its value over no rows is
     /// not known.
     unsafe fn scalar(&mut self, link: *mut pg_sys::Node, sub: *mut pg_sys::Query) -> Option<*mut pg_sys::Node> {
-        let value = (*pg::list::<pg_sys::TargetEntry>((*sub).targetList)[0]).expr.cast::<pg_sys::Node>();
-        let empty = value_over_no_rows(value)?;
+        let text = self.join(sub)?.pop()?;
+        Some(self.placeholder(text, link))
+    }
+
+    /// A LATERAL sub-query that aggregates, at range table entry `rt`,
+    /// LEFT JOINed: its columns are read from the join; false when it
+    /// cannot be taken so.
+    unsafe fn lateral(&mut self, rt: i32, sub: *mut pg_sys::Query) -> bool {
+        let Some(texts) = self.join(sub) else { return false };
+        for (i, text) in texts.into_iter().enumerate() {
+            self.columns.push((rt, (i + 1) as i16, text));
+        }
+        true
+    }
+
+    /// LEFT JOIN one-row sub-query `sub`, grouped by its correlated columns;
+    /// the text of each of its columns over the join (its value over no rows
+    /// where no group matched). None when it is not correlated by
+    /// equalities, or its value over no rows is not known.
+    unsafe fn join(&mut self, sub: *mut pg_sys::Query) -> Option<Vec<String>> {
+        let values: Vec<*mut pg_sys::Node> =
+            pg::list::<pg_sys::TargetEntry>((*sub).targetList).into_iter().filter(|t| !(**t).resjunk).map(|t| (*t).expr.cast()).collect();
+        if values.len() != pg_sys::list_length((*sub).targetList) as usize {
+            return None;
+        }
+        let empties: Vec<*mut pg_sys::Node> = values.iter().map(|&v| value_over_no_rows(v)).collect::<Option<_>>()?;
         let (k, pairs) = grouped_by_correlation(sub)?;
         let alias = format!("__tide_scalar_{}", self.joins.len() + 1);
         let mut on = Vec::new();
@@ -170,15 +256,21 @@ impl Lift {
             on.push(deparse(self.q, self.namespaces, eq.cast(), false));
         }
         // The correlation is strict equalities: k1 is NULL only where no group matched.
-        let text = if null_when_empty(value) {
-            format!("{alias}.v")
-        } else {
-            format!("CASE WHEN {alias}.k1 IS NULL THEN {} ELSE {alias}.v END", deparse(self.q, self.namespaces, empty, false))
-        };
-        let first = pg::list::<pg_sys::TargetEntry>((*k).targetList)[0];
-        (*first).resname = pg_sys::pstrdup(c"v".as_ptr());
+        let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*k).targetList);
+        let mut texts = Vec::new();
+        for (i, (&value, &empty)) in values.iter().zip(&empties).enumerate() {
+            let name = std::ffi::CString::new(format!("v{}", i + 1)).expect("no NUL");
+            let target = targets[i];
+            (*target).resname = pg_sys::pstrdup(name.as_ptr());
+            let column = format!("{alias}.v{}", i + 1);
+            texts.push(if null_when_empty(value) {
+                column
+            } else {
+                format!("CASE WHEN {alias}.k1 IS NULL THEN {} ELSE {column} END", deparse(self.q, self.namespaces, empty, false))
+            });
+        }
         self.joins.push(Join { query: super::deparse_without_search_path(k), alias, on: on.join(" AND ") });
-        Some(self.placeholder(text, link))
+        Some(texts)
     }
 }
 
@@ -203,6 +295,18 @@ unsafe extern "C-unwind" fn lift(node: *mut pg_sys::Node, ctx: *mut c_void) -> *
         }
         c.failed = true;
         return node;
+    }
+    if pg::is_a(node, pg_sys::NodeTag::T_Var) {
+        let v = node as *mut pg_sys::Var;
+        if let Some(text) =
+            c.columns.iter().find(|(rt, a, _)| (*v).varlevelsup == 0 && *rt == (*v).varno && *a == (*v).varattno).map(|x| x.2.clone())
+        {
+            return c.placeholder(text, node);
+        }
+        if (*v).varlevelsup == 0 && c.columns.iter().any(|(rt, _, _)| *rt == (*v).varno) {
+            // A whole-row reference to the sub-query.
+            c.failed = true;
+        }
     }
     // SAFETY: PostgreSQL declares the mutator callback without a prototype
     // and calls it as (Node *, void *), which is this function's signature.

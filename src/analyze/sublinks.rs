@@ -592,7 +592,7 @@ unsafe fn output_var(sub: *mut pg_sys::Query, rt: i32) -> *mut pg_sys::Var {
 }
 
 /// A correlated one-row sub-query grouped by its correlated columns: its
-/// value (column 1), then the inner side of each correlation `k1..km`, with
+/// values (its columns), then the inner side of each correlation `k1..km`, with
 /// the correlation (operator, outer expression at the enclosing level, outer
 /// is left, inner expression). None unless it is correlated by equalities
 /// in its WHERE only.
@@ -604,11 +604,12 @@ pub(super) unsafe fn grouped_by_correlation(sub: *mut pg_sys::Query) -> Option<(
         return None;
     }
     (*(*k).jointree).quals = correlation.own_quals();
-    // Output: the value, then the correlated columns, grouped by them.
+    // Output: the values, then the correlated columns, grouped by them.
+    let values = pg_sys::list_length((*k).targetList) as usize;
     let mut group: *mut pg_sys::List = std::ptr::null_mut();
     for (i, (_, _, _, inner)) in correlation.refs.iter().enumerate() {
         let name = std::ffi::CString::new(format!("k{}", i + 1)).expect("no NUL");
-        let te = pg_sys::makeTargetEntry((*inner).cast(), (i + 2) as i16, pg_sys::pstrdup(name.as_ptr()), false);
+        let te = pg_sys::makeTargetEntry((*inner).cast(), (values + i + 1) as i16, pg_sys::pstrdup(name.as_ptr()), false);
         (*te).ressortgroupref = (i + 1) as pg_sys::Index;
         (*k).targetList = pg_sys::lappend((*k).targetList, te.cast());
         group = pg_sys::lappend(group, sort_group_clause(*inner, (i + 1) as pg_sys::Index).cast());

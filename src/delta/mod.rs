@@ -195,7 +195,7 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
             yes("a branch: an internal view of its rows (with the set operation's column names and types), one term of the input")
         }
         Node::Subquery { standalone: false, .. } => {
-            no("LATERAL sub-queries in FROM (which refer to other FROM items) are not maintained yet")
+            no("LATERAL sub-queries are maintained when they are a plain select-project-join, or aggregate without GROUP BY and refer to the items before them by equalities in their WHERE; not this one")
         }
         Node::Subquery { .. } => yes(SUBQUERY_RULE),
         Node::RecursiveCte { .. } => yes(RECURSIVE_RULE),

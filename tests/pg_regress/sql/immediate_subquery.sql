@@ -109,6 +109,21 @@ SELECT count(*) AS views_left FROM tide.catalog c WHERE c.view::text NOT LIKE 't
 SELECT count(*) AS orphans FROM tide.catalog c WHERE c.parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tide.catalog p WHERE p.id = c.parent);
 SELECT count(*) AS subquery_tables_left FROM pg_class
  WHERE relnamespace = 'tide_state'::regnamespace AND relkind = 'r' AND relname LIKE 'subquery%' AND oid NOT IN (SELECT view FROM tide.catalog);
--- LATERAL sub-queries are refused, naming them
+-- a LATERAL sub-query that is a plain select-project-join is pulled up (its
+-- references to the items before it become a join condition); one that
+-- aggregates without GROUP BY, correlated by equalities, is grouped by the
+-- correlated columns and LEFT JOINed (a row without a group reads the
+-- aggregates over no rows); others are refused, naming them
 CREATE TABLE lat (id int, x int);
+INSERT INTO lat VALUES (1, 10), (2, 20), (3, NULL), (4, 20);
+SELECT tide.create_view('lat_join', 'SELECT l.id, s.id AS other, s.x FROM lat l, LATERAL (SELECT l2.id, l2.x FROM lat l2 WHERE l2.x = l.x AND l2.id <> l.id) s');
+SELECT tide.create_view('lat_cross', 'SELECT l.id, s.y FROM lat l CROSS JOIN LATERAL (SELECT l2.x * 2 AS y FROM lat l2 WHERE l2.id < l.id) s');
+SELECT tide.create_view('lat_agg', 'SELECT l.id, s.n, s.total, s.n * 10 AS n10 FROM lat l, LATERAL (SELECT count(*) AS n, sum(l2.id) AS total FROM lat l2 WHERE l2.x = l.x) s WHERE s.n < 3');
+INSERT INTO lat VALUES (5, 10), (6, NULL);
+UPDATE lat SET x = 10 WHERE id = 2;
+DELETE FROM lat WHERE id = 1;
+SELECT * FROM lat_join ORDER BY id, other;
+SELECT * FROM lat_agg ORDER BY id;
+SELECT tide.verify('lat_join'), tide.verify('lat_cross'), tide.verify('lat_agg');
+SELECT tide.drop_view('lat_join'), tide.drop_view('lat_cross'), tide.drop_view('lat_agg');
 SELECT tide.create_view('lat_v', 'SELECT l.id, s.m FROM lat l, LATERAL (SELECT max(x) AS m FROM lat l2 WHERE l2.id < l.id) s');
