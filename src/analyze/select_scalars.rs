@@ -131,7 +131,8 @@ unsafe fn written_with_joins(q: *mut pg_sys::Query) -> Option<String> {
     let mut sql = format!("SELECT {} FROM {from}", select.join(", "));
     for j in &ctx.joins {
         let texts = &ctx.texts;
-        sql.push_str(&format!(" LEFT JOIN ({}) {} ON {}", j.query, j.alias, substitute_params(&j.on, &|n| texts[n - 1].clone())));
+        let query = super::deparse_without_search_path(j.query);
+        sql.push_str(&format!(" LEFT JOIN ({query}) {} ON {}", j.alias, substitute_params(&j.on, &|n| texts[n - 1].clone())));
     }
     if !conditions.is_empty() {
         let parts: Vec<String> = conditions.iter().map(|c| format!("({})", text(*c))).collect();
@@ -203,9 +204,14 @@ struct Lift {
 
 /// One LEFT JOIN: the grouped sub-query, its alias, the condition (over placeholders).
 struct Join {
-    query: String,
+    /// K: its value columns `v1..vn`, then its keys `k1..km`.
+    query: *mut pg_sys::Query,
+    /// K without its values, and the expressions its keys equal: sub-queries
+    /// with the same one share K (each adds its values).
+    signature: String,
     alias: String,
     on: String,
+    values: usize,
 }
 
 impl Lift {
@@ -246,30 +252,58 @@ impl Lift {
         }
         let empties: Vec<*mut pg_sys::Node> = values.iter().map(|&v| value_over_no_rows(v)).collect::<Option<_>>()?;
         let (k, pairs) = grouped_by_correlation(sub)?;
-        let alias = format!("__tide_scalar_{}", self.joins.len() + 1);
-        let mut on = Vec::new();
-        for (j, (op, outer, outer_left, inner)) in pairs.iter().enumerate() {
-            let key = self.placeholder(format!("{alias}.k{}", j + 1), *inner);
-            let eq = pg_sys::copyObjectImpl((*op).cast()) as *mut pg_sys::OpExpr;
-            let args = if *outer_left { [*outer, key] } else { [key, *outer] };
-            (*eq).args = pg_sys::lappend(pg_sys::lappend(std::ptr::null_mut(), args[0].cast()), args[1].cast());
-            on.push(deparse(self.q, self.namespaces, eq.cast(), false));
+        let keys_only = pg_sys::copyObjectImpl(k.cast()) as *mut pg_sys::Query;
+        let mut key_targets: *mut pg_sys::List = std::ptr::null_mut();
+        for t in pg::list::<pg_sys::TargetEntry>((*k).targetList).into_iter().skip(values.len()) {
+            key_targets = pg_sys::lappend(key_targets, t.cast());
         }
-        // The correlation is strict equalities: k1 is NULL only where no group matched.
-        let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*k).targetList);
+        (*keys_only).targetList = key_targets;
+        let outer: Vec<String> = pairs
+            .iter()
+            .map(|(op, outer, left, _)| format!("{} {} {left}", deparse(self.q, self.namespaces, *outer, false), (**op).opno.to_u32()))
+            .collect();
+        let signature = format!("{} | {}", super::deparse_without_search_path(keys_only), outer.join(", "));
+        let value_targets: Vec<*mut pg_sys::TargetEntry> =
+            pg::list::<pg_sys::TargetEntry>((*k).targetList).into_iter().take(values.len()).collect();
+        let at = match self.joins.iter().position(|j| j.signature == signature) {
+            Some(at) => {
+                // Its values join those of K, after them.
+                let j = &mut self.joins[at];
+                for &t in &value_targets {
+                    (*t).resno = (pg_sys::list_length((*j.query).targetList) + 1) as i16;
+                    (*j.query).targetList = pg_sys::lappend((*j.query).targetList, t.cast());
+                }
+                at
+            }
+            None => {
+                let alias = format!("__tide_scalar_{}", self.joins.len() + 1);
+                let mut on = Vec::new();
+                for (j, (op, outer, outer_left, inner)) in pairs.iter().enumerate() {
+                    let key = self.placeholder(format!("{alias}.k{}", j + 1), *inner);
+                    let eq = pg_sys::copyObjectImpl((*op).cast()) as *mut pg_sys::OpExpr;
+                    let args = if *outer_left { [*outer, key] } else { [key, *outer] };
+                    (*eq).args = pg_sys::lappend(pg_sys::lappend(std::ptr::null_mut(), args[0].cast()), args[1].cast());
+                    on.push(deparse(self.q, self.namespaces, eq.cast(), false));
+                }
+                self.joins.push(Join { query: k, signature, alias, on: on.join(" AND "), values: 0 });
+                self.joins.len() - 1
+            }
+        };
+        // Name the values v<i> in K; the correlation is strict equalities:
+        // k1 is NULL only where no group matched.
+        let j = &mut self.joins[at];
         let mut texts = Vec::new();
-        for (i, (&value, &empty)) in values.iter().zip(&empties).enumerate() {
-            let name = std::ffi::CString::new(format!("v{}", i + 1)).expect("no NUL");
-            let target = targets[i];
+        for ((&value, &empty), &target) in values.iter().zip(&empties).zip(&value_targets) {
+            j.values += 1;
+            let name = std::ffi::CString::new(format!("v{}", j.values)).expect("no NUL");
             (*target).resname = pg_sys::pstrdup(name.as_ptr());
-            let column = format!("{alias}.v{}", i + 1);
+            let column = format!("{}.v{}", j.alias, j.values);
             texts.push(if null_when_empty(value) {
                 column
             } else {
-                format!("CASE WHEN {alias}.k1 IS NULL THEN {} ELSE {column} END", deparse(self.q, self.namespaces, empty, false))
+                format!("CASE WHEN {}.k1 IS NULL THEN {} ELSE {column} END", j.alias, deparse(self.q, self.namespaces, empty, false))
             });
         }
-        self.joins.push(Join { query: super::deparse_without_search_path(k), alias, on: on.join(" AND ") });
         Some(texts)
     }
 }

@@ -96,7 +96,8 @@ VIEWS = {
     "v_corr_agg": "SELECT r.g, sum(r.v) AS s, count(*) AS c FROM r "
                   "WHERE r.v < (SELECT 2 * avg(q.w) FROM q WHERE q.k = r.k) GROUP BY r.g",
     "v_select_scalar": "SELECT r.id, (SELECT count(*) FROM q WHERE q.k = r.k) AS nq, "
-                       "(SELECT max(q.w) FROM q WHERE q.k = r.k AND q.t <> 'a') + r.v AS mw FROM r WHERE r.g IS NOT NULL",
+                       "(SELECT max(q.w) FROM q WHERE q.k = r.k AND q.t <> 'a') + r.v AS mw, "
+                       "coalesce((SELECT sum(q.w) FROM q WHERE q.k = r.k), -1) AS sw FROM r WHERE r.g IS NOT NULL",
     "v_lateral_agg": "SELECT r.id, x.n, x.mw FROM r, LATERAL (SELECT count(*) AS n, max(q.w) AS mw FROM q WHERE q.k = r.k) x",
     "v_lateral_join": "SELECT r.id, x.t FROM r, LATERAL (SELECT q.t FROM q WHERE q.k = r.g AND q.w > r.v) x",
     "v_where_count": "SELECT q.id, q.t FROM q WHERE (SELECT count(*) FROM r WHERE r.k = q.k AND r.g = q.w) < 2",
