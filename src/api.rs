@@ -730,12 +730,25 @@ fn build_progress(id: i64) -> TableIterator<'static, (name!(rows_done, i64), nam
 }
 
 /// Seconds since the oldest change a deferred view (catalog id `id`) has
-/// not applied was logged; 0 when it has applied every change.
+/// not applied was logged; 0 when it has applied every change. With WAL
+/// capture, whose changes are timed only once decoded, an upper bound: the
+/// time since its last refresh began when a transaction its applied
+/// snapshot does not see has taken an id since (it may have changed the
+/// view's tables), else 0; NULL while it is building.
 #[pg_extern(stable, parallel_safe)]
 fn lag_seconds(id: i64) -> Option<f64> {
     let entry = catalog::by_id(id)?;
     if catalog::capture(id) == "wal" {
-        return None;
+        return pg::select_one::<f64>(
+            "SELECT CASE WHEN pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text::numeric \
+                             > greatest(pg_catalog.pg_snapshot_xmax(c.applied_snapshot)::text::numeric, \
+                                        coalesce(c.applied_xid::text::numeric + 1, 0)) \
+                          OR EXISTS (SELECT 1 FROM pg_catalog.pg_snapshot_xip(c.applied_snapshot) x \
+                                      WHERE pg_catalog.pg_xact_status(x) = 'committed') \
+                        THEN extract(epoch FROM pg_catalog.clock_timestamp() - c.last_refresh_at)::float8 ELSE 0 END \
+               FROM tide.catalog c WHERE c.id = $1 AND c.applied_snapshot IS NOT NULL AND c.last_refresh_at IS NOT NULL",
+            &[id.into()],
+        );
     }
     let tables = crate::refresh::logged_tables(&crate::refresh::family(&entry));
     let mut lag: f64 = 0.0;

@@ -12,7 +12,7 @@ SET client_min_messages = warning;
 SELECT tide.create_view('w_named', 'SELECT i.id, c.name, length(i.doc) AS doc_len FROM w_items i JOIN w_cats c ON c.cat = i.cat',
                         mode => 'deferred', refresh_interval => '20 milliseconds') IS NULL AS deferred;
 SELECT tide.wait('w_by_cat', '5 minutes') AND tide.wait('w_named', '5 minutes') AS built;
-SELECT name, status, capture, pending_changes, wal_lag_bytes IS NOT NULL AS slot_lag_known FROM tide.views WHERE name::text LIKE 'w\_%' ORDER BY name::text;
+SELECT name, status, capture, pending_changes, wal_lag_bytes IS NOT NULL AS slot_lag_known, lag_seconds >= 0 AS lag_known FROM tide.views WHERE name::text LIKE 'w\_%' ORDER BY name::text;
 -- no trigger on the base tables; whole old rows in the WAL
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid IN ('w_items'::regclass, 'w_cats'::regclass) AND NOT tgisinternal;
 SELECT relname, relreplident FROM pg_class WHERE oid IN ('w_items'::regclass, 'w_cats'::regclass) ORDER BY 1;
