@@ -57,6 +57,15 @@ SELECT * FROM top5 ORDER BY amount DESC, id;
 SELECT tide.verify('top5'), tide.verify('top_regions'), tide.verify('page2'), tide.verify('cheapest_ids');
 -- the index the rows are read through
 SELECT count(*) AS order_key_indexes FROM pg_indexes WHERE schemaname = 'tide_state' AND indexdef LIKE '%(amount DESC, id)%';
+-- top-K in a sub-query in FROM: an internal view of its own, joined
+CREATE TABLE region_heads (region text, head text);
+INSERT INTO region_heads SELECT DISTINCT region, 'head of ' || region FROM sales;
+SELECT tide.create_view('top_heads', 'SELECT t.id, t.amount, h.head FROM (SELECT id, region, amount FROM sales ORDER BY amount DESC, id LIMIT 3) t JOIN region_heads h ON h.region = t.region');
+UPDATE sales SET amount = amount + 1000 WHERE id IN (SELECT id FROM sales ORDER BY amount LIMIT 2);
+DELETE FROM sales WHERE id = (SELECT id FROM sales ORDER BY amount DESC, id LIMIT 1);
+UPDATE region_heads SET head = upper(head);
+SELECT * FROM top_heads ORDER BY amount DESC, id;
+SELECT tide.verify('top_heads');
 SET client_min_messages = warning;
 DROP SCHEMA immediate_topk CASCADE;
 RESET client_min_messages;
