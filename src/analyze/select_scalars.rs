@@ -39,6 +39,12 @@ use std::ffi::c_void;
 /// # Safety
 /// `q` must be an analyzed (and rewritten) SELECT Query.
 pub(super) unsafe fn as_left_joins(q: *mut pg_sys::Query) -> *mut pg_sys::Query {
+    if grouped_with_scalars(q) {
+        let nest = pg::push_search_path(c"");
+        let sql = written_over_groups(q);
+        pg_sys::AtEOXact_GUC(true, nest);
+        return sql.map(|sql| super::parse_query(&sql)).unwrap_or(q);
+    }
     // A query whose select list is computed once per row of its FROM and
     // WHERE (no aggregates, DISTINCT, LIMIT, windows or set operations over
     // the select list), and whose sub-queries need no CTE of it.
@@ -72,7 +78,7 @@ pub(super) unsafe fn as_left_joins(q: *mut pg_sys::Query) -> *mut pg_sys::Query 
 
 unsafe fn written_with_joins(q: *mut pg_sys::Query) -> Option<String> {
     let (_, namespaces) = deparse_context(q, std::ptr::null_mut());
-    let mut ctx = Lift { q, namespaces, texts: Vec::new(), joins: Vec::new(), columns: Vec::new(), failed: false };
+    let mut ctx = Lift { q, namespaces, texts: Vec::new(), joins: Vec::new(), columns: Vec::new(), groups: None, failed: false };
     // LATERAL sub-queries that aggregate: one LEFT JOIN each, their columns
     // read from it (and the item left out of FROM).
     let laterals = lateral_aggregates(q);
@@ -102,12 +108,7 @@ unsafe fn written_with_joins(q: *mut pg_sys::Query) -> Option<String> {
     if ctx.failed || ctx.joins.is_empty() {
         return None;
     }
-    let text = |e: *mut pg_sys::Node| {
-        let texts = &ctx.texts;
-        substitute_params(&deparse(q, namespaces, e, false), &|n| texts[n - 1].clone())
-    };
-    let select: Vec<String> =
-        lifted.iter().zip(&targets).map(|(e, t)| format!("{} AS {}", text(*e), pg::quote_ident(&pg::cstr((**t).resname)))).collect();
+    let select = ctx.select_list(&lifted, &targets);
     // FROM items joined explicitly, so that the LEFT JOINs see them all.
     let items: Vec<*mut pg_sys::Node> = pg::list::<pg_sys::Node>((*(*q).jointree).fromlist)
         .into_iter()
@@ -128,16 +129,80 @@ unsafe fn written_with_joins(q: *mut pg_sys::Query) -> Option<String> {
         })
         .collect();
     let from = if each.len() == 1 { each[0].clone() } else { format!("({})", each.join(" CROSS JOIN ")) };
-    let mut sql = format!("SELECT {} FROM {from}", select.join(", "));
-    for j in &ctx.joins {
-        let texts = &ctx.texts;
-        let query = super::deparse_without_search_path(j.query);
-        sql.push_str(&format!(" LEFT JOIN ({query}) {} ON {}", j.alias, substitute_params(&j.on, &|n| texts[n - 1].clone())));
-    }
+    let mut sql = format!("SELECT {select} FROM {from}");
+    sql.push_str(&ctx.left_joins());
     if !conditions.is_empty() {
-        let parts: Vec<String> = conditions.iter().map(|c| format!("({})", text(*c))).collect();
+        let parts: Vec<String> = conditions.iter().map(|c| format!("({})", ctx.written(*c))).collect();
         sql.push_str(&format!(" WHERE {}", parts.join(" AND ")));
     }
+    Some(sql)
+}
+
+/// The alias of the groups' query under the joins.
+const GROUPS: &str = "__tide_groups";
+
+/// A grouped query (GROUP BY or aggregates) with sub-queries in its select
+/// list only: they are computed over its groups, as in
+/// `SELECT <its columns> FROM (<the query, its columns what they read>) G
+/// LEFT JOIN K ... ` (uncorrelated ones are then joined by `sublinks`).
+unsafe fn grouped_with_scalars(q: *mut pg_sys::Query) -> bool {
+    let in_targets = pg::list::<pg_sys::TargetEntry>((*q).targetList).into_iter().any(|t| {
+        let mut links = Vec::new();
+        super::to_ir::collect((*t).expr.cast(), pg_sys::NodeTag::T_SubLink, &mut links);
+        !(*t).resjunk && !links.is_empty()
+    });
+    in_targets
+        && ((*q).hasAggs || !(*q).groupClause.is_null())
+        && (*q).groupingSets.is_null()
+        && (*q).setOperations.is_null()
+        && (*q).distinctClause.is_null()
+        && (*q).limitCount.is_null()
+        && (*q).limitOffset.is_null()
+        && !(*q).hasWindowFuncs
+        && !(*q).hasTargetSRFs
+        && (*q).cteList.is_null()
+        && !(*q).jointree.is_null()
+        && {
+            let mut links = Vec::new();
+            super::to_ir::collect((*q).havingQual, pg_sys::NodeTag::T_SubLink, &mut links);
+            links.is_empty()
+        }
+}
+
+unsafe fn written_over_groups(q: *mut pg_sys::Query) -> Option<String> {
+    let (_, namespaces) = deparse_context(q, std::ptr::null_mut());
+    let all: Vec<*mut pg_sys::TargetEntry> = pg::list((*q).targetList);
+    let keys: Vec<*mut pg_sys::Node> = pg::list::<pg_sys::SortGroupClause>((*q).groupClause)
+        .into_iter()
+        .filter_map(|g| all.iter().find(|t| (***t).ressortgroupref == (*g).tleSortGroupRef).map(|t| (**t).expr.cast()))
+        .collect();
+    let groups = Groups { columns: Vec::new(), keys };
+    let mut ctx = Lift { q, namespaces, texts: Vec::new(), joins: Vec::new(), columns: Vec::new(), groups: Some(groups), failed: false };
+    let targets: Vec<*mut pg_sys::TargetEntry> = all.iter().copied().filter(|t| !(**t).resjunk).collect();
+    let lifted: Vec<*mut pg_sys::Node> = targets.iter().map(|t| lift((**t).expr.cast(), (&mut ctx as *mut Lift).cast())).collect();
+    if ctx.failed {
+        return None;
+    }
+    let select = ctx.select_list(&lifted, &targets);
+    // G: the query with the columns read above it, its GROUP BY keys kept
+    // (hidden) for its GROUP BY clause.
+    let g = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;
+    let mut list: *mut pg_sys::List = std::ptr::null_mut();
+    let columns = &ctx.groups.as_ref().expect("over the groups").columns;
+    for (i, e) in columns.iter().enumerate() {
+        let name = std::ffi::CString::new(format!("c{}", i + 1)).expect("no NUL");
+        list = pg_sys::lappend(list, pg_sys::makeTargetEntry((*e).cast(), (i + 1) as i16, pg_sys::pstrdup(name.as_ptr()), false).cast());
+    }
+    for t in all.iter().filter(|t| (***t).ressortgroupref != 0) {
+        let key = pg_sys::copyObjectImpl((*t).cast()) as *mut pg_sys::TargetEntry;
+        (*key).resjunk = true;
+        (*key).resno = (pg_sys::list_length(list) + 1) as i16;
+        list = pg_sys::lappend(list, key.cast());
+    }
+    (*g).targetList = list;
+    (*g).sortClause = std::ptr::null_mut();
+    let mut sql = format!("SELECT {select} FROM ({}) {GROUPS}", super::deparse_without_search_path(g));
+    sql.push_str(&ctx.left_joins());
     Some(sql)
 }
 
@@ -198,6 +263,9 @@ struct Lift {
     /// The columns of LATERAL aggregating sub-queries: (range table index,
     /// column number, the placeholder's text).
     columns: Vec<(i32, i16, String)>,
+    /// Over the groups of a grouped query: the expressions the groups'
+    /// query G shows as its columns `c1..cn` (see `written_over_groups`).
+    groups: Option<Groups>,
     /// A sub-query refers to the query in another way: the query stays.
     failed: bool,
 }
@@ -214,7 +282,64 @@ struct Join {
     values: usize,
 }
 
+/// The groups' query's columns (see `written_over_groups`).
+struct Groups {
+    columns: Vec<*mut pg_sys::Node>,
+    /// The GROUP BY expressions.
+    keys: Vec<*mut pg_sys::Node>,
+}
+
 impl Lift {
+    /// Expression `e` of the query as SQL, its placeholders written out.
+    unsafe fn written(&self, e: *mut pg_sys::Node) -> String {
+        substitute_params(&deparse(self.q, self.namespaces, e, false), &|n| self.texts[n - 1].clone())
+    }
+
+    /// The select list: the query's columns over the joins, by their names.
+    unsafe fn select_list(&self, lifted: &[*mut pg_sys::Node], targets: &[*mut pg_sys::TargetEntry]) -> String {
+        let columns: Vec<String> = lifted
+            .iter()
+            .zip(targets)
+            .map(|(e, t)| format!("{} AS {}", self.written(*e), pg::quote_ident(&pg::cstr((**t).resname))))
+            .collect();
+        columns.join(", ")
+    }
+
+    /// ` LEFT JOIN (K) alias ON ...` for each grouped sub-query.
+    unsafe fn left_joins(&self) -> String {
+        self.joins
+            .iter()
+            .map(|j| {
+                let query = super::deparse_without_search_path(j.query);
+                format!(" LEFT JOIN ({query}) {} ON {}", j.alias, substitute_params(&j.on, &|n| self.texts[n - 1].clone()))
+            })
+            .collect()
+    }
+
+    /// A placeholder for the column of G showing `expr` (added if new);
+    /// with `key_only`, None unless `expr` is a GROUP BY expression or made
+    /// of them (a correlation must be by group keys).
+    unsafe fn group_column(&mut self, expr: *mut pg_sys::Node, key_only: bool) -> Option<*mut pg_sys::Node> {
+        let g = self.groups.as_mut()?;
+        if key_only && !g.keys.iter().any(|&k| pg_sys::equal(k.cast(), expr.cast())) {
+            let mut vars = Vec::new();
+            super::to_ir::collect(expr, pg_sys::NodeTag::T_Var, &mut vars);
+            let keyed =
+                !pg_sys::contain_agg_clause(expr) && vars.iter().all(|&v| g.keys.iter().any(|&k| pg_sys::equal(k.cast(), v.cast())));
+            if !keyed {
+                return None;
+            }
+        }
+        let i = match g.columns.iter().position(|&c| pg_sys::equal(c.cast(), expr.cast())) {
+            Some(i) => i,
+            None => {
+                g.columns.push(expr);
+                g.columns.len() - 1
+            }
+        };
+        Some(self.placeholder(format!("{GROUPS}.c{}", i + 1), expr))
+    }
+
     /// A placeholder for `text`, typed as `like`.
     unsafe fn placeholder(&mut self, text: String, like: *mut pg_sys::Node) -> *mut pg_sys::Node {
         self.texts.push(text);
@@ -279,9 +404,14 @@ impl Lift {
                 let alias = format!("__tide_scalar_{}", self.joins.len() + 1);
                 let mut on = Vec::new();
                 for (j, (op, outer, outer_left, inner)) in pairs.iter().enumerate() {
+                    let outer = match self.groups.is_some() {
+                        // Over the groups: a column of G, which must be a group key there.
+                        true => self.group_column(*outer, true)?,
+                        false => *outer,
+                    };
                     let key = self.placeholder(format!("{alias}.k{}", j + 1), *inner);
                     let eq = pg_sys::copyObjectImpl((*op).cast()) as *mut pg_sys::OpExpr;
-                    let args = if *outer_left { [*outer, key] } else { [key, *outer] };
+                    let args = if *outer_left { [outer, key] } else { [key, outer] };
                     (*eq).args = pg_sys::lappend(pg_sys::lappend(std::ptr::null_mut(), args[0].cast()), args[1].cast());
                     on.push(deparse(self.q, self.namespaces, eq.cast(), false));
                 }
@@ -329,6 +459,13 @@ unsafe extern "C-unwind" fn lift(node: *mut pg_sys::Node, ctx: *mut c_void) -> *
         }
         c.failed = true;
         return node;
+    }
+    if c.groups.is_some() {
+        let own_var = pg::is_a(node, pg_sys::NodeTag::T_Var) && (*(node as *mut pg_sys::Var)).varlevelsup == 0;
+        let own_agg = pg::is_a(node, pg_sys::NodeTag::T_Aggref) && (*(node as *mut pg_sys::Aggref)).agglevelsup == 0;
+        if own_var || own_agg || pg::is_a(node, pg_sys::NodeTag::T_GroupingFunc) {
+            return c.group_column(node, false).expect("over the groups");
+        }
     }
     if pg::is_a(node, pg_sys::NodeTag::T_Var) {
         let v = node as *mut pg_sys::Var;

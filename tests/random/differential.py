@@ -100,6 +100,9 @@ VIEWS = {
                        "coalesce((SELECT sum(q.w) FROM q WHERE q.k = r.k), -1) AS sw FROM r WHERE r.g IS NOT NULL",
     "v_lateral_agg": "SELECT r.id, x.n, x.mw FROM r, LATERAL (SELECT count(*) AS n, max(q.w) AS mw FROM q WHERE q.k = r.k) x",
     "v_lateral_join": "SELECT r.id, x.t FROM r, LATERAL (SELECT q.t FROM q WHERE q.k = r.g AND q.w > r.v) x",
+    "v_group_scalar": "SELECT r.g, count(*) AS c, (SELECT max(q.w) FROM q WHERE q.k = r.g) AS mw, "
+                      "sum(r.v) + (SELECT count(*) FROM q WHERE q.k = r.g) AS s FROM r GROUP BY r.g",
+    "v_group_uncorr": "SELECT r.s, count(*) AS c, (SELECT count(*) FROM q) AS nq FROM r GROUP BY r.s HAVING count(*) > 1",
     "v_where_count": "SELECT q.id, q.t FROM q WHERE (SELECT count(*) FROM r WHERE r.k = q.k AND r.g = q.w) < 2",
     "v_scalar_select": "SELECT q.id, q.w - (SELECT min(v) FROM r) AS d FROM q",
     "v_having_scalar": "SELECT g, sum(v) AS s FROM r GROUP BY g HAVING sum(v) > (SELECT avg(v) FROM r) AND count(*) > 1",

@@ -113,6 +113,22 @@ SELECT * FROM part_supply ORDER BY id, kind;
 SELECT tide.verify('part_supply'), tide.verify('pair_counts'), tide.verify('few_offers');
 SELECT operator, detail FROM tide.explain($$SELECT p.id, (SELECT count(*) FROM supply s WHERE s.part_id = p.id) AS offers FROM part p$$) ORDER BY id;
 SELECT tide.drop_view('part_supply'), tide.drop_view('pair_counts'), tide.drop_view('few_offers');
+-- in the select list of a grouped query: computed over its groups (the
+-- grouped query below, the sub-queries joined to its rows), correlated by
+-- group keys
+SELECT tide.create_view('supplier_stats', $$SELECT s.supplier, count(*) AS offers,
+    (SELECT count(*) FROM part p WHERE p.id = s.supplier) AS named_parts,
+    sum(s.qty) - (SELECT coalesce(max(p.price), 0) FROM part p WHERE p.id = s.supplier) AS net,
+    (SELECT count(*) FROM part) AS all_parts
+  FROM supply s GROUP BY s.supplier HAVING count(*) > 0$$);
+SELECT * FROM supplier_stats ORDER BY supplier;
+INSERT INTO part VALUES (100, 'hundred', 7), (200, 'two hundred', 1);
+INSERT INTO supply VALUES (9, 200, 1, 1);
+DELETE FROM supply WHERE supplier = 101;
+UPDATE part SET price = 9 WHERE id = 100;
+SELECT * FROM supplier_stats ORDER BY supplier;
+SELECT tide.verify('supplier_stats');
+SELECT tide.drop_view('supplier_stats');
 -- a plain sub-query under an outer join is an internal view of its own
 SELECT tide.create_view('cheap_join', $$SELECT p.kind, c.supplier FROM part p
     LEFT JOIN (SELECT part_id, supplier FROM supply WHERE cost < 5) c ON c.part_id = p.id$$);
