@@ -3,8 +3,11 @@
 //! the set read as NULL and GROUPING(...) is a constant. Each of those is
 //! then a branch of a set operation (see `setop`), an internal view
 //! maintained as any GROUP BY query.
+//!
+//! DISTINCT over GROUP BY: the grouped query is a sub-query (an internal
+//! view), the DISTINCT over its rows (see `distinct_over_groups`).
 
-use super::sublinks::{add_subquery, new_select, range_table_ref};
+use super::sublinks::{add_subquery, new_select, range_table_ref, wrap_distinct};
 use crate::pg;
 use pgrx::pg_sys;
 use std::ffi::{c_int, c_void};
@@ -12,6 +15,23 @@ use std::ffi::{c_int, c_void};
 unsafe extern "C-unwind" {
     // parser/parse_agg.h, which pgrx does not bind.
     fn expand_grouping_sets(grouping_sets: *mut pg_sys::List, group_distinct: bool, limit: c_int) -> *mut pg_sys::List;
+}
+
+/// `SELECT DISTINCT * FROM (<q without DISTINCT>) s` for a query with
+/// DISTINCT (not DISTINCT ON) over GROUP BY or aggregates, or `q` itself.
+///
+/// # Safety
+/// `q` must be an analyzed SELECT Query.
+pub(super) unsafe fn distinct_over_groups(q: *mut pg_sys::Query) -> *mut pg_sys::Query {
+    let grouped = (*q).hasAggs || !(*q).groupClause.is_null() || !(*q).groupingSets.is_null();
+    if !grouped || (*q).distinctClause.is_null() || (*q).hasDistinctOn || !(*q).limitCount.is_null() || !(*q).limitOffset.is_null() {
+        return q;
+    }
+    let g = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;
+    (*g).distinctClause = std::ptr::null_mut();
+    // (ORDER BY without LIMIT does not change the rows.)
+    (*g).sortClause = std::ptr::null_mut();
+    wrap_distinct(g)
 }
 
 /// `q` as the UNION ALL of its grouping sets, or `q` itself without any.

@@ -88,6 +88,7 @@ pub(crate) struct Maintained {
 pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
     let q = select_scalars::as_left_joins(q);
     let q = topk::limit_over_subquery(q);
+    let q = grouping::distinct_over_groups(q);
     let q = grouping::as_union(q);
     let q = having::scalars_over_groups(q);
     let q = windows::groups_under_windows(q);

@@ -466,7 +466,7 @@ pub(super) unsafe fn new_select() -> *mut pg_sys::Query {
 }
 
 /// `SELECT DISTINCT * FROM (sub) s`, as a Query.
-unsafe fn wrap_distinct(sub: *mut pg_sys::Query) -> *mut pg_sys::Query {
+pub(super) unsafe fn wrap_distinct(sub: *mut pg_sys::Query) -> *mut pg_sys::Query {
     let w = new_select();
     let rt = add_subquery(w, sub, "s");
     (*w).jointree = pg_sys::makeFromExpr(pg_sys::lappend(std::ptr::null_mut(), range_table_ref(rt).cast()), std::ptr::null_mut());

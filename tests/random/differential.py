@@ -103,6 +103,7 @@ VIEWS = {
     "v_group_scalar": "SELECT r.g, count(*) AS c, (SELECT max(q.w) FROM q WHERE q.k = r.g) AS mw, "
                       "sum(r.v) + (SELECT count(*) FROM q WHERE q.k = r.g) AS s FROM r GROUP BY r.g",
     "v_group_uncorr": "SELECT r.s, count(*) AS c, (SELECT count(*) FROM q) AS nq FROM r GROUP BY r.s HAVING count(*) > 1",
+    "v_distinct_groups": "SELECT DISTINCT count(*) AS c, max(v) AS mx FROM r GROUP BY g, s",
     "v_where_count": "SELECT q.id, q.t FROM q WHERE (SELECT count(*) FROM r WHERE r.k = q.k AND r.g = q.w) < 2",
     "v_scalar_select": "SELECT q.id, q.w - (SELECT min(v) FROM r) AS d FROM q",
     "v_having_scalar": "SELECT g, sum(v) AS s FROM r GROUP BY g HAVING sum(v) > (SELECT avg(v) FROM r) AND count(*) > 1",

@@ -196,3 +196,15 @@ SELECT kind, items, by_id::text FROM event_json ORDER BY kind;
 SELECT tide.verify('event_json');
 SELECT tide.drop_view('event_json');
 DROP TABLE events;
+
+-- DISTINCT over GROUP BY: the groups are an internal view, the DISTINCT over its rows
+CREATE TABLE visits (id int PRIMARY KEY, page text, visitor int);
+INSERT INTO visits SELECT i, 'p' || (i % 5), i % 3 FROM generate_series(1, 30) i;
+SELECT tide.create_view('visit_counts', 'SELECT DISTINCT count(*) AS n, count(DISTINCT visitor) AS visitors FROM visits GROUP BY page');
+SELECT * FROM visit_counts ORDER BY n, visitors;
+INSERT INTO visits VALUES (31, 'p1', 7), (32, 'p9', 1);
+DELETE FROM visits WHERE page = 'p2' AND visitor = 0;
+SELECT * FROM visit_counts ORDER BY n, visitors;
+SELECT tide.verify('visit_counts');
+SELECT tide.drop_view('visit_counts');
+DROP TABLE visits;
