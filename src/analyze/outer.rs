@@ -175,17 +175,8 @@ pub(super) unsafe fn keys_query(q: *mut pg_sys::Query, keys_side: *mut pg_sys::N
     }
     (*k).targetList = targets;
     only_join_block(k);
-    // Joins above the keys side are no longer in the join tree: ruleutils
-    // expects every join of the range table there, so they become empty items.
-    let kept = joins_under((*k).jointree.cast());
-    for (i, rte) in pg::list::<pg_sys::RangeTblEntry>((*k).rtable).into_iter().enumerate() {
-        if (*rte).rtekind == pg_sys::RTEKind::RTE_JOIN && !kept.contains(&(i as i32 + 1)) {
-            (*rte).rtekind = pg_sys::RTEKind::RTE_RESULT;
-            (*rte).joinaliasvars = std::ptr::null_mut();
-            (*rte).joinleftcols = std::ptr::null_mut();
-            (*rte).joinrightcols = std::ptr::null_mut();
-        }
-    }
+    // (Joins above the keys side are no longer in the join tree.)
+    forget_absent_joins(k);
     format!("SELECT DISTINCT * FROM ({}) AS keys", super::deparse_without_search_path(k).trim())
 }
 
@@ -222,6 +213,20 @@ pub(super) unsafe fn grouped_keys_side(q: *mut pg_sys::Query, keys_side: *mut pg
         .into_iter()
         .all(|g| targets.iter().any(|t| (**t).ressortgroupref == (*g).tleSortGroupRef && !(**t).resjunk && columns.contains(&(**t).resno)));
     grouped.then_some((rt, columns))
+}
+
+/// Make the joins of `q`'s range table that its join tree no longer has
+/// empty items: ruleutils expects every join of the range table in the tree.
+pub(super) unsafe fn forget_absent_joins(q: *mut pg_sys::Query) {
+    let kept = joins_under((*q).jointree.cast());
+    for (i, rte) in pg::list::<pg_sys::RangeTblEntry>((*q).rtable).into_iter().enumerate() {
+        if (*rte).rtekind == pg_sys::RTEKind::RTE_JOIN && !kept.contains(&(i as i32 + 1)) {
+            (*rte).rtekind = pg_sys::RTEKind::RTE_RESULT;
+            (*rte).joinaliasvars = std::ptr::null_mut();
+            (*rte).joinleftcols = std::ptr::null_mut();
+            (*rte).joinrightcols = std::ptr::null_mut();
+        }
+    }
 }
 
 /// A side of an outer join whose keys the plan needs.

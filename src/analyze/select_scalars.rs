@@ -110,7 +110,7 @@ unsafe fn written_with_joins(q: *mut pg_sys::Query) -> Option<String> {
     }
     let select = ctx.select_list(&lifted, &targets);
     // FROM items joined explicitly, so that the LEFT JOINs see them all.
-    let items: Vec<*mut pg_sys::Node> = pg::list::<pg_sys::Node>((*(*q).jointree).fromlist)
+    let items: Vec<*mut pg_sys::Node> = from_items(q)
         .into_iter()
         .filter(|&item| {
             !(pg::is_a(item, pg_sys::NodeTag::T_RangeTblRef) && laterals.contains(&(*(item as *mut pg_sys::RangeTblRef)).rtindex))
@@ -125,7 +125,9 @@ unsafe fn written_with_joins(q: *mut pg_sys::Query) -> Option<String> {
         .iter()
         .map(|&item| {
             (*(*one).jointree).fromlist = pg_sys::lappend(std::ptr::null_mut(), item.cast());
-            from_clause(one)
+            let alone = pg_sys::copyObjectImpl(one.cast()) as *mut pg_sys::Query;
+            super::outer::forget_absent_joins(alone);
+            from_clause(alone)
         })
         .collect();
     let from = if each.len() == 1 { each[0].clone() } else { format!("({})", each.join(" CROSS JOIN ")) };
@@ -213,7 +215,7 @@ unsafe fn lateral_aggregates(q: *mut pg_sys::Query) -> Vec<i32> {
     if (*q).jointree.is_null() {
         return Vec::new();
     }
-    pg::list::<pg_sys::Node>((*(*q).jointree).fromlist)
+    from_items(q)
         .into_iter()
         .filter(|&item| pg::is_a(item, pg_sys::NodeTag::T_RangeTblRef))
         .map(|item| (*(item as *mut pg_sys::RangeTblRef)).rtindex)
@@ -225,6 +227,32 @@ unsafe fn lateral_aggregates(q: *mut pg_sys::Query) -> Vec<i32> {
                 && pg_sys::contain_vars_of_level((*rte).subquery.cast(), 1)
         })
         .collect()
+}
+
+/// The items of `q`'s FROM, cross joins (`a CROSS JOIN LATERAL (...) x`,
+/// an inner join ON true) taken apart into their arms, in order.
+unsafe fn from_items(q: *mut pg_sys::Query) -> Vec<*mut pg_sys::Node> {
+    unsafe fn split(item: *mut pg_sys::Node, out: &mut Vec<*mut pg_sys::Node>) {
+        if pg::is_a(item, pg_sys::NodeTag::T_JoinExpr) {
+            let j = item as *mut pg_sys::JoinExpr;
+            let quals = (*j).quals;
+            let no_condition = quals.is_null()
+                || (pg::is_a(quals, pg_sys::NodeTag::T_Const)
+                    && !(*(quals as *mut pg_sys::Const)).constisnull
+                    && (*(quals as *mut pg_sys::Const)).constvalue.value() != 0);
+            if (*j).jointype == pg_sys::JoinType::JOIN_INNER && no_condition && (*j).alias.is_null() && (*j).usingClause.is_null() {
+                split((*j).larg, out);
+                split((*j).rarg, out);
+                return;
+            }
+        }
+        out.push(item);
+    }
+    let mut out = Vec::new();
+    for item in pg::list::<pg_sys::Node>((*(*q).jointree).fromlist) {
+        split(item, &mut out);
+    }
+    out
 }
 
 /// Whether join tree item `item` has a LATERAL item (which may read the
