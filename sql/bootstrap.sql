@@ -160,6 +160,13 @@ END
 $$;
 REVOKE ALL ON FUNCTION tide.install_capture(regclass, regclass) FROM PUBLIC;
 
+-- The names of the capture triggers (tide.install_capture) and of the
+-- change-log triggers (tide.install_log_triggers) a table may have.
+CREATE FUNCTION tide.capture_trigger_names() RETURNS text[] LANGUAGE sql IMMUTABLE
+    AS $$ SELECT ARRAY['tide_capture_before', 'tide_capture_insert', 'tide_capture_update', 'tide_capture_delete', 'tide_capture_truncate'] $$;
+CREATE FUNCTION tide.log_trigger_names() RETURNS text[] LANGUAGE sql IMMUTABLE
+    AS $$ SELECT ARRAY['tide_log_insert', 'tide_log_update', 'tide_log_delete', 'tide_log_truncate'] $$;
+
 CREATE FUNCTION tide.drop_triggers(t regclass, names text[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -178,8 +185,7 @@ CREATE FUNCTION tide.drop_capture(t regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- (Dropped already when several views over the table went at once.)
-    PERFORM tide.drop_triggers(t, ARRAY['tide_capture_before', 'tide_capture_insert', 'tide_capture_update',
-                                        'tide_capture_delete', 'tide_capture_truncate']);
+    PERFORM tide.drop_triggers(t, tide.capture_trigger_names());
     PERFORM tide.sync_tree(t);
 END
 $$;
@@ -247,9 +253,7 @@ BEGIN
         DELETE FROM tide.tree_members t WHERE t.member = m;
         changed := true;
         IF EXISTS (SELECT 1 FROM pg_class WHERE oid = m) THEN
-            PERFORM tide.drop_triggers(m::regclass, ARRAY['tide_capture_before', 'tide_capture_insert', 'tide_capture_update',
-                                                           'tide_capture_delete', 'tide_capture_truncate', 'tide_log_insert',
-                                                           'tide_log_update', 'tide_log_delete', 'tide_log_truncate']);
+            PERFORM tide.drop_triggers(m::regclass, tide.capture_trigger_names() || tide.log_trigger_names());
         END IF;
     END LOOP;
     FOREACH m IN ARRAY below LOOP
@@ -271,13 +275,12 @@ BEGIN
         IF capture THEN
             PERFORM tide.install_capture(m::regclass, root);
         ELSE
-            PERFORM tide.drop_triggers(m::regclass, ARRAY['tide_capture_before', 'tide_capture_insert', 'tide_capture_update',
-                                                           'tide_capture_delete', 'tide_capture_truncate']);
+            PERFORM tide.drop_triggers(m::regclass, tide.capture_trigger_names());
         END IF;
         IF logged THEN
             PERFORM tide.install_log_triggers(m::regclass, root);
         ELSE
-            PERFORM tide.drop_triggers(m::regclass, ARRAY['tide_log_insert', 'tide_log_update', 'tide_log_delete', 'tide_log_truncate']);
+            PERFORM tide.drop_triggers(m::regclass, tide.log_trigger_names());
         END IF;
     END LOOP;
     RETURN changed;
@@ -289,7 +292,7 @@ REVOKE ALL ON FUNCTION tide.sync_tree(regclass) FROM PUBLIC;
 CREATE FUNCTION tide.drop_log(t regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM tide.drop_triggers(t, ARRAY['tide_log_insert', 'tide_log_update', 'tide_log_delete', 'tide_log_truncate']);
+    PERFORM tide.drop_triggers(t, tide.log_trigger_names());
     PERFORM tide.sync_tree(t);
     IF to_regclass(format('tide_state.%I', 'log_' || t::oid)) IS NOT NULL THEN
         EXECUTE format('DROP TABLE tide_state.%I', 'log_' || t::oid);
