@@ -8,24 +8,29 @@
 //! CTE, ON DELETE CASCADE, a user trigger): each AFTER trigger then sees the
 //! other tables' new rows, and maintaining per trigger would count ΔA⋈ΔB
 //! twice. A "round" is the span from the first BEFORE trigger to the AFTER
-//! trigger that brings the count back to zero. For a join view whose inputs
-//! more than one statement of the round changed, the transition tables are
-//! copied aside for that view (into tuplestores of the transaction) from the
-//! moment it is found so, and the view is maintained once, at the end of the
-//! round, from all of them together against the new states. (Rows applied
-//! before it was found so were applied against the other inputs' states of
-//! that moment, which the later rows had not changed yet.) Views reading one
-//! input once are linear in it and are always maintained per trigger.
+//! trigger that brings the count back to zero. The round keeps, per joining
+//! view and table, how many of the table's statements the view has taken in
+//! (maintained from, or collected). A view is maintained from a statement at
+//! its AFTER trigger when every other statement of the round on its inputs is
+//! taken in: its inputs are then at the states the view reflects, except the
+//! one changing. Otherwise the transition tables are copied aside for that
+//! view (into tuplestores of the transaction), and the view is maintained at
+//! the round's end from all of them together against the new states.
 //! TRUNCATE, which has no transition table, makes the views over the table
 //! rebuild at the end of the round.
 //!
 //! Views over pg_tide views (including the internal views of sub-queries)
 //! are maintained from the writes that maintaining the inner view makes.
 //! Those writes happen while the round is open, inside an AFTER trigger or
-//! at the round's end, so they join the round: a view reading both a table
-//! and a view over that table is maintained once from both changes. At the
-//! end of a round, views are maintained in the order of their ids, which is
-//! an order in which every view comes after the views it reads.
+//! at the round's end, so they join the round. A view reading a table and
+//! internal views over it is maintained before them: first from the table's
+//! change against the internal views' old states, then from each internal
+//! view's write, one at a time. Each step has one changed input, so its
+//! delta is one join term, where maintaining once from all the changes
+//! would expand the join into a term for every subset of changed inputs.
+//! So the views reading a table are maintained in descending id order (a
+//! view's id is above those of the views it reads), and at the round's end
+//! the views with collected rows too; rebuilds come last, in ascending order.
 
 pub mod log;
 pub mod pgoutput;
@@ -44,15 +49,34 @@ struct Round {
     pending: i64,
     /// Statements started in this round, per table.
     statements: HashMap<u32, u32>,
+    /// Of those, how many each joining view has taken in, per (view,
+    /// table): maintained from at their AFTER trigger, or collected.
+    taken: HashMap<(i64, u32), u32>,
     /// Views to maintain when the round ends, from the collected rows.
     collect: Vec<i64>,
     /// Views to rebuild when the round ends.
     rebuild: Vec<i64>,
     /// Rows collected per (view, table): (old rows, new rows).
     collected: HashMap<(i64, u32), Collected>,
+    /// Stores of collected rows already applied, to end with the round.
+    spent: Vec<*mut pg_sys::Tuplestorestate>,
     /// Bumped whenever rows are collected (a savepoint rolled back over a
     /// collection cannot take the rows back out: its views are rebuilt).
     generation: u64,
+}
+
+impl Round {
+    /// Whether view `view` can be maintained from the statement on `table`
+    /// whose AFTER trigger runs, alone: it has no rows collected, and every
+    /// other statement of the round on its tables is taken in.
+    fn takes_alone(&self, view: i64, table: u32, tables: &[u32]) -> bool {
+        !self.collect.contains(&view)
+            && tables.iter().all(|t| {
+                let started = self.statements.get(t).copied().unwrap_or(0);
+                let taken = self.taken.get(&(view, *t)).copied().unwrap_or(0);
+                started == taken + u32::from(*t == table)
+            })
+    }
 }
 
 /// Rows of one table collected in a round, in tuplestores of the transaction.
@@ -162,23 +186,29 @@ fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTu
     // when their columns are placed otherwise (None: they are not).
     // SAFETY: the trigger data PostgreSQL passed to this call.
     let converted = if views.is_empty() || event.is_none() { None } else { unsafe { in_row_type_of(relid, trigdata) } };
-    for view in views.iter() {
+    // Readers before the views they read (see the module comment).
+    for view in views.iter().rev() {
         let compiled = apply::compiled(view);
-        let statements_in_round = ROUND.with(|r| {
-            let r = r.borrow();
-            compiled.plan.base_tables().iter().map(|t| r.statements.get(t).copied().unwrap_or(0)).sum::<u32>()
+        let table = relid.to_u32();
+        let (rebuilding, alone) = ROUND.with(|r| {
+            let mut r = r.borrow_mut();
+            let rebuilding = r.rebuild.contains(&view.id);
+            let alone = !compiled.plan.joins() || r.takes_alone(view.id, table, &compiled.plan.base_tables());
+            *r.taken.entry((view.id, table)).or_default() += 1;
+            (rebuilding, alone)
         });
-        let multi_statement = compiled.plan.joins() && statements_in_round > 1;
         match event {
-            Some(event) if !multi_statement => {
-                let change = Change::Statement { relid: relid.to_u32(), event };
+            // Rebuilt at the round's end from the tables as they are then.
+            _ if rebuilding => {}
+            Some(event) if alone => {
+                let change = Change::Statement { relid: table, event };
                 // SAFETY: registers the transition tables of this trigger
                 // invocation, for the SPI connection maintain opens.
                 apply::maintain(view, &compiled, &change, rows as u64, &|| unsafe {
                     match converted {
                         Some(c) => {
-                            register_store(NEW_TABLE, relid.to_u32(), c.new);
-                            register_store(OLD_TABLE, relid.to_u32(), c.old);
+                            register_store(NEW_TABLE, table, c.new);
+                            register_store(OLD_TABLE, table, c.old);
                         }
                         None => {
                             pg_sys::SPI_register_trigger_data(trigdata);
@@ -188,7 +218,7 @@ fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTu
             }
             Some(_) => {
                 // SAFETY: the trigger data PostgreSQL passed to this call.
-                unsafe { collect_rows(view.id, relid.to_u32(), trigdata, converted) };
+                unsafe { collect_rows(view.id, table, trigdata, converted) };
                 note(|r| &mut r.collect, view.id);
             }
             None => note(|r| &mut r.rebuild, view.id),
@@ -353,18 +383,36 @@ fn finish_round() {
     loop {
         let next = ROUND.with(|r| {
             let mut r = r.borrow_mut();
-            let id = r.collect.iter().chain(r.rebuild.iter()).min().copied()?;
-            let rebuild = r.rebuild.contains(&id);
+            // Readers first (see the module comment), then rebuilds in
+            // the order that has each after the views it reads.
+            let maintained = r.collect.iter().filter(|v| !r.rebuild.contains(v)).max().copied();
+            let id = maintained.or_else(|| r.rebuild.iter().min().copied())?;
+            let rebuild = maintained.is_none();
             r.collect.retain(|v| *v != id);
             r.rebuild.retain(|v| *v != id);
-            let collected: Vec<(u32, Collected)> = r.collected.iter().filter(|((v, _), _)| *v == id).map(|((_, t), c)| (*t, *c)).collect();
+            // The rows are taken out: rows the view's inputs get later in the
+            // round are collected afresh. Their stores end with the round.
+            let tables: Vec<u32> = r.collected.keys().filter(|(v, _)| *v == id).map(|(_, t)| *t).collect();
+            let collected: Vec<(u32, Collected)> = tables.iter().filter_map(|t| r.collected.remove(&(id, *t)).map(|c| (*t, c))).collect();
+            r.spent.extend(collected.iter().flat_map(|(_, c)| [c.old, c.new]));
             Some((id, rebuild, collected))
         });
         let Some((id, rebuild, collected)) = next else {
             break;
         };
         if rebuild {
-            apply::rebuild_view_by_id(id);
+            if let Some(view) = apply::view_by_id(id) {
+                // Built from the tables as they are: every statement so far is taken in.
+                let tables = apply::compiled(&view).plan.base_tables();
+                ROUND.with(|r| {
+                    let mut r = r.borrow_mut();
+                    for t in tables {
+                        let started = r.statements.get(&t).copied().unwrap_or(0);
+                        r.taken.insert((id, t), started);
+                    }
+                });
+                apply::rebuild_view(&view);
+            }
             continue;
         }
         let Some(view) = apply::view_by_id(id) else {
@@ -394,7 +442,7 @@ fn finish_round() {
     }
     let done = ROUND.with(|r| std::mem::take(&mut *r.borrow_mut()));
     // A refresh's batch is shared by the views reading its table: end each store once.
-    let mut stores: Vec<*mut pg_sys::Tuplestorestate> = done.collected.values().flat_map(|c| [c.old, c.new]).collect();
+    let mut stores: Vec<*mut pg_sys::Tuplestorestate> = done.collected.values().flat_map(|c| [c.old, c.new]).chain(done.spent).collect();
     stores.sort_unstable();
     stores.dedup();
     for store in stores {
@@ -421,6 +469,7 @@ pub fn replay(members: &[apply::ViewRef], batches: &[log::Batch]) {
             for (id, tables) in &readers {
                 if tables.contains(&b.relid) {
                     r.collected.insert((*id, b.relid), Collected { old: b.old, new: b.new });
+                    r.taken.insert((*id, b.relid), 1);
                     if !r.collect.contains(id) {
                         r.collect.push(*id);
                     }
