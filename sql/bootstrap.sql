@@ -167,6 +167,17 @@ CREATE FUNCTION tide.capture_trigger_names() RETURNS text[] LANGUAGE sql IMMUTAB
 CREATE FUNCTION tide.log_trigger_names() RETURNS text[] LANGUAGE sql IMMUTABLE
     AS $$ SELECT ARRAY['tide_log_insert', 'tide_log_update', 'tide_log_delete', 'tide_log_truncate'] $$;
 
+-- A view's query may read a correlated scalar sub-query that selects a
+-- column, not an aggregate: it is kept as the value of its one row and a
+-- count of its rows (see src/analyze/select_scalars.rs), and a row that
+-- would see more than one raises the error the query itself raises.
+CREATE FUNCTION tide.more_than_one_row(value anyelement) RETURNS anyelement
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'more than one row returned by a subquery used as an expression' USING ERRCODE = 'cardinality_violation';
+END
+$$;
+
 CREATE FUNCTION tide.drop_triggers(t regclass, names text[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

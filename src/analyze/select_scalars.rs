@@ -277,7 +277,10 @@ unsafe fn correlated_scalars_only(c: *mut pg_sys::Node) -> bool {
     let correlated: Vec<*mut pg_sys::SubLink> =
         links.into_iter().map(|l| l as *mut pg_sys::SubLink).filter(|&l| pg_sys::contain_vars_of_level((*l).subselect, 1)).collect();
     !correlated.is_empty()
-        && correlated.iter().all(|&l| (*l).subLinkType == pg_sys::SubLinkType::EXPR_SUBLINK && one_row_aggregate((*l).subselect.cast()))
+        && correlated.iter().all(|&l| {
+            let sub = (*l).subselect as *mut pg_sys::Query;
+            (*l).subLinkType == pg_sys::SubLinkType::EXPR_SUBLINK && (one_row_aggregate(sub) || !as_counted_value(sub).is_null())
+        })
 }
 
 /// What `lift` collects.
@@ -382,6 +385,23 @@ impl Lift {
         Some(self.placeholder(text, link))
     }
 
+    /// The value of a correlated sub-query selecting one column of at most
+    /// one row (`(SELECT c.name FROM c WHERE c.id = o.cust)`), LEFT JOINed
+    /// as its value and count of rows (see `as_counted_value`): NULL over
+    /// no rows, the error the query raises over more than one.
+    unsafe fn single_row(&mut self, link: *mut pg_sys::Node, sub: *mut pg_sys::Query) -> Option<*mut pg_sys::Node> {
+        let counted = as_counted_value(sub);
+        if counted.is_null() {
+            return None;
+        }
+        let [value, rows] = <[String; 2]>::try_from(self.join(counted)?).ok()?;
+        let target = pg::list::<pg_sys::TargetEntry>((*sub).targetList)[0];
+        let typ =
+            pg::cstr(pg_sys::format_type_with_typemod(pg_sys::exprType((*target).expr.cast()), pg_sys::exprTypmod((*target).expr.cast())));
+        let text = format!("(CASE WHEN {rows} > 1 THEN tide.more_than_one_row({value}) ELSE {value} END)::{typ}");
+        Some(self.placeholder(text, link))
+    }
+
     /// A LATERAL sub-query that aggregates, at range table entry `rt`,
     /// LEFT JOINed: its columns are read from the join; false when it
     /// cannot be taken so.
@@ -480,8 +500,9 @@ unsafe extern "C-unwind" fn lift(node: *mut pg_sys::Node, ctx: *mut c_void) -> *
             // Uncorrelated: `sublinks` joins it once the query is written.
             return node;
         }
-        if (*link).subLinkType == pg_sys::SubLinkType::EXPR_SUBLINK && one_row_aggregate(sub) {
-            if let Some(p) = c.scalar(node, sub) {
+        if (*link).subLinkType == pg_sys::SubLinkType::EXPR_SUBLINK {
+            let taken = if one_row_aggregate(sub) { c.scalar(node, sub) } else { c.single_row(node, sub) };
+            if let Some(p) = taken {
                 return p;
             }
         }
@@ -512,6 +533,65 @@ unsafe extern "C-unwind" fn lift(node: *mut pg_sys::Node, ctx: *mut c_void) -> *
     let mutator: unsafe extern "C-unwind" fn() -> *mut pg_sys::Node =
         std::mem::transmute(lift as unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> *mut pg_sys::Node);
     pg_sys::expression_tree_mutator(node, Some(mutator), ctx)
+}
+
+/// Sub-query `sub` of an expression, a select-project-join with one
+/// column, as one that aggregates its rows: `(array_agg(<column>))[1]` and
+/// `count(*)`, the value of its row when it has one. Null when `sub` is
+/// not such a query, or its column's type has no array of it.
+unsafe fn as_counted_value(sub: *mut pg_sys::Query) -> *mut pg_sys::Query {
+    let plain = (*sub).commandType == pg_sys::CmdType::CMD_SELECT
+        && (*sub).setOperations.is_null()
+        && !(*sub).hasAggs
+        && (*sub).groupClause.is_null()
+        && (*sub).groupingSets.is_null()
+        && (*sub).havingQual.is_null()
+        && (*sub).distinctClause.is_null()
+        && (*sub).limitCount.is_null()
+        && (*sub).limitOffset.is_null()
+        && !(*sub).hasTargetSRFs
+        && !(*sub).hasWindowFuncs
+        && (*sub).cteList.is_null()
+        && !(*sub).jointree.is_null();
+    if !plain {
+        return std::ptr::null_mut();
+    }
+    // One column (and ORDER BY's hidden ones, meaningless here).
+    let columns: Vec<*mut pg_sys::TargetEntry> =
+        pg::list::<pg_sys::TargetEntry>((*sub).targetList).into_iter().filter(|t| !(**t).resjunk).collect();
+    let [column] = columns.as_slice() else { return std::ptr::null_mut() };
+    let value = (**column).expr as *mut pg_sys::Node;
+    let (typ, typmod, collation) = (pg_sys::exprType(value), pg_sys::exprTypmod(value), pg_sys::exprCollation(value));
+    // (An array's array_agg adds a dimension, which [1] does not take off.)
+    if pg_sys::get_array_type(typ) == pg_sys::InvalidOid || pg_sys::get_element_type(typ) != pg_sys::InvalidOid {
+        return std::ptr::null_mut();
+    }
+    // PostgreSQL resolves the aggregates for the column's type; the column
+    // then takes the placeholder's place.
+    let nest = pg::push_search_path(c"");
+    let shape = super::parse_query(&format!(
+        "SELECT (pg_catalog.array_agg(x))[1], pg_catalog.count(*) FROM (SELECT NULL::{} AS x) s",
+        pg::cstr(pg_sys::format_type_with_typemod(typ, typmod))
+    ));
+    pg_sys::AtEOXact_GUC(true, nest);
+    let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*shape).targetList);
+    let first = (*targets[0]).expr as *mut pg_sys::SubscriptingRef;
+    let agg = (*first).refexpr as *mut pg_sys::Aggref;
+    let arg = pg::list::<pg_sys::TargetEntry>((*agg).args)[0];
+    (*arg).expr = pg_sys::copyObjectImpl(value.cast()).cast();
+    (*agg).inputcollid = collation;
+    (*agg).aggcollid = collation;
+    (*first).refcollid = collation;
+    let counted = pg_sys::copyObjectImpl(sub.cast()) as *mut pg_sys::Query;
+    let mut list: *mut pg_sys::List = std::ptr::null_mut();
+    for (i, t) in targets.iter().enumerate() {
+        (**t).resno = (i + 1) as i16;
+        list = pg_sys::lappend(list, (*t).cast());
+    }
+    (*counted).targetList = list;
+    (*counted).sortClause = std::ptr::null_mut();
+    (*counted).hasAggs = true;
+    counted
 }
 
 /// A sub-query's value expression over no rows: each aggregate replaced by

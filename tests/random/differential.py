@@ -89,6 +89,9 @@ VIEWS = {
     "v_exists_other": "SELECT r1.id, r1.g FROM r r1 WHERE EXISTS (SELECT 1 FROM r r2 WHERE r2.k = r1.k AND r2.g <> r1.g)",
     "v_not_exists_other": "SELECT r1.id FROM r r1 WHERE r1.v > 0 AND NOT EXISTS "
                           "(SELECT 1 FROM r r3 WHERE r3.k = r1.k AND r3.g <> r1.g AND r3.v > 0)",
+    "v_q21": "SELECT r1.g, count(*) AS c FROM r r1 JOIN q ON q.k = r1.k WHERE q.t IS DISTINCT FROM 'c' "
+             "AND EXISTS (SELECT 1 FROM r r2 WHERE r2.k = r1.k AND r2.g <> r1.g) "
+             "AND NOT EXISTS (SELECT 1 FROM r r3 WHERE r3.k = r1.k AND r3.g <> r1.g AND r3.v > 2) GROUP BY r1.g",
     "v_in": "SELECT q.id, q.t FROM q WHERE q.k IN (SELECT g FROM r WHERE v > 0)",
     "v_in_agg": "SELECT q.id FROM q WHERE q.w IN (SELECT k FROM r GROUP BY k HAVING count(*) > 1)",
     "v_scalar": "SELECT r.id, r.v FROM r WHERE r.v > (SELECT avg(v) FROM r r2 WHERE r2.s = 'a')",
@@ -98,6 +101,8 @@ VIEWS = {
     "v_select_scalar": "SELECT r.id, (SELECT count(*) FROM q WHERE q.k = r.k) AS nq, "
                        "(SELECT max(q.w) FROM q WHERE q.k = r.k AND q.t <> 'a') + r.v AS mw, "
                        "coalesce((SELECT sum(q.w) FROM q WHERE q.k = r.k), -1) AS sw FROM r WHERE r.g IS NOT NULL",
+    "v_lookup": "SELECT r.id, (SELECT q.t FROM q WHERE q.id = r.k) AS t, (SELECT q.w FROM q WHERE q.id = r.g AND q.t <> 'a') + r.v AS w "
+                "FROM r WHERE (SELECT q.w FROM q WHERE q.id = r.k) IS DISTINCT FROM 3",
     "v_lateral_agg": "SELECT r.id, x.n, x.mw FROM r, LATERAL (SELECT count(*) AS n, max(q.w) AS mw FROM q WHERE q.k = r.k) x",
     "v_lateral_join": "SELECT r.id, x.t FROM r, LATERAL (SELECT q.t FROM q WHERE q.k = r.g AND q.w > r.v) x",
     "v_group_scalar": "SELECT r.g, count(*) AS c, (SELECT max(q.w) FROM q WHERE q.k = r.g) AS mw, "

@@ -138,6 +138,33 @@ INSERT INTO supply VALUES (1, 200, 4, 1), (2, 201, 40, 1);
 DELETE FROM part WHERE id = 2;
 SELECT tide.verify('cheap_join'), tide.verify('cheap_right');
 SELECT tide.drop_view('cheap_join'), tide.drop_view('cheap_right');
+-- a correlated sub-query selecting a column of at most one row (a lookup):
+-- its row's value, NULL without one; a change giving a row two makes the
+-- statement fail, as the query then fails
+CREATE TABLE item (id int, kind text);
+CREATE TABLE kind_info (kind text, label varchar(8), rank int);
+INSERT INTO item VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, NULL), (5, 'a');
+INSERT INTO kind_info VALUES ('a', 'alpha', 1), ('b', 'beta', 2), (NULL, 'none', 0);
+SELECT tide.create_view('labelled', $$SELECT i.id, (SELECT k.label FROM kind_info k WHERE k.kind = i.kind) AS label,
+    (SELECT k.rank FROM kind_info k WHERE k.kind = i.kind) + 1 AS next_rank,
+    (SELECT k.label FROM kind_info k WHERE k.kind = i.kind AND k.rank > 1 ORDER BY k.label) AS high
+  FROM item i WHERE (SELECT k.rank FROM kind_info k WHERE k.kind = i.kind) IS DISTINCT FROM 2$$);
+SELECT tide.create_view('labelled_kinds', $$SELECT i.kind, count(*) AS n,
+    (SELECT k.label FROM kind_info k WHERE k.kind = i.kind) AS label FROM item i GROUP BY i.kind$$);
+SELECT * FROM labelled ORDER BY id;
+INSERT INTO kind_info VALUES ('c', 'gamma', 3);
+UPDATE kind_info SET rank = 2 WHERE kind = 'a';
+UPDATE kind_info SET label = 'BETA', rank = 5 WHERE kind = 'b';
+INSERT INTO item VALUES (6, 'c'), (7, 'z');
+DELETE FROM item WHERE id = 1;
+SELECT * FROM labelled ORDER BY id;
+SELECT * FROM labelled_kinds ORDER BY kind;
+SELECT tide.verify('labelled'), tide.verify('labelled_kinds');
+INSERT INTO kind_info VALUES ('a', 'again', 9);
+SELECT tide.verify('labelled'), tide.verify('labelled_kinds');
+DELETE FROM kind_info WHERE kind = 'c';
+SELECT tide.verify('labelled'), tide.verify('labelled_kinds');
+SELECT tide.drop_view('labelled'), tide.drop_view('labelled_kinds');
 -- what is not taken this way is refused, naming it
 SELECT tide.create_view('bad', 'SELECT p.id, (SELECT s.cost FROM supply s WHERE s.part_id = p.id LIMIT 1) FROM part p');
 SELECT tide.create_view('bad', 'SELECT p.id, (SELECT count(*) FROM supply s WHERE s.cost < p.price) FROM part p');
