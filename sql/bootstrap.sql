@@ -40,7 +40,10 @@ CREATE TABLE tide.catalog (
     failures        int NOT NULL DEFAULT 0,
     -- Set on the internal view that maintains a sub-query of another view's
     -- query (its table is in tide_state): the view that reads it.
-    parent          bigint
+    parent          bigint,
+    -- The row-level security of the base tables when the view was built
+    -- (tide.row_security): when it changes, the view is rebuilt.
+    row_security    text
 );
 ALTER SEQUENCE tide.catalog_id_seq OWNED BY tide.catalog.id;
 COMMENT ON TABLE tide.catalog IS 'pg_tide views; read it through tide.views';
@@ -362,6 +365,45 @@ REVOKE ALL ON FUNCTION tide.on_ddl_command_end() FROM PUBLIC;
 
 CREATE EVENT TRIGGER tide_ddl_command_end ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION tide.on_ddl_command_end();
+
+-- What row-level security makes of tables: whether it is enabled and forced,
+-- their owners (who it does not apply to unless forced), their policies.
+-- A view reads its tables as its owner, through the policies that apply to
+-- the owner; pg_tide's plans carry them as conditions (src/analyze/security.rs).
+CREATE FUNCTION tide.row_security(tables regclass[]) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT string_agg(format('%s %s %s %s [%s]', c.oid, c.relowner, c.relrowsecurity, c.relforcerowsecurity,
+               (SELECT string_agg(format('%s %s %s %s %s %s', p.polname, p.polcmd, p.polpermissive, p.polroles,
+                                         pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)), ', ' ORDER BY p.polname)
+                  FROM pg_policy p WHERE p.polrelid = c.oid)), '; ' ORDER BY c.oid)
+      FROM unnest(tables) t JOIN pg_class c ON c.oid = t::oid
+$$;
+
+-- A policy created, changed or dropped, row-level security enabled,
+-- disabled or forced, or a table's owner changed: the views over the table
+-- are rebuilt (a full refresh), in the same transaction.
+CREATE FUNCTION tide.on_row_security_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v record;
+BEGIN
+    FOR v IN SELECT c.id, c.view, c.parent, tide.row_security(c.base_tables) AS now
+               FROM tide.catalog c
+              WHERE c.row_security IS DISTINCT FROM tide.row_security(c.base_tables)
+              ORDER BY c.id LOOP
+        UPDATE tide.catalog SET row_security = v.now WHERE id = v.id;
+        -- (An internal view is rebuilt with the view that reads it.)
+        IF v.parent IS NULL THEN
+            PERFORM tide.refresh(v.view::text, "full" => true);
+        END IF;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION tide.on_row_security_ddl() FROM PUBLIC;
+
+CREATE EVENT TRIGGER tide_row_security_ddl ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'CREATE POLICY', 'ALTER POLICY', 'DROP POLICY')
+    EXECUTE FUNCTION tide.on_row_security_ddl();
 
 -- A table created, attached, detached, inherited, disinherited or dropped
 -- under a base table of pg_tide views: its triggers follow (tide.sync_tree),

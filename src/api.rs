@@ -652,7 +652,8 @@ fn wait_for(entry: &catalog::ViewRef, poll: &str, target: &str, timeout_ms: f64)
     let wal = catalog::capture(entry.id) == "wal";
     let target_snapshot = crate::capture::pgoutput::Snapshot::parse(target).ok();
     loop {
-        let row = pg::query_int8s(poll, 2);
+        // (The change logs are pg_tide's, not the view owner's to read.)
+        let row = catalog::as_superuser(|| pg::query_int8s(poll, 2));
         let (status, mut behind) = (row[0].unwrap_or(0), row[1].unwrap_or(0));
         if wal {
             // No log to look into: the view has applied what the call's
@@ -715,7 +716,7 @@ fn pending_changes(id: i64) -> Option<i64> {
     let mut total = 0;
     for t in tables {
         let sql = format!("SELECT count(*) {}", crate::capture::log::pending(t, id));
-        total += pg::select_one::<i64>(&sql, &[]).unwrap_or(0);
+        total += catalog::as_superuser(|| pg::select_one::<i64>(&sql, &[])).unwrap_or(0);
     }
     Some(total)
 }
@@ -798,6 +799,11 @@ fn verify_view(entry: &catalog::ViewRef) -> bool {
 }
 
 fn verify_rows(entry: &catalog::ViewRef) -> bool {
+    // As its owner, who builds and maintains it (row-level security, current_user).
+    apply::as_owner(entry.owner, || verify_rows_as_owner(entry))
+}
+
+fn verify_rows_as_owner(entry: &catalog::ViewRef) -> bool {
     let columns = view_columns(entry.definition);
     let stmt =
         sql::verify_statement(&pg::qualified_relation_name(entry.view), &pg::qualified_relation_name(entry.definition), &columns, 10);

@@ -44,8 +44,8 @@ pub fn insert(
     let status = if rows.is_some() { "ready" } else { "building" };
     as_superuser(|| {
         Spi::run_with_args(
-            "INSERT INTO tide.catalog (id, view, definition, query, mode, status, row_count, last_refresh_at, last_refresh_ms, base_tables) \
-             VALUES ($1, $2, $3, $4, $5, $9, $6, CASE WHEN $6 IS NOT NULL THEN now() END, $7, $8::oid[]::regclass[])",
+            "INSERT INTO tide.catalog (id, view, definition, query, mode, status, row_count, last_refresh_at, last_refresh_ms, base_tables, row_security) \
+             VALUES ($1, $2, $3, $4, $5, $9, $6, CASE WHEN $6 IS NOT NULL THEN now() END, $7, $8::oid[]::regclass[], tide.row_security($8::oid[]::regclass[]))",
             &[
                 id.into(),
                 view.into(),

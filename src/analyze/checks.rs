@@ -117,6 +117,16 @@ unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut c_void) -> b
                 return true;
             }
         }
+        // The current user is the view's owner whenever its query runs
+        // (build, maintenance, verify), as for REFRESH MATERIALIZED VIEW:
+        // row-level security policies often compare with it.
+        T_SQLValueFunction
+            if matches!(
+                (*(node as *mut pg_sys::SQLValueFunction)).op,
+                pg_sys::SQLValueFunctionOp::SVFOP_CURRENT_USER
+                    | pg_sys::SQLValueFunctionOp::SVFOP_CURRENT_ROLE
+                    | pg_sys::SQLValueFunctionOp::SVFOP_USER
+            ) => {}
         T_SQLValueFunction => {
             found.problem = Some((
                 PgSqlErrorCode::ERRCODE_INVALID_OBJECT_DEFINITION,

@@ -10,6 +10,7 @@ mod having;
 mod outer;
 pub mod plan;
 mod recursive;
+mod security;
 mod select_scalars;
 mod setop;
 pub mod sublinks;
@@ -53,6 +54,7 @@ pub fn analyze(sql: &str) -> Analyzed {
         let internal_views = internal_view_queries(&stored);
         let mut notices = Vec::new();
         let anti: Vec<*mut pg_sys::Node> = m.anti.iter().map(|a| a.conjunct).collect();
+        security::policies_as_conditions(m.query);
         let tree = to_ir::query_to_ir(m.query, &anti, &mut notices);
         Analyzed { tree, notices, canonical_sql, internal_views }
     }
@@ -275,6 +277,7 @@ pub unsafe fn plan_query(definition: pg_sys::Oid, internal_views: &[(String, pg_
     for rtindex in internal_subqueries(&m) {
         flatten::replace_with_table(q, rtindex, table_of(&internal_query(&m, rtindex)));
     }
+    security::policies_as_conditions(q);
     plan::PlanQuery { query: q, keys, anti: m.anti }
 }
 

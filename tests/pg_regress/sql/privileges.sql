@@ -48,7 +48,67 @@ ALTER TABLE alice.item_count OWNER TO tide_alice;
 SET ROLE tide_alice;
 SELECT tide.drop_view('alice.item_count');
 RESET ROLE;
+-- row-level security: a view reads its tables as its owner, through the
+-- policies that apply to the owner (current_user is the owner then), also
+-- for rows changed by others; a change of policies rebuilds the view
+CREATE TABLE alice.notes (id int, body text, author name);
+ALTER TABLE alice.notes OWNER TO tide_bob;
+GRANT ALL ON alice.notes TO PUBLIC;
+CREATE TABLE alice.tags (id int, tag text);
+ALTER TABLE alice.tags OWNER TO tide_bob;
+GRANT ALL ON alice.tags TO PUBLIC;
+INSERT INTO alice.notes VALUES (1, 'mine', 'tide_alice'), (2, 'his', 'tide_bob'), (3, 'public', 'nobody');
+INSERT INTO alice.tags VALUES (1, 'a'), (2, 'b'), (3, 'c');
+CREATE POLICY own ON alice.notes FOR SELECT USING (author = current_user);
+ALTER TABLE alice.notes ENABLE ROW LEVEL SECURITY;
+SET ROLE tide_alice;
+SELECT tide.create_view('alice.my_notes', 'SELECT id, body FROM alice.notes');
+SELECT tide.create_view('alice.my_tags', 'SELECT n.id, t.tag FROM alice.notes n JOIN alice.tags t USING (id)');
+SELECT tide.create_view('alice.my_count', 'SELECT count(*) AS n FROM alice.notes', mode => 'deferred', refresh_interval => '1 hour', capture => 'trigger');
+SET client_min_messages = warning;
+SELECT tide.wait('alice.my_count');
+RESET client_min_messages;
+-- outer joins are refused: the conditions would apply before the join
+SELECT tide.create_view('alice.bad', 'SELECT t.tag, n.body FROM alice.tags t LEFT JOIN alice.notes n USING (id)');
+RESET ROLE;
+SET ROLE tide_bob;
+INSERT INTO alice.notes VALUES (4, 'also mine', 'tide_alice'), (5, 'bob again', 'tide_bob');
+UPDATE alice.notes SET author = 'tide_alice' WHERE id = 3;
+UPDATE alice.notes SET author = 'tide_bob' WHERE id = 1;
+UPDATE alice.tags SET tag = 'd' WHERE id = 4;
+INSERT INTO alice.tags VALUES (4, 'd'), (5, 'e');
+RESET ROLE;
+SET ROLE tide_alice;
+SELECT * FROM alice.my_notes ORDER BY id;
+SELECT * FROM alice.my_tags ORDER BY id;
+SELECT tide.refresh('alice.my_count');
+SELECT tide.verify('alice.my_notes'), tide.verify('alice.my_tags'), tide.verify('alice.my_count');
+RESET ROLE;
+-- another policy (permissive: either one), then none, then RLS off: each rebuilds
+SET ROLE tide_bob;
+CREATE POLICY short ON alice.notes FOR SELECT USING (length(body) < 5);
+RESET ROLE;
+SELECT * FROM alice.my_notes ORDER BY id;
+SELECT * FROM alice.my_count;
+SET ROLE tide_bob;
+DROP POLICY own ON alice.notes;
+RESET ROLE;
+SELECT * FROM alice.my_notes ORDER BY id;
+SET ROLE tide_bob;
+ALTER POLICY short ON alice.notes USING (id > 3);
+INSERT INTO alice.notes VALUES (6, 'six', 'x');
+RESET ROLE;
+SELECT * FROM alice.my_notes ORDER BY id;
+SELECT tide.refresh('alice.my_count');
+SELECT tide.verify('alice.my_notes'), tide.verify('alice.my_tags'), tide.verify('alice.my_count');
+SET ROLE tide_bob;
+ALTER TABLE alice.notes DISABLE ROW LEVEL SECURITY;
+RESET ROLE;
+SELECT * FROM alice.my_notes ORDER BY id;
+SELECT tide.verify('alice.my_notes'), tide.verify('alice.my_tags'), tide.verify('alice.my_count');
+SET client_min_messages = warning;
 DROP SCHEMA alice CASCADE;
+RESET client_min_messages;
 DROP ROLE tide_alice;
 DROP ROLE tide_bob;
 -- dropping the extension with views in place needs CASCADE
