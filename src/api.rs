@@ -26,6 +26,35 @@ fn required<'a>(value: Option<&'a str>, what: &str) -> &'a str {
 
 /// Split a view name written as a SQL identifier, possibly schema-qualified,
 /// into (schema, name); the schema defaults to the creation schema of search_path.
+/// A view name with its column names, as pg_ivm's create_immv takes them:
+/// `name (a, b)` names the query's first columns a and b. Without a list, no names.
+fn split_column_names(name: &str) -> (&str, Vec<String>) {
+    let trimmed = name.trim_end();
+    if !trimmed.ends_with(')') {
+        return (name, Vec::new());
+    }
+    // The list's opening parenthesis: the first one outside double quotes.
+    let mut quoted = false;
+    let open = trimmed.char_indices().find(|&(_, c)| {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        c == '(' && !quoted
+    });
+    let Some((open, _)) = open else { return (name, Vec::new()) };
+    let list = &trimmed[open + 1..trimmed.len() - 1];
+    // Each name an identifier (parse_ident: quoted or folded to lower case).
+    let columns: Vec<String> = Spi::get_one_with_args::<Vec<String>>(
+        "SELECT array_agg((pg_catalog.parse_ident(pg_catalog.btrim(c)))[1] ORDER BY n) \
+           FROM pg_catalog.regexp_split_to_table($1, ',(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)') WITH ORDINALITY AS s(c, n)",
+        &[list.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    (trimmed[..open].trim_end(), columns)
+}
+
 fn split_view_name(name: &str) -> (String, String) {
     let parts: Vec<String> =
         Spi::get_one_with_args::<Vec<String>>("SELECT pg_catalog.parse_ident($1)", &[name.into()]).ok().flatten().unwrap_or_default();
@@ -116,8 +145,9 @@ fn create_view(
     } else {
         capture
     };
+    let (name, columns) = split_column_names(name);
     let (schema, rel) = split_view_name(name);
-    let built = crate::progress::building(0, name, || build(&Target::User { schema, rel }, query, mode, capture));
+    let built = crate::progress::building(0, name, || build(&Target::User { schema, rel, columns }, query, mode, capture));
     catalog::as_superuser(|| {
         Spi::run_with_args(
             "UPDATE tide.catalog SET refresh_interval = $2, capture = $3 WHERE id = $1",
@@ -188,8 +218,8 @@ fn check_interval(interval: pgrx::datum::Interval) {
 
 /// Where `build` puts the view's table.
 enum Target {
-    /// The table the user named.
-    User { schema: String, rel: String },
+    /// The table the user named, and names for its first columns.
+    User { schema: String, rel: String, columns: Vec<String> },
     /// `tide_state."subquery_<id>"`: the internal view of a sub-query of
     /// another view's query, which that view reads as a table.
     Internal,
@@ -208,7 +238,10 @@ struct Built {
 /// are built first, each as an internal view of its own, and the view's
 /// query then reads their tables.
 fn build(target: &Target, query: &str, mode: &str, capture: &str) -> Built {
-    let analyzed = analyze::analyze(query);
+    let analyzed = match target {
+        Target::User { columns, .. } => analyze::analyze_named(query, columns),
+        Target::Internal => analyze::analyze(query),
+    };
     if matches!(target, Target::User { .. }) {
         for n in &analyzed.notices {
             notice!("{n}");
@@ -249,7 +282,7 @@ fn build(target: &Target, query: &str, mode: &str, capture: &str) -> Built {
         ));
     };
     let view = match target {
-        Target::User { schema, rel } => {
+        Target::User { schema, rel, .. } => {
             let view = format!("{}.{}", ident(schema), ident(rel));
             make_table(&view);
             view

@@ -44,13 +44,19 @@ pub struct Analyzed {
 /// Parse, analyze, rewrite and check `sql`, then build its IR.
 /// Raises an ERROR (with PostgreSQL's own message for parse errors) on bad input.
 pub fn analyze(sql: &str) -> Analyzed {
+    analyze_named(sql, &[])
+}
+
+/// `analyze`, the query's first columns named `columns` (as by
+/// `CREATE VIEW name (columns)`): the canonical text has the names.
+pub fn analyze_named(sql: &str, columns: &[String]) -> Analyzed {
     // SAFETY: called on the backend thread inside a transaction; every pointer
     // used below comes from PostgreSQL in this call and lives in the current
     // memory context until the call returns.
     unsafe {
-        let (canonical_sql, m) = prepare(sql);
+        let (canonical_sql, m) = prepare(sql, columns);
         // Found as `plan_query` will find them, from the stored definition.
-        let (_, stored) = prepare(&canonical_sql);
+        let (_, stored) = prepare(&canonical_sql, &[]);
         let internal_views = internal_view_queries(&stored);
         let mut notices = Vec::new();
         let anti: Vec<*mut pg_sys::Node> = m.anti.iter().map(|a| a.conjunct).collect();
@@ -62,7 +68,7 @@ pub fn analyze(sql: &str) -> Analyzed {
 
 /// Parse, analyze, rewrite and check `sql`; returns its canonical text and
 /// the Query as `maintained_form` makes it.
-unsafe fn prepare(sql: &str) -> (String, Maintained) {
+unsafe fn prepare(sql: &str, columns: &[String]) -> (String, Maintained) {
     let query = parse_single_select(sql);
     checks::check_statement(query);
     let rewritten = pg::list::<pg_sys::Query>(pg_sys::QueryRewrite(pg_sys::copyObjectImpl(query.cast()).cast()));
@@ -70,12 +76,31 @@ unsafe fn prepare(sql: &str) -> (String, Maintained) {
         raise(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, "the query's rewrite rules produce more than one statement", None, None);
     }
     let q = rewritten[0];
+    name_columns(q, columns);
     checks::check_tree(q);
     // The stored definition is the rewritten query: views used as sources
     // are expanded once, here, so replacing such a view later does not
     // change what the pg_tide view computes.
     let canonical_sql = deparse_without_search_path(q);
     (canonical_sql, maintained_form(q))
+}
+
+/// Name the first columns of `q` `columns`, as CREATE VIEW's column list does.
+unsafe fn name_columns(q: *mut pg_sys::Query, columns: &[String]) {
+    let targets: Vec<*mut pg_sys::TargetEntry> =
+        pg::list::<pg_sys::TargetEntry>((*q).targetList).into_iter().filter(|t| !(**t).resjunk).collect();
+    if columns.len() > targets.len() {
+        raise(
+            PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
+            "too many column names were specified",
+            Some(format!("{} names for a query of {} columns.", columns.len(), targets.len())),
+            None,
+        );
+    }
+    for (t, name) in targets.iter().zip(columns) {
+        let name = CString::new(name.as_str()).expect("no NUL in a name");
+        (**t).resname = pg_sys::pstrdup(name.as_ptr());
+    }
 }
 
 /// A query in the form the engine maintains it.
@@ -88,6 +113,7 @@ pub(crate) struct Maintained {
 /// `select_scalars`), LIMIT over a sub-query (see `topk`), CTEs inlined, simple sub-queries
 /// pulled up, sub-links unnested into joins with sub-queries (see `sublinks`).
 pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
+    from_one_row(q);
     let q = select_scalars::as_left_joins(q);
     let q = topk::limit_over_subquery(q);
     let q = grouping::distinct_over_groups(q);
@@ -99,6 +125,20 @@ pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
     let q = flatten::pull_up_subqueries(q);
     let anti = sublinks::unnest(q);
     Maintained { query: q, anti }
+}
+
+/// A query without FROM (`SELECT 1`, `SELECT (SELECT count(*) FROM t)`)
+/// reads one row of nothing: a one-row VALUES list in its FROM, which the
+/// engine maintains (constant) as it does any.
+unsafe fn from_one_row(q: *mut pg_sys::Query) {
+    if !(*q).setOperations.is_null() || (*q).jointree.is_null() || !(*(*q).jointree).fromlist.is_null() {
+        return;
+    }
+    let one = parse_query("SELECT FROM (VALUES (true)) AS __tide_one_row(x)");
+    let rte = pg_sys::list_nth((*one).rtable, 0);
+    (*q).rtable = pg_sys::lappend((*q).rtable, rte);
+    let r = sublinks::range_table_ref(pg_sys::list_length((*q).rtable));
+    (*(*q).jointree).fromlist = pg_sys::lappend(std::ptr::null_mut(), r.cast());
 }
 
 /// The range table entries of the sub-queries that become internal views:

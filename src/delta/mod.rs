@@ -203,7 +203,7 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
         Node::Constant { maintained: true, .. } => {
             yes("never changes itself: VALUES, or a function evaluated for each row of the items it refers to (LATERAL)")
         }
-        Node::Constant { .. } => no("ROWS FROM of several functions and queries without FROM are not maintained yet"),
+        Node::Constant { .. } => no("ROWS FROM of several functions, and sub-queries without FROM, are not maintained yet"),
     }
 }
 

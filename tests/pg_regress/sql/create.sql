@@ -85,3 +85,24 @@ ALTER TABLE by_region ALTER COLUMN n TYPE numeric;
 ALTER TABLE by_region SET (fillfactor = 90);
 ALTER TABLE by_region ALTER COLUMN region SET STATISTICS 500;
 SELECT tide.verify('by_region');
+
+-- column names after the view's name, as CREATE VIEW name (a, b) takes
+-- them (and pg_ivm's create_immv): the query's first columns, renamed
+CREATE TABLE pairs (i int, v int);
+INSERT INTO pairs VALUES (1, 10), (2, 20);
+SELECT tide.create_view('self_pairs(left_v, right_v)', 'SELECT a.v, b.v FROM pairs a JOIN pairs b ON a.i = b.i');
+SELECT tide.create_view('"Pair Sums"( "Key" )', 'SELECT i, sum(v) FROM pairs GROUP BY i');
+SELECT tide.create_view('too_many(a, b, c)', 'SELECT i, v FROM pairs');
+-- without them, two columns of one name are refused as by CREATE VIEW
+SELECT tide.create_view('same_names', 'SELECT a.v, b.v FROM pairs a JOIN pairs b ON a.i = b.i');
+-- a query without FROM reads one row of nothing
+SELECT tide.create_view('constant', 'SELECT 1 AS one, ''x'' AS x');
+SELECT tide.create_view('pair_count', 'SELECT (SELECT count(*) FROM pairs) AS n');
+INSERT INTO pairs VALUES (3, 30);
+UPDATE pairs SET v = v + 1 WHERE i = 1;
+SELECT * FROM self_pairs ORDER BY left_v;
+SELECT * FROM "Pair Sums" ORDER BY "Key";
+SELECT * FROM constant, pair_count;
+SELECT tide.verify('self_pairs'), tide.verify('"Pair Sums"'), tide.verify('constant'), tide.verify('pair_count');
+SELECT tide.drop_view('self_pairs'), tide.drop_view('"Pair Sums"'), tide.drop_view('constant'), tide.drop_view('pair_count');
+DROP TABLE pairs;

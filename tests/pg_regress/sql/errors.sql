@@ -81,7 +81,7 @@ SELECT stmt, try(stmt) FROM (VALUES
   ($$SELECT tide.create_view('bad1', 'SELECT v FROM t GROUP BY GROUPING SETS ((v), ())')$$),
   ($$SELECT tide.create_view('bad1', 'WITH c AS (SELECT v FROM t UNION ALL (SELECT id FROM t INTERSECT SELECT v FROM t)) SELECT v FROM c')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT t.v, s.n FROM t, LATERAL (SELECT count(*) AS n FROM t t2 WHERE t2.v < t.v) s')$$),
-  ($$SELECT tide.create_view('bad1', 'SELECT 1 AS one')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT * FROM ROWS FROM (generate_series(1, 2), generate_series(1, 3)) AS f(a, b)')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT DISTINCT ON (v) v, count(*) FROM t GROUP BY v, id')$$),
   -- duplicate output column names
   ($$SELECT tide.create_view('bad1', 'SELECT id, id FROM t')$$),
