@@ -47,6 +47,22 @@ pub unsafe fn is_a<T>(node: *mut T, tag: pg_sys::NodeTag) -> bool {
     !node.is_null() && (*(node as *mut pg_sys::Node)).type_ == tag
 }
 
+/// A node tree mutator: called on a node, returns its replacement.
+pub type Mutator = unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut std::ffi::c_void) -> *mut pg_sys::Node;
+
+/// `expression_tree_mutator` over `node`'s children: a copy of `node` whose
+/// children are what `mutator` returns for them.
+///
+/// # Safety
+/// `node` must be NULL or an expression tree; `mutator` must be a
+/// `#[pg_guard]` function that accepts `ctx`.
+pub unsafe fn mutate_children(node: *mut pg_sys::Node, mutator: Mutator, ctx: *mut std::ffi::c_void) -> *mut pg_sys::Node {
+    // SAFETY: PostgreSQL declares the mutator callback without a prototype
+    // and calls it as (Node *, void *), which is `Mutator`'s signature.
+    let callback: unsafe extern "C-unwind" fn() -> *mut pg_sys::Node = std::mem::transmute(mutator);
+    pg_sys::expression_tree_mutator(node, Some(callback), ctx)
+}
+
 /// `schema.name` of a relation, each part quoted only where needed.
 pub fn qualified_relation_name(relid: pg_sys::Oid) -> String {
     // SAFETY: lookups by OID in the syscache; they return NULL for a missing

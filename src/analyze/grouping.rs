@@ -154,9 +154,5 @@ unsafe extern "C-unwind" fn null_absent(node: *mut pg_sys::Node, ctx: *mut c_voi
     if c.absent.iter().any(|a| pg_sys::equal((*a).cast(), node.cast())) {
         return pg_sys::makeNullConst(pg_sys::exprType(node), pg_sys::exprTypmod(node), pg_sys::exprCollation(node)).cast();
     }
-    // SAFETY: PostgreSQL declares the mutator callback without a prototype
-    // and calls it as (Node *, void *), which is this function's signature.
-    let mutator: unsafe extern "C-unwind" fn() -> *mut pg_sys::Node =
-        std::mem::transmute(null_absent as unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> *mut pg_sys::Node);
-    pg_sys::expression_tree_mutator(node, Some(mutator), ctx)
+    pg::mutate_children(node, null_absent, ctx)
 }

@@ -129,9 +129,5 @@ unsafe extern "C-unwind" fn lift(node: *mut pg_sys::Node, ctx: *mut c_void) -> *
         c.extra.push(te);
         return pg_sys::makeVar(c.g_rt, n as i16, pg_sys::exprType(node), pg_sys::exprTypmod(node), pg_sys::exprCollation(node), 0).cast();
     }
-    // SAFETY: PostgreSQL declares the mutator callback without a prototype
-    // and calls it as (Node *, void *), which is this function's signature.
-    let mutator: unsafe extern "C-unwind" fn() -> *mut pg_sys::Node =
-        std::mem::transmute(lift as unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> *mut pg_sys::Node);
-    pg_sys::expression_tree_mutator(node, Some(mutator), ctx)
+    pg::mutate_children(node, lift, ctx)
 }

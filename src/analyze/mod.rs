@@ -9,6 +9,7 @@ mod grouping;
 mod having;
 mod outer;
 pub mod plan;
+mod quantified;
 mod recursive;
 mod security;
 mod select_scalars;
@@ -114,6 +115,7 @@ pub(crate) struct Maintained {
 /// pulled up, sub-links unnested into joins with sub-queries (see `sublinks`).
 pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
     from_one_row(q);
+    quantified::as_aggregates(q);
     let q = select_scalars::as_left_joins(q);
     let q = topk::limit_over_subquery(q);
     let q = grouping::distinct_over_groups(q);

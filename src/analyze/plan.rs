@@ -747,9 +747,5 @@ unsafe extern "C-unwind" fn replace_with_params(node: *mut pg_sys::Node, ctx: *m
     if let Some(j) = c.keys.iter().position(|&k| pg_sys::equal(k.cast(), node.cast())) {
         return param(c.aggs.len() + j + 1, node);
     }
-    // SAFETY: PostgreSQL declares the mutator callback without a prototype
-    // and calls it as (Node *, void *), which is this function's signature.
-    let mutator: unsafe extern "C-unwind" fn() -> *mut pg_sys::Node =
-        std::mem::transmute(replace_with_params as unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> *mut pg_sys::Node);
-    pg_sys::expression_tree_mutator(node, Some(mutator), ctx)
+    pg::mutate_children(node, replace_with_params, ctx)
 }

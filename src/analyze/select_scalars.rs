@@ -528,11 +528,7 @@ unsafe extern "C-unwind" fn lift(node: *mut pg_sys::Node, ctx: *mut c_void) -> *
             c.failed = true;
         }
     }
-    // SAFETY: PostgreSQL declares the mutator callback without a prototype
-    // and calls it as (Node *, void *), which is this function's signature.
-    let mutator: unsafe extern "C-unwind" fn() -> *mut pg_sys::Node =
-        std::mem::transmute(lift as unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> *mut pg_sys::Node);
-    pg_sys::expression_tree_mutator(node, Some(mutator), ctx)
+    pg::mutate_children(node, lift, ctx)
 }
 
 /// Sub-query `sub` of an expression, a select-project-join with one
@@ -622,8 +618,5 @@ unsafe extern "C-unwind" fn empty_mutator(node: *mut pg_sys::Node, ctx: *mut c_v
             None => pg_sys::makeNullConst(typ, typmod, coll).cast(),
         };
     }
-    // SAFETY: as in `lift`.
-    let mutator: unsafe extern "C-unwind" fn() -> *mut pg_sys::Node =
-        std::mem::transmute(empty_mutator as unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> *mut pg_sys::Node);
-    pg_sys::expression_tree_mutator(node, Some(mutator), ctx)
+    pg::mutate_children(node, empty_mutator, ctx)
 }

@@ -152,18 +152,7 @@ unsafe fn any_sublink(node: *mut pg_sys::Node) -> Option<*mut pg_sys::SubLink> {
 /// (K) and the flags of the sub-query's rows, both added to `q`'s range
 /// table outside its join tree.
 unsafe fn not_in(q: *mut pg_sys::Query, c: *mut pg_sys::Node) -> Option<Anti> {
-    if !pg::is_a(c, pg_sys::NodeTag::T_BoolExpr) || (*(c as *mut pg_sys::BoolExpr)).boolop != pg_sys::BoolExprType::NOT_EXPR {
-        return None;
-    }
-    let link = any_sublink(pg::list::<pg_sys::Node>((*(c as *mut pg_sys::BoolExpr)).args)[0])?;
-    let sub: *mut pg_sys::Query = (*link).subselect.cast();
-    if pg_sys::contain_vars_of_level(sub.cast(), 1) || !pg::is_a((*link).testexpr, pg_sys::NodeTag::T_OpExpr) {
-        return None;
-    }
-    let keys = keys_of(sub, Some((*link).testexpr))?;
-    if keys.pairs.len() != 1 {
-        return None;
-    }
+    let (sub, keys) = not_in_keys(c)?;
     let outer = keys.pairs[0].1;
     let flags = super::parse_query(&format!(
         "SELECT count(*) > 0 AS nonempty, coalesce(bool_or(f.v IS NULL), false) AS has_null FROM ({}) AS f(v)",
@@ -175,8 +164,54 @@ unsafe fn not_in(q: *mut pg_sys::Query, c: *mut pg_sys::Node) -> Option<Anti> {
     Some(Anti { conjunct: c, rtindex: rt, equalities, not_in: Some((flags_rt, outer)), other: None })
 }
 
+/// The sub-query of WHERE conjunct `c` and its keys if it is `x NOT IN
+/// (SELECT y ...)` as `not_in` takes it.
+unsafe fn not_in_keys(c: *mut pg_sys::Node) -> Option<(*mut pg_sys::Query, Keys)> {
+    if !pg::is_a(c, pg_sys::NodeTag::T_BoolExpr) || (*(c as *mut pg_sys::BoolExpr)).boolop != pg_sys::BoolExprType::NOT_EXPR {
+        return None;
+    }
+    let link = any_sublink(pg::list::<pg_sys::Node>((*(c as *mut pg_sys::BoolExpr)).args)[0])?;
+    let sub: *mut pg_sys::Query = (*link).subselect.cast();
+    if pg_sys::contain_vars_of_level(sub.cast(), 1) || !pg::is_a((*link).testexpr, pg_sys::NodeTag::T_OpExpr) {
+        return None;
+    }
+    let keys = keys_of(sub, Some((*link).testexpr))?;
+    (keys.pairs.len() == 1).then_some((sub, keys))
+}
+
 /// `[NOT] EXISTS` correlated by equalities and one `<>` (see `Other`).
 unsafe fn another_row(q: *mut pg_sys::Query, c: *mut pg_sys::Node, sub: *mut pg_sys::Query, negated: bool) -> Option<Anti> {
+    let OtherRows { k, keys, unequal } = other_rows(sub)?;
+    let rows = super::deparse_without_search_path(k);
+    let m = keys.len();
+    let key_cols: Vec<String> = (1..=m).map(|i| format!("k{i}")).collect();
+    let aliases = format!("{}, v", key_cols.join(", "));
+    let counts = super::parse_query(&format!(
+        "SELECT {k}, count(DISTINCT v) AS n FROM ({rows}) AS s({aliases}) GROUP BY {k}",
+        k = key_cols.join(", "),
+        rows = rows.trim()
+    ));
+    let pairs = super::parse_query(&format!(
+        "SELECT DISTINCT {k}, v FROM ({rows}) AS s({aliases}) WHERE v IS NOT NULL",
+        k = key_cols.join(", "),
+        rows = rows.trim()
+    ));
+    let counts_rt = add_subquery(q, counts, "other_counts");
+    let pairs_rt = add_subquery(q, pairs, "other_rows");
+    let other = Other { negated, counts: counts_rt, keys, unequal };
+    Some(Anti { conjunct: c, rtindex: pairs_rt, equalities: Vec::new(), not_in: None, other: Some(other) })
+}
+
+/// The parts of an EXISTS sub-query correlated by equalities and one `<>`:
+/// its rows as (keys, x) with its own conditions, and the outer
+/// expressions equal to the keys and unequal to x.
+struct OtherRows {
+    k: *mut pg_sys::Query,
+    keys: Vec<*mut pg_sys::Node>,
+    unequal: *mut pg_sys::Node,
+}
+
+unsafe fn other_rows(sub: *mut pg_sys::Query) -> Option<OtherRows> {
     if (*sub).hasAggs
         || !(*sub).groupClause.is_null()
         || !(*sub).havingQual.is_null()
@@ -218,24 +253,21 @@ unsafe fn another_row(q: *mut pg_sys::Query, c: *mut pg_sys::Node, sub: *mut pg_
     if pg_sys::contain_vars_of_level(k.cast(), 1) {
         return None;
     }
-    let rows = super::deparse_without_search_path(k);
-    let m = keys.len();
-    let key_cols: Vec<String> = (1..=m).map(|i| format!("k{i}")).collect();
-    let aliases = format!("{}, v", key_cols.join(", "));
-    let counts = super::parse_query(&format!(
-        "SELECT {k}, count(DISTINCT v) AS n FROM ({rows}) AS s({aliases}) GROUP BY {k}",
-        k = key_cols.join(", "),
-        rows = rows.trim()
-    ));
-    let pairs = super::parse_query(&format!(
-        "SELECT DISTINCT {k}, v FROM ({rows}) AS s({aliases}) WHERE v IS NOT NULL",
-        k = key_cols.join(", "),
-        rows = rows.trim()
-    ));
-    let counts_rt = add_subquery(q, counts, "other_counts");
-    let pairs_rt = add_subquery(q, pairs, "other_rows");
-    let other = Other { negated, counts: counts_rt, keys: keys.iter().map(|(o, _)| *o).collect(), unequal: unequal_outer };
-    Some(Anti { conjunct: c, rtindex: pairs_rt, equalities: Vec::new(), not_in: None, other: Some(other) })
+    Some(OtherRows { k, keys: keys.iter().map(|(outer, _)| *outer).collect(), unequal: unequal_outer })
+}
+
+/// Whether `unnest` takes WHERE conjunct `c` as a join (a semi-join, an
+/// anti-join, `NOT IN`, another row of the same key), so that
+/// `quantified` leaves it.
+pub(super) unsafe fn joined(c: *mut pg_sys::Node) -> bool {
+    let exists = sublink(c, pg_sys::SubLinkType::EXISTS_SUBLINK).or_else(|| negated_exists(c));
+    if let Some(sub) = exists {
+        return keys_of(sub, None).is_some() || other_rows(sub).is_some();
+    }
+    if let Some(link) = any_sublink(c) {
+        return keys_of((*link).subselect.cast(), Some((*link).testexpr)).is_some();
+    }
+    not_in_keys(c).is_some()
 }
 
 /// The distinct keys of a semi-join's sub-query, and how they compare with
@@ -360,14 +392,14 @@ unsafe fn keys_of(sub: *mut pg_sys::Query, test: Option<*mut pg_sys::Node>) -> O
 /// A sub-query's WHERE, split: its own conditions, and those that compare an
 /// expression of the enclosing query (moved to that level) with one of its
 /// own: (operator, outer expression, outer is left, inner expression).
-struct Correlation {
-    inner_only: *mut pg_sys::List,
-    refs: Vec<CorrelatedPair>,
+pub(super) struct Correlation {
+    pub(super) inner_only: *mut pg_sys::List,
+    pub(super) refs: Vec<CorrelatedPair>,
 }
 
 impl Correlation {
     /// None when a condition refers to the enclosing query otherwise.
-    unsafe fn of(k: *mut pg_sys::Query) -> Option<Correlation> {
+    pub(super) unsafe fn of(k: *mut pg_sys::Query) -> Option<Correlation> {
         let mut c = Correlation { inner_only: std::ptr::null_mut(), refs: Vec::new() };
         let quals = (*(*k).jointree).quals;
         if quals.is_null() {
@@ -417,7 +449,7 @@ impl Correlation {
 }
 
 /// `node` as an equality (a mergejoinable operator) with its two operands.
-unsafe fn equality(node: *mut pg_sys::Node) -> Option<(*mut pg_sys::OpExpr, Vec<*mut pg_sys::Node>)> {
+pub(super) unsafe fn equality(node: *mut pg_sys::Node) -> Option<(*mut pg_sys::OpExpr, Vec<*mut pg_sys::Node>)> {
     if !pg::is_a(node, pg_sys::NodeTag::T_OpExpr) {
         return None;
     }
@@ -427,7 +459,7 @@ unsafe fn equality(node: *mut pg_sys::Node) -> Option<(*mut pg_sys::OpExpr, Vec<
 }
 
 /// The sub-query output column a PARAM_SUBLINK parameter stands for.
-unsafe fn param_of(node: *mut pg_sys::Node) -> Option<i32> {
+pub(super) unsafe fn param_of(node: *mut pg_sys::Node) -> Option<i32> {
     let mut n = node;
     // An implicit cast of the sub-query's column.
     while pg::is_a(n, pg_sys::NodeTag::T_RelabelType) {
@@ -568,6 +600,9 @@ unsafe extern "C-unwind" fn scalar_mutator(node: *mut pg_sys::Node, ctx: *mut c_
         if one_row_aggregate(sub) && !pg_sys::contain_vars_of_level(sub.cast(), 1) {
             let q = (*(ctx as *mut Scalars)).q;
             let sub = pg_sys::copyObjectImpl(sub.cast()) as *mut pg_sys::Query;
+            if let Some(var) = shared_scalar(q, sub) {
+                return var.cast();
+            }
             let rt = add_subquery(q, sub, "scalar");
             (*(*q).jointree).fromlist = pg_sys::lappend((*(*q).jointree).fromlist, range_table_ref(rt).cast());
             return output_var(sub, rt).cast();
@@ -577,11 +612,51 @@ unsafe extern "C-unwind" fn scalar_mutator(node: *mut pg_sys::Node, ctx: *mut c_
     if pg::is_a(node, pg_sys::NodeTag::T_Query) {
         return node;
     }
-    // SAFETY: PostgreSQL declares the mutator callback without a prototype
-    // and calls it as (Node *, void *), which is this function's signature.
-    let mutator: unsafe extern "C-unwind" fn() -> *mut pg_sys::Node =
-        std::mem::transmute(scalar_mutator as unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> *mut pg_sys::Node);
-    pg_sys::expression_tree_mutator(node, Some(mutator), ctx)
+    pg::mutate_children(node, scalar_mutator, ctx)
+}
+
+/// Scalar sub-queries over the same rows (FROM and WHERE) share one
+/// internal view, one column each: every input of a join view is a term
+/// more for each change. The column of `sub`'s value in such a sub-query of
+/// `q` added before (the value added to it if need be), or None.
+unsafe fn shared_scalar(q: *mut pg_sys::Query, sub: *mut pg_sys::Query) -> Option<*mut pg_sys::Var> {
+    let no_junk = |k: *mut pg_sys::Query| pg::list::<pg_sys::TargetEntry>((*k).targetList).iter().all(|t| !(**t).resjunk);
+    if !no_junk(sub) || pg_sys::list_length((*sub).targetList) != 1 {
+        return None;
+    }
+    let rows = |k: *mut pg_sys::Query| {
+        let k = pg_sys::copyObjectImpl(k.cast()) as *mut pg_sys::Query;
+        (*k).targetList = std::ptr::null_mut();
+        super::deparse_without_search_path(k)
+    };
+    let these = rows(sub);
+    let value = pg::list::<pg_sys::TargetEntry>((*sub).targetList)[0];
+    for (i, rte) in pg::list::<pg_sys::RangeTblEntry>((*q).rtable).into_iter().enumerate() {
+        let alias = if (*rte).alias.is_null() { String::new() } else { pg::cstr((*(*rte).alias).aliasname) };
+        let k = (*rte).subquery;
+        if (*rte).rtekind != pg_sys::RTEKind::RTE_SUBQUERY
+            || !alias.starts_with("scalar_")
+            || !one_row_aggregate(k)
+            || !no_junk(k)
+            || rows(k) != these
+        {
+            continue;
+        }
+        let rt = (i + 1) as i32;
+        let e: *mut pg_sys::Node = (*value).expr.cast();
+        let var = |n: usize| pg_sys::makeVar(rt, n as i16, pg_sys::exprType(e), pg_sys::exprTypmod(e), pg_sys::exprCollation(e), 0);
+        let targets = pg::list::<pg_sys::TargetEntry>((*k).targetList);
+        if let Some(j) = targets.iter().position(|t| pg_sys::equal((**t).expr.cast(), e.cast())) {
+            return Some(var(j + 1));
+        }
+        let n = targets.len() + 1;
+        let name = std::ffi::CString::new(format!("__tide_v{n}")).expect("no NUL");
+        let name = pg_sys::pstrdup(name.as_ptr());
+        (*k).targetList = pg_sys::lappend((*k).targetList, pg_sys::makeTargetEntry(e.cast(), n as i16, name, false).cast());
+        (*(*rte).eref).colnames = pg_sys::lappend((*(*rte).eref).colnames, pg_sys::makeString(name).cast());
+        return Some(var(n));
+    }
+    None
 }
 
 /// A Var for the first output column of sub-query `sub` at range table entry `rt`.

@@ -96,9 +96,5 @@ unsafe extern "C-unwind" fn lift(node: *mut pg_sys::Node, ctx: *mut c_void) -> *
         c.aggregates.push(pg_sys::makeTargetEntry(node.cast(), n as i16, pg_sys::pstrdup(name.as_ptr()), false));
         return var(n, node);
     }
-    // SAFETY: PostgreSQL declares the mutator callback without a prototype
-    // and calls it as (Node *, void *), which is this function's signature.
-    let mutator: unsafe extern "C-unwind" fn() -> *mut pg_sys::Node =
-        std::mem::transmute(lift as unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> *mut pg_sys::Node);
-    pg_sys::expression_tree_mutator(node, Some(mutator), ctx)
+    pg::mutate_children(node, lift, ctx)
 }

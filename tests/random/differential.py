@@ -136,6 +136,18 @@ VIEWS = {
     "v_distinct_on": "SELECT DISTINCT ON (g) g, id, v FROM r ORDER BY g, v DESC NULLS LAST, id",
     "v_not_in": "SELECT r.id, r.k FROM r WHERE r.k NOT IN (SELECT w FROM q WHERE t IS DISTINCT FROM 'c')",
     "v_not_in_agg": "SELECT q.t, count(*) AS c FROM q WHERE q.w NOT IN (SELECT g FROM r WHERE v > 2) GROUP BY q.t",
+    # Sub-links as comparisons with aggregating sub-queries (see src/analyze/quantified.rs).
+    "v_exists_select": "SELECT r.id, EXISTS (SELECT 1 FROM q WHERE q.k = r.k AND q.t <> 'a') AS has, "
+                       "CASE WHEN NOT EXISTS (SELECT 1 FROM q WHERE q.w = r.g) THEN r.v END AS lone FROM r",
+    "v_exists_or": "SELECT r.id FROM r WHERE r.v > 4 OR EXISTS (SELECT 1 FROM q WHERE q.k = r.k) "
+                   "OR NOT EXISTS (SELECT 1 FROM q WHERE q.w = r.g LIMIT 1)",
+    "v_any_all": "SELECT r.id, r.v > ALL (SELECT q.w FROM q WHERE q.k = r.k) AS above, r.v = ANY (SELECT q.w FROM q WHERE q.k = r.g) AS hit FROM r",
+    "v_any_ne": "SELECT r.id, r.v <> ALL (SELECT w FROM q) AS nin, r.g <> ANY (SELECT q.k FROM q WHERE q.t = r.s) AS ne FROM r",
+    "v_any_where": "SELECT r.id FROM r WHERE r.v < ANY (SELECT q.w FROM q WHERE q.k = r.k) AND r.g >= ALL (SELECT q.k FROM q WHERE q.t = 'b')",
+    "v_not_in_corr": "SELECT r.id, r.v FROM r WHERE r.v NOT IN (SELECT q.w FROM q WHERE q.k = r.k)",
+    "v_exists_range": "SELECT r.id, r.g FROM r WHERE EXISTS (SELECT 1 FROM q WHERE q.k = r.k AND q.w > r.v) "
+                      "AND NOT EXISTS (SELECT 1 FROM q WHERE q.k = r.g AND q.w <= r.v)",
+    "v_in_or": "SELECT q.id FROM q WHERE q.t = 'c' OR (q.k, q.w) IN (SELECT r.k, r.g FROM r)",
     # Functions and VALUES in FROM (LATERAL over the rows before them).
     "v_lateral": "SELECT r.id, x.n FROM r, generate_series(1, coalesce(r.g, 0)) AS x(n) WHERE r.v IS NOT NULL",
     "v_values": "SELECT q.id, v.label FROM q JOIN (VALUES ('a', 'first'), ('b', 'second')) AS v(t, label) ON v.t = q.t",

@@ -71,7 +71,7 @@ SELECT stmt, try(stmt) FROM (VALUES
   -- constructs this version does not maintain
   ($$SELECT tide.create_view('bad1', 'SELECT id FROM t UNION ALL (SELECT v FROM t EXCEPT SELECT id FROM t)')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT a.id FROM t a LEFT JOIN t b ON a.id < b.v')$$),
-  ($$SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE EXISTS (SELECT 1 FROM t t2 WHERE t2.v < t.id)')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE EXISTS (SELECT 1 FROM t t2 WHERE t2.v < t.id AND t2.id > t.v)')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT id, (SELECT max(v) FROM t t2 WHERE t2.id < t.id) FROM t')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT id, row_number() OVER (PARTITION BY v ORDER BY id) FROM t')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT v, (SELECT id FROM t ORDER BY id LIMIT 1) FROM t')$$),

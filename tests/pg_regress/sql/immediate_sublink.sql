@@ -168,9 +168,9 @@ SELECT tide.drop_view('labelled'), tide.drop_view('labelled_kinds');
 -- what is not taken this way is refused, naming it
 SELECT tide.create_view('bad', 'SELECT p.id, (SELECT s.cost FROM supply s WHERE s.part_id = p.id LIMIT 1) FROM part p');
 SELECT tide.create_view('bad', 'SELECT p.id, (SELECT count(*) FROM supply s WHERE s.cost < p.price) FROM part p');
-SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE EXISTS (SELECT 1 FROM supply s WHERE s.cost < p.price)');
-SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE EXISTS (SELECT 1 FROM supply s WHERE s.part_id <> p.id)');
-SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE p.id = 1 OR EXISTS (SELECT 1 FROM supply s WHERE s.part_id = p.id)');
+SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE EXISTS (SELECT 1 FROM supply s WHERE s.cost < p.price AND s.qty > p.id)');
+SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE EXISTS (SELECT 1 FROM supply s WHERE s.part_id = p.id GROUP BY s.supplier HAVING count(*) > 1)');
+SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE p.id = 1 OR EXISTS (SELECT 1 FROM supply s WHERE s.part_id = p.id ORDER BY s.cost LIMIT 1 OFFSET 1)');
 SELECT tide.create_view('bad', 'SELECT p.id FROM part p WHERE p.id NOT IN (SELECT s.part_id FROM supply s WHERE s.cost < p.price)');
 SET client_min_messages = warning;
 DROP SCHEMA immediate_sublink CASCADE;
