@@ -96,7 +96,7 @@ pub enum Node {
     Aggregate { group_by: Vec<String>, grouping_sets: bool, aggregates: Vec<AggCall>, input: Box<Node> },
     /// Window functions over the input; `partition`: their PARTITION BY
     /// keys when all share the same list (None when they differ).
-    Window { functions: Vec<String>, partition: Option<Vec<String>>, input: Box<Node> },
+    Window { functions: Vec<String>, partition: Vec<String>, input: Box<Node> },
     /// The select list.
     Project { columns: Vec<Column>, sublinks: Vec<SubLink>, input: Box<Node> },
     /// DISTINCT (on = None) or DISTINCT ON (exprs).

@@ -182,8 +182,7 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
     let targets: Vec<*mut pg_sys::TargetEntry> =
         pg::list::<pg_sys::TargetEntry>((*q).targetList).into_iter().filter(|t| !(**t).resjunk).collect();
     if (*q).hasWindowFuncs {
-        let clause = pg::list::<pg_sys::WindowClause>((*q).windowClause)[0];
-        return partitioned_plan(q, (*clause).partitionClause, terms, source, &targets, &ex);
+        return partitioned_plan(q, common_partition(q), terms, source, &targets, &ex);
     }
     if (*q).hasDistinctOn {
         // The first row per DISTINCT ON key: recomputed per key like a window partition.
@@ -315,6 +314,27 @@ unsafe fn set_operation_plan(q: *mut pg_sys::Query) -> ViewPlan {
         _ => None,
     };
     ViewPlan { terms, source, shape: Shape::Grouped { keys, aggs, columns, having }, reads: vec![] }
+}
+
+/// The PARTITION BY keys common to every window of `q` (as `to_ir` takes
+/// them): each window's partitions lie within one partition of those.
+unsafe fn common_partition(q: *mut pg_sys::Query) -> *mut pg_sys::List {
+    let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*q).targetList);
+    let expr = |g: *mut pg_sys::SortGroupClause| find_target(&targets, (*g).tleSortGroupRef).map(|t| (*t).expr);
+    let windows = pg::list::<pg_sys::WindowClause>((*q).windowClause);
+    let mut common: *mut pg_sys::List = std::ptr::null_mut();
+    for g in pg::list::<pg_sys::SortGroupClause>((*windows[0]).partitionClause) {
+        let in_all = windows.iter().all(|w| {
+            pg::list::<pg_sys::SortGroupClause>((**w).partitionClause).into_iter().any(|h| match (expr(g), expr(h)) {
+                (Some(a), Some(b)) => pg_sys::equal(a.cast(), b.cast()),
+                _ => false,
+            })
+        });
+        if in_all {
+            common = pg_sys::lappend(common, g.cast());
+        }
+    }
+    common
 }
 
 /// Window functions and DISTINCT ON (see `delta::window`): the partition

@@ -116,7 +116,11 @@ impl Builder<'_> {
                     }
                 }
             }
-            let partition = (partitions.len() == 1).then(|| partitions.remove(0));
+            // Windows over different PARTITION BY lists are recomputed by
+            // the keys common to all of them: each of their partitions lies
+            // within one partition of those.
+            let partition =
+                partitions.into_iter().reduce(|common, keys| common.into_iter().filter(|k| keys.contains(k)).collect()).unwrap_or_default();
             let functions = found.into_iter().map(|f| self.expr_with_windows(q, f)).collect();
             node = Node::Window { functions, partition, input: Box::new(node) };
         }

@@ -174,8 +174,7 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
             _ => no("DISTINCT ON is maintained when its keys are columns of the view"),
         },
         Node::Window { input, .. } if group_keys(input).is_some() => no("window functions over GROUP BY are not maintained yet"),
-        Node::Window { partition: None, .. } => no("window functions with different PARTITION BY lists are not maintained yet"),
-        Node::Window { partition: Some(keys), .. } => match parent {
+        Node::Window { partition: keys, .. } => match parent {
             Some(Node::Project { columns, .. }) if keys.iter().all(|k| columns.iter().any(|c| &c.sql == k)) => yes(if keys.is_empty() {
                 "window functions without PARTITION BY: one partition, recomputed on every change"
             } else {

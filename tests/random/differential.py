@@ -128,6 +128,9 @@ VIEWS = {
     # Window functions (orderings that decide the result).
     "v_window": "SELECT g, id, rank() OVER (PARTITION BY g ORDER BY v DESC NULLS LAST, id) AS rk, "
                 "sum(v) OVER (PARTITION BY g ORDER BY id) AS rs, lag(k) OVER (PARTITION BY g ORDER BY id) AS pk FROM r",
+    "v_window_two": "SELECT g, s, id, rank() OVER (PARTITION BY g ORDER BY v NULLS FIRST, id) AS rk, "
+                    "count(*) OVER (PARTITION BY g, s) AS n, sum(v) OVER (PARTITION BY s, g ORDER BY id) AS run FROM r",
+    "v_window_apart": "SELECT g, id, lag(v) OVER (PARTITION BY g ORDER BY id) AS prev, row_number() OVER (ORDER BY id) AS n FROM r",
     "v_window_join": "SELECT q.t, r.id, row_number() OVER (PARTITION BY q.t ORDER BY r.id, q.id) AS rn FROM r JOIN q ON q.k = r.k",
     "v_window_all": "SELECT id, count(*) OVER () AS n, first_value(id) OVER (ORDER BY id) AS f, "
                     "dense_rank() OVER (ORDER BY k NULLS FIRST) AS dr FROM q",
