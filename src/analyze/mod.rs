@@ -115,6 +115,7 @@ pub(crate) struct Maintained {
 /// pulled up, sub-links unnested into joins with sub-queries (see `sublinks`).
 pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
     from_one_row(q);
+    setop::nested_as_branches(q);
     quantified::as_aggregates(q);
     let q = select_scalars::as_left_joins(q);
     let q = topk::limit_over_subquery(q);

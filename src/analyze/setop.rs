@@ -105,3 +105,57 @@ unsafe fn oids(list: *mut pg_sys::List) -> Vec<pg_sys::Oid> {
 unsafe fn ints(list: *mut pg_sys::List) -> Vec<i32> {
     (0..pg_sys::list_length(list)).map(|i| pg_sys::list_nth_int(list, i)).collect()
 }
+
+/// Set operations nested otherwise than the engine takes them at once
+/// (UNION ALL trees, UNION over UNION [ALL], INTERSECT [ALL] and EXCEPT
+/// [ALL] of two branches): each such child, `(A UNION B) EXCEPT C`'s left
+/// one say, becomes a branch of its own, a sub-query whose set operation
+/// its internal view maintains.
+///
+/// # Safety
+/// `q` must be an analyzed SELECT Query of pg_tide's own (changed in place).
+pub(super) unsafe fn nested_as_branches(q: *mut pg_sys::Query) {
+    if (*q).setOperations.is_null() {
+        return;
+    }
+    let leftmost = leaves((*q).setOperations)[0];
+    let top = (*q).setOperations as *mut pg_sys::SetOperationStmt;
+    (*top).larg = fitted(q, (*top).larg, top);
+    (*top).rarg = fitted(q, (*top).rarg, top);
+    // The query's columns are Vars of its leftmost branch.
+    let now = leaves((*q).setOperations)[0];
+    if now != leftmost {
+        for t in pg::list::<pg_sys::TargetEntry>((*q).targetList) {
+            let v = (*t).expr as *mut pg_sys::Var;
+            if pg::is_a(v, pg_sys::NodeTag::T_Var) && (*v).varno as i32 == leftmost {
+                (*v).varno = now as _;
+                (*v).varnosyn = now as _;
+            }
+        }
+    }
+}
+
+/// `child` of set operation `top`, itself if the two are taken together,
+/// else as a branch of its own.
+unsafe fn fitted(q: *mut pg_sys::Query, child: *mut pg_sys::Node, top: *mut pg_sys::SetOperationStmt) -> *mut pg_sys::Node {
+    if !pg::is_a(child, pg_sys::NodeTag::T_SetOperationStmt) {
+        return child;
+    }
+    let c = child as *mut pg_sys::SetOperationStmt;
+    let union = pg_sys::SetOperation::SETOP_UNION;
+    let together = (*top).op == union && (*c).op == union && (!(*top).all || (*c).all);
+    if together {
+        (*c).larg = fitted(q, (*c).larg, top);
+        (*c).rarg = fitted(q, (*c).rarg, top);
+        return child;
+    }
+    let sub = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;
+    (*sub).setOperations = child;
+    (*sub).sortClause = std::ptr::null_mut();
+    (*sub).limitCount = std::ptr::null_mut();
+    (*sub).limitOffset = std::ptr::null_mut();
+    (*sub).limitOption = pg_sys::LimitOption::LIMIT_OPTION_DEFAULT;
+    let branch = super::parse_query(&super::deparse_without_search_path(sub));
+    let rt = super::sublinks::add_subquery(q, branch, "set");
+    super::sublinks::range_table_ref(rt).cast()
+}

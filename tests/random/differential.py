@@ -124,6 +124,8 @@ VIEWS = {
     "v_except": "SELECT k, g FROM r EXCEPT SELECT k, w FROM q",
     "v_intersect_all": "SELECT k, g FROM r INTERSECT ALL SELECT k, w FROM q",
     "v_except_all": "SELECT g, s FROM r EXCEPT ALL SELECT w, t FROM q",
+    "v_setop_mixed": "SELECT k, g FROM r UNION SELECT k, w FROM q EXCEPT SELECT g, k FROM r WHERE s = 'a'",
+    "v_setop_nested_all": "(SELECT k FROM r INTERSECT ALL SELECT w FROM q) UNION ALL (SELECT g FROM r EXCEPT SELECT k FROM q)",
     "v_union_agg": "SELECT x, count(*) AS c, sum(y) AS s FROM (SELECT k AS x, v AS y FROM r UNION ALL SELECT k, w FROM q) u GROUP BY x",
     # Window functions (orderings that decide the result).
     "v_window": "SELECT g, id, rank() OVER (PARTITION BY g ORDER BY v DESC NULLS LAST, id) AS rk, "

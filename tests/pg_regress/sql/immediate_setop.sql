@@ -47,8 +47,20 @@ SELECT * FROM staff_only ORDER BY id, name;
 SELECT tide.verify('both_all'), tide.verify('staff_all');
 SELECT tide.verify('everyone'), tide.verify('people'), tide.verify('both_kinds'), tide.verify('staff_only'),
        tide.verify('last_two'), tide.verify('per_name');
--- refused, naming the operation
-SELECT tide.create_view('bad', 'SELECT id FROM staff UNION ALL (SELECT cid FROM contractors EXCEPT SELECT id FROM staff)');
+-- nested otherwise: the inner operation is a branch of its own (an internal
+-- view that maintains it), with the types the outer one resolves
+SELECT tide.create_view('mixed', 'SELECT id FROM staff UNION ALL (SELECT cid FROM contractors EXCEPT SELECT id FROM staff)');
+SELECT tide.create_view('mixed_left', 'SELECT id, name FROM staff UNION SELECT cid, cname FROM contractors EXCEPT SELECT id, name FROM staff WHERE dept = 20');
+SELECT tide.create_view('mixed_all', '(SELECT name FROM staff INTERSECT ALL SELECT cname FROM contractors) UNION ALL (SELECT cname FROM contractors EXCEPT ALL SELECT name FROM staff)');
+SELECT * FROM mixed ORDER BY id;
+INSERT INTO contractors VALUES (7, 'dee'), (1, 'ann'), (NULL, 'nobody');
+DELETE FROM staff WHERE dept = 20;
+UPDATE contractors SET cid = 9 WHERE cname = 'cy';
+INSERT INTO staff VALUES (7, 'dee', 30);
+SELECT * FROM mixed ORDER BY id;
+SELECT * FROM mixed_left ORDER BY id, name;
+SELECT * FROM mixed_all ORDER BY name;
+SELECT tide.verify('mixed'), tide.verify('mixed_left'), tide.verify('mixed_all');
 SET client_min_messages = warning;
 DROP SCHEMA immediate_setop CASCADE;
 RESET client_min_messages;
