@@ -127,8 +127,8 @@ pub(super) unsafe fn nested_as_branches(q: *mut pg_sys::Query) {
     if now != leftmost {
         for t in pg::list::<pg_sys::TargetEntry>((*q).targetList) {
             let v = (*t).expr as *mut pg_sys::Var;
-            if pg::is_a(v, pg_sys::NodeTag::T_Var) && (*v).varno as i32 == leftmost {
-                (*v).varno = now as _;
+            if pg::is_a(v, pg_sys::NodeTag::T_Var) && (*v).varno == leftmost {
+                (*v).varno = now;
                 (*v).varnosyn = now as _;
             }
         }
