@@ -296,32 +296,53 @@ unsafe fn pull_up(q: *mut pg_sys::Query, rtindex: i32, rte: *mut pg_sys::RangeTb
 unsafe fn replace_in_join_tree(node: *mut pg_sys::Node, rtindex: i32, with: *mut pg_sys::Node) {
     use pg_sys::NodeTag::*;
     let is_target = |n: *mut pg_sys::Node| pg::is_a(n, T_RangeTblRef) && (*(n as *mut pg_sys::RangeTblRef)).rtindex == rtindex;
+    // A FROM list holds no FROM list, nor an inner join's arm, for ruleutils
+    // (which prints the query for windows, DISTINCT ON and LIMIT): the
+    // sub-query's items go in its place, its WHERE joins the conditions.
+    let and = |a: *mut pg_sys::Node, b: *mut pg_sys::Node| -> *mut pg_sys::Node {
+        match (a.is_null(), b.is_null()) {
+            (true, _) => b,
+            (_, true) => a,
+            _ => pg_sys::make_and_qual(a, b),
+        }
+    };
+    let from = pg::is_a(with, T_FromExpr).then(|| with as *mut pg_sys::FromExpr);
     match (*node).type_ {
         T_JoinExpr => {
             let j = node as *mut pg_sys::JoinExpr;
-            if is_target((*j).larg) {
-                (*j).larg = with;
-            } else {
-                replace_in_join_tree((*j).larg, rtindex, with);
-            }
-            if is_target((*j).rarg) {
-                (*j).rarg = with;
-            } else {
-                replace_in_join_tree((*j).rarg, rtindex, with);
+            let single = from.filter(|f| pg_sys::list_length((**f).fromlist) == 1 && (*j).jointype == pg_sys::JoinType::JOIN_INNER);
+            let arm = |f: *mut pg_sys::FromExpr| pg_sys::list_nth((*f).fromlist, 0) as *mut pg_sys::Node;
+            for side in [&mut (*j).larg, &mut (*j).rarg] {
+                if is_target(*side) {
+                    match single {
+                        Some(f) => {
+                            *side = arm(f);
+                            (*j).quals = and((*j).quals, (*f).quals);
+                        }
+                        None => *side = with,
+                    }
+                } else {
+                    replace_in_join_tree(*side, rtindex, with);
+                }
             }
         }
         T_FromExpr => {
             let f = node as *mut pg_sys::FromExpr;
-            let list = (*f).fromlist;
-            for i in 0..pg_sys::list_length(list) {
-                let cell = (*list).elements.add(i as usize);
-                let item = (*cell).ptr_value as *mut pg_sys::Node;
-                if is_target(item) {
-                    (*cell).ptr_value = with.cast();
-                } else {
+            let mut list: *mut pg_sys::List = std::ptr::null_mut();
+            for item in pg::list::<pg_sys::Node>((*f).fromlist) {
+                if !is_target(item) {
                     replace_in_join_tree(item, rtindex, with);
+                    list = pg_sys::lappend(list, item.cast());
+                } else if let Some(w) = from {
+                    for inner in pg::list::<pg_sys::Node>((*w).fromlist) {
+                        list = pg_sys::lappend(list, inner.cast());
+                    }
+                    (*f).quals = and((*f).quals, (*w).quals);
+                } else {
+                    list = pg_sys::lappend(list, with.cast());
                 }
             }
+            (*f).fromlist = list;
         }
         _ => {}
     }

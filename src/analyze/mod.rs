@@ -117,6 +117,7 @@ pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
     from_one_row(q);
     setop::nested_as_branches(q);
     quantified::as_aggregates(q);
+    topk::lateral_as_ranked(q);
     let q = select_scalars::as_left_joins(q);
     let q = topk::limit_over_subquery(q);
     let q = grouping::distinct_over_groups(q);

@@ -50,3 +50,218 @@ pub(super) unsafe fn limit_over_subquery(q: *mut pg_sys::Query) -> *mut pg_sys::
     (*w).limitOption = (*q).limitOption;
     w
 }
+
+/// LATERAL sub-queries with ORDER BY ... LIMIT, correlated by equalities
+/// (the top rows per row of the items before them):
+///
+/// ```sql
+/// FROM t, LATERAL (SELECT u.x FROM u WHERE u.k = t.k ORDER BY u.d DESC LIMIT 2) x
+/// FROM t LEFT JOIN LATERAL (...) x ON true
+/// ```
+///
+/// are the rows of u ranked per key: the sub-query becomes
+/// `SELECT <its columns>, <keys>, row_number() OVER (PARTITION BY <keys>
+/// ORDER BY <its ORDER BY>) FROM u WHERE <its own conditions>` (a window
+/// sub-query, maintained by partition as an internal view), joined on the
+/// keys and the rank (`rn <= 2`, or `rn > m AND rn <= m + n` with OFFSET m),
+/// in WHERE, or for a LEFT JOIN in its ON. Where the ORDER BY does not
+/// decide between tied rows, any of them may be taken, as by the query.
+///
+/// # Safety
+/// `q` must be an analyzed SELECT Query of pg_tide's own (changed in place).
+pub(super) unsafe fn lateral_as_ranked(q: *mut pg_sys::Query) {
+    if (*q).jointree.is_null() {
+        return;
+    }
+    let mut conditions: Vec<*mut pg_sys::Node> = Vec::new();
+    for item in pg::list::<pg_sys::Node>((*(*q).jointree).fromlist) {
+        if pg::is_a(item, pg_sys::NodeTag::T_RangeTblRef) {
+            conditions.extend(ranked(q, (*(item as *mut pg_sys::RangeTblRef)).rtindex).unwrap_or_default());
+        } else if pg::is_a(item, pg_sys::NodeTag::T_JoinExpr) {
+            let j = item as *mut pg_sys::JoinExpr;
+            let on_true = (*j).quals.is_null()
+                || (pg::is_a((*j).quals, pg_sys::NodeTag::T_Const) && {
+                    let c = (*j).quals as *mut pg_sys::Const;
+                    !(*c).constisnull && (*c).constvalue.value() != 0
+                });
+            let kind = (*j).jointype;
+            if on_true
+                && (kind == pg_sys::JoinType::JOIN_INNER || kind == pg_sys::JoinType::JOIN_LEFT)
+                && pg::is_a((*j).rarg, pg_sys::NodeTag::T_RangeTblRef)
+            {
+                if let Some(on) = ranked(q, (*((*j).rarg as *mut pg_sys::RangeTblRef)).rtindex) {
+                    (*j).quals = and(on);
+                }
+            }
+        }
+    }
+    if !conditions.is_empty() {
+        let quals = (*(*q).jointree).quals;
+        if !quals.is_null() {
+            conditions.push(quals.cast());
+        }
+        (*(*q).jointree).quals = and(conditions);
+    }
+}
+
+unsafe fn and(conditions: Vec<*mut pg_sys::Node>) -> *mut pg_sys::Node {
+    let mut list: *mut pg_sys::List = std::ptr::null_mut();
+    for c in conditions {
+        list = pg_sys::lappend(list, c.cast());
+    }
+    pg_sys::make_ands_explicit(list).cast()
+}
+
+/// int8 `<=` and `>` (pg_operator.dat).
+const INT8_LE: u32 = 414;
+const INT8_GT: u32 = 413;
+
+/// Entry `rt` of `q` as the ranked rows (see `lateral_as_ranked`), if it is
+/// such a LATERAL sub-query: the conditions that join it.
+unsafe fn ranked(q: *mut pg_sys::Query, rt: i32) -> Option<Vec<*mut pg_sys::Node>> {
+    let rte = pg_sys::list_nth((*q).rtable, rt - 1) as *mut pg_sys::RangeTblEntry;
+    if (*rte).rtekind != pg_sys::RTEKind::RTE_SUBQUERY || !(*rte).lateral {
+        return None;
+    }
+    let sub = (*rte).subquery;
+    if (*sub).limitCount.is_null()
+        || (*sub).limitOption != pg_sys::LimitOption::LIMIT_OPTION_COUNT
+        || (*sub).sortClause.is_null()
+        || (*sub).hasAggs
+        || !(*sub).groupClause.is_null()
+        || !(*sub).groupingSets.is_null()
+        || !(*sub).havingQual.is_null()
+        || !(*sub).distinctClause.is_null()
+        || (*sub).hasWindowFuncs
+        || !(*sub).setOperations.is_null()
+        || (*sub).hasTargetSRFs
+        || !(*sub).cteList.is_null()
+        || (*sub).jointree.is_null()
+    {
+        return None;
+    }
+    let count = constant((*sub).limitCount)?;
+    let offset = if (*sub).limitOffset.is_null() { 0 } else { constant((*sub).limitOffset)? };
+    if count < 1 || offset < 0 {
+        return None;
+    }
+    let k = pg_sys::copyObjectImpl(sub.cast()) as *mut pg_sys::Query;
+    let correlation = super::sublinks::Correlation::of(k)?;
+    if correlation.refs.is_empty() || !correlation.refs.iter().all(|(op, ..)| super::sublinks::equality((*op).cast()).is_some()) {
+        return None;
+    }
+    (*(*k).jointree).quals =
+        if correlation.inner_only.is_null() { std::ptr::null_mut() } else { pg_sys::make_ands_explicit(correlation.inner_only).cast() };
+    // Its columns, then the keys and the ORDER BY expressions, by position.
+    let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*k).targetList);
+    let shown: Vec<*mut pg_sys::TargetEntry> = targets.iter().copied().filter(|t| !(**t).resjunk).collect();
+    let mut list: *mut pg_sys::List = std::ptr::null_mut();
+    let mut push = |e: *mut pg_sys::Node| {
+        let n = pg_sys::list_length(list) + 1;
+        let name = std::ffi::CString::new(format!("c{n}")).expect("no NUL");
+        list = pg_sys::lappend(list, pg_sys::makeTargetEntry(e.cast(), n as i16, pg_sys::pstrdup(name.as_ptr()), false).cast());
+        n as usize
+    };
+    for t in &shown {
+        push((**t).expr.cast());
+    }
+    let keys: Vec<usize> = correlation.refs.iter().map(|(_, _, _, inner)| push(*inner)).collect();
+    let mut order = Vec::new();
+    for s in pg::list::<pg_sys::SortGroupClause>((*k).sortClause) {
+        let t = targets.iter().find(|t| (***t).ressortgroupref == (*s).tleSortGroupRef)?;
+        let n = push((**t).expr.cast());
+        order.push(format!(
+            "c{n}{}{}",
+            direction(s, pg_sys::exprType((**t).expr.cast()))?,
+            if (*s).nulls_first { " NULLS FIRST" } else { " NULLS LAST" }
+        ));
+    }
+    (*k).targetList = list;
+    (*k).sortClause = std::ptr::null_mut();
+    (*k).limitCount = std::ptr::null_mut();
+    (*k).limitOffset = std::ptr::null_mut();
+    (*k).limitOption = pg_sys::LimitOption::LIMIT_OPTION_DEFAULT;
+    if pg_sys::contain_vars_of_level(k.cast(), 1) {
+        return None;
+    }
+    let columns: Vec<String> = (1..=pg_sys::list_length(list)).map(|i| format!("c{i}")).collect();
+    let partition: Vec<String> = keys.iter().map(|n| format!("c{n}")).collect();
+    // Its columns keep the entry's names; the added ones get names of their own.
+    let own: Vec<String> = pg::list::<pg_sys::String>((*(*rte).eref).colnames).into_iter().map(|n| pg::cstr((*n).sval)).collect();
+    let names: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| if i < shown.len() { own.get(i).cloned().unwrap_or_else(|| c.clone()) } else { format!("__tide_{c}") })
+        .chain(["__tide_rank".to_string()])
+        .collect();
+    let select: Vec<String> = columns.iter().zip(&names).map(|(c, n)| format!("{c} AS {}", pg::quote_ident(n))).collect();
+    let ranked = super::parse_query(&format!(
+        "SELECT {}, row_number() OVER (PARTITION BY {} ORDER BY {}) AS __tide_rank FROM ({}) AS s({})",
+        select.join(", "),
+        partition.join(", "),
+        order.join(", "),
+        super::deparse_without_search_path(k).trim(),
+        columns.join(", ")
+    ));
+    (*rte).subquery = ranked;
+    (*rte).lateral = false;
+    let mut list: *mut pg_sys::List = std::ptr::null_mut();
+    for n in &names {
+        let name = std::ffi::CString::new(n.as_str()).expect("no NUL");
+        list = pg_sys::lappend(list, pg_sys::makeString(pg_sys::pstrdup(name.as_ptr())).cast());
+    }
+    (*(*rte).eref).colnames = list;
+    let var = |n: usize| {
+        let t = pg::list::<pg_sys::TargetEntry>((*ranked).targetList)[n - 1];
+        let e: *mut pg_sys::Node = (*t).expr.cast();
+        pg_sys::makeVar(rt, n as i16, pg_sys::exprType(e), pg_sys::exprTypmod(e), pg_sys::exprCollation(e), 0).cast::<pg_sys::Node>()
+    };
+    let mut conditions = Vec::new();
+    for ((op, outer, outer_left, _), n) in correlation.refs.iter().zip(&keys) {
+        let eq = pg_sys::copyObjectImpl((*op).cast()) as *mut pg_sys::OpExpr;
+        let (l, r) = if *outer_left { (*outer, var(*n)) } else { (var(*n), *outer) };
+        (*eq).args = pg_sys::lappend(pg_sys::lappend(std::ptr::null_mut(), l.cast()), r.cast());
+        conditions.push(eq.cast());
+    }
+    let rank = var(columns.len() + 1);
+    let int8 =
+        |v: i64| pg_sys::makeConst(pg_sys::INT8OID, -1, pg_sys::InvalidOid, 8, pg_sys::Datum::from(v), false, true).cast::<pg_sys::Node>();
+    let compare = |op: u32, l: *mut pg_sys::Node, r: *mut pg_sys::Node| {
+        let e = pg_sys::make_opclause(
+            pg_sys::Oid::from(op),
+            pg_sys::BOOLOID,
+            false,
+            l.cast(),
+            r.cast(),
+            pg_sys::InvalidOid,
+            pg_sys::InvalidOid,
+        ) as *mut pg_sys::OpExpr;
+        (*e).opfuncid = pg_sys::get_opcode(pg_sys::Oid::from(op));
+        e.cast::<pg_sys::Node>()
+    };
+    if offset > 0 {
+        conditions.push(compare(INT8_GT, rank, int8(offset)));
+    }
+    conditions.push(compare(INT8_LE, pg_sys::copyObjectImpl(rank.cast()).cast(), int8(offset + count)));
+    Some(conditions)
+}
+
+/// The value of a LIMIT or OFFSET that is a constant.
+unsafe fn constant(e: *mut pg_sys::Node) -> Option<i64> {
+    let c = pg_sys::eval_const_expressions(std::ptr::null_mut(), pg_sys::copyObjectImpl(e.cast()).cast());
+    (pg::is_a(c, pg_sys::NodeTag::T_Const) && !(*(c as *mut pg_sys::Const)).constisnull)
+        .then(|| (*(c as *mut pg_sys::Const)).constvalue.value() as i64)
+}
+
+/// " DESC" or "" for an ORDER BY item, when it orders by its type's default btree order.
+unsafe fn direction(s: *mut pg_sys::SortGroupClause, ty: pg_sys::Oid) -> Option<&'static str> {
+    let (mut family, mut input, mut strategy) = (pg_sys::InvalidOid, pg_sys::InvalidOid, 0i16);
+    if !pg_sys::get_ordering_op_properties((*s).sortop, &mut family, &mut input, &mut strategy) {
+        return None;
+    }
+    let class = pg_sys::GetDefaultOpClass(ty, pg_sys::BTREE_AM_OID);
+    if class == pg_sys::InvalidOid || pg_sys::get_opclass_family(class) != family {
+        return None;
+    }
+    Some(if strategy as u32 == pg_sys::BTGreaterStrategyNumber { " DESC" } else { "" })
+}

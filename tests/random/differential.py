@@ -103,6 +103,9 @@ VIEWS = {
                        "coalesce((SELECT sum(q.w) FROM q WHERE q.k = r.k), -1) AS sw FROM r WHERE r.g IS NOT NULL",
     "v_lookup": "SELECT r.id, (SELECT q.t FROM q WHERE q.id = r.k) AS t, (SELECT q.w FROM q WHERE q.id = r.g AND q.t <> 'a') + r.v AS w "
                 "FROM r WHERE (SELECT q.w FROM q WHERE q.id = r.k) IS DISTINCT FROM 3",
+    "v_lateral_topk": "SELECT r.id, x.w, x.qid FROM r, LATERAL (SELECT q.w, q.id AS qid FROM q WHERE q.k = r.k ORDER BY q.w DESC NULLS LAST, q.id LIMIT 2) x",
+    "v_lateral_topk_left": "SELECT r.id, x.t FROM r LEFT JOIN LATERAL (SELECT q.t FROM q WHERE q.w = r.g AND q.t IS NOT NULL "
+                           "ORDER BY q.id DESC LIMIT 1 OFFSET 1) x ON true",
     "v_lateral_agg": "SELECT r.id, x.n, x.mw FROM r, LATERAL (SELECT count(*) AS n, max(q.w) AS mw FROM q WHERE q.k = r.k) x",
     "v_lateral_join": "SELECT r.id, x.t FROM r, LATERAL (SELECT q.t FROM q WHERE q.k = r.g AND q.w > r.v) x",
     "v_group_scalar": "SELECT r.g, count(*) AS c, (SELECT max(q.w) FROM q WHERE q.k = r.g) AS mw, "
@@ -133,6 +136,7 @@ VIEWS = {
     "v_window_two": "SELECT g, s, id, rank() OVER (PARTITION BY g ORDER BY v NULLS FIRST, id) AS rk, "
                     "count(*) OVER (PARTITION BY g, s) AS n, sum(v) OVER (PARTITION BY s, g ORDER BY id) AS run FROM r",
     "v_window_apart": "SELECT g, id, lag(v) OVER (PARTITION BY g ORDER BY id) AS prev, row_number() OVER (ORDER BY id) AS n FROM r",
+    "v_window_sub": "SELECT s.k, s.id, rank() OVER (PARTITION BY s.k ORDER BY s.v NULLS FIRST, s.id) AS rk FROM (SELECT k, id, v FROM r WHERE g IS NOT NULL) s",
     "v_window_join": "SELECT q.t, r.id, row_number() OVER (PARTITION BY q.t ORDER BY r.id, q.id) AS rn FROM r JOIN q ON q.k = r.k",
     "v_window_all": "SELECT id, count(*) OVER () AS n, first_value(id) OVER (ORDER BY id) AS f, "
                     "dense_rank() OVER (ORDER BY k NULLS FIRST) AS dr FROM q",

@@ -38,7 +38,7 @@ SELECT tide.create_view('north_orders', 'SELECT o.id FROM orders o JOIN north_cu
 SELECT * FROM north_orders ORDER BY id;
 
 -- what this version cannot maintain is refused, naming the construct
-SELECT tide.create_view('people', 'SELECT o.id, x.amount FROM orders o, LATERAL (SELECT o2.amount FROM orders o2 WHERE o2.customer = o.customer ORDER BY o2.amount DESC LIMIT 1) x');
+SELECT tide.create_view('people', 'SELECT o.id, x.n FROM orders o, LATERAL (SELECT count(*) AS n FROM orders o2 WHERE o2.amount < o.amount) x');
 SELECT tide.create_view('outer', 'SELECT o.id, c.region FROM orders o LEFT JOIN customers c ON c.name > o.customer');
 SELECT tide.create_view('top', 'SELECT id FROM orders ORDER BY amount DESC LIMIT 2');
 

@@ -23,6 +23,29 @@ SELECT * FROM positions ORDER BY id, pos;
 SELECT tide.verify('doc_tags'), tide.verify('sku_totals'), tide.verify('positions'), tide.verify('labels'), tide.verify('series');
 SELECT tide.create_view('bad', 'SELECT d.id, f.a, f.b FROM docs d, ROWS FROM (unnest(d.tags), generate_series(1, 2)) AS f(a, b)');
 SELECT tide.create_view('bad', 'SELECT d.id, t.tag FROM docs d LEFT JOIN LATERAL unnest(d.tags) AS t(tag) ON true');
+-- LATERAL sub-queries with ORDER BY ... LIMIT, correlated by equalities:
+-- the top rows per key, as the rows of a window sub-query ranked per key
+-- (an internal view recomputed by the keys a change touches)
+CREATE TABLE readings (id int PRIMARY KEY, doc int, val int);
+INSERT INTO readings SELECT g, g % 4, (g * 7) % 10 FROM generate_series(1, 20) g;
+INSERT INTO readings VALUES (21, 1, NULL), (22, NULL, 3);
+SELECT tide.create_view('top_two', $$SELECT d.id, r.val, r.rid FROM docs d,
+    LATERAL (SELECT x.val, x.id AS rid FROM readings x WHERE x.doc = d.id ORDER BY x.val DESC NULLS LAST, x.id LIMIT 2) r$$);
+SELECT tide.create_view('second_latest', $$SELECT d.id, r.val FROM docs d LEFT JOIN LATERAL
+    (SELECT x.val FROM readings x WHERE x.doc = d.id AND x.val > 0 ORDER BY x.id DESC LIMIT 1 OFFSET 1) r ON true$$);
+SELECT tide.create_view('top_sums', $$SELECT count(*) AS n, sum(r.val) AS total FROM docs d
+    CROSS JOIN LATERAL (SELECT x.val FROM readings x WHERE x.doc = d.id ORDER BY x.val NULLS FIRST, x.id LIMIT 3) r$$);
+SELECT * FROM top_two ORDER BY id, val DESC, rid;
+SELECT * FROM second_latest ORDER BY id;
+INSERT INTO readings VALUES (30, 4, 99), (31, 2, 50), (32, 2, NULL);
+UPDATE readings SET val = 0 WHERE id = 5;
+DELETE FROM readings WHERE id IN (2, 9);
+UPDATE readings SET doc = 4 WHERE id = 13;
+INSERT INTO docs VALUES (5, NULL, '{}');
+SELECT * FROM top_two ORDER BY id, val DESC, rid;
+SELECT * FROM second_latest ORDER BY id;
+SELECT * FROM top_sums;
+SELECT tide.verify('top_two'), tide.verify('second_latest'), tide.verify('top_sums');
 SET client_min_messages = warning;
 DROP SCHEMA immediate_lateral CASCADE;
 RESET client_min_messages;

@@ -56,6 +56,12 @@ DELETE FROM pay WHERE id = 5;
 UPDATE pay SET dept = 2 WHERE id = 300;
 SELECT * FROM two_windows ORDER BY dept, rk;
 SELECT tide.verify('two_windows'), tide.verify('apart');
+-- windows over a sub-query in FROM (pulled up into the query)
+SELECT tide.create_view('ranked_sub', $$SELECT s.dept, s.id, rank() OVER (PARTITION BY s.dept ORDER BY s.amount, s.id) AS rk
+    FROM (SELECT dept, id, amount FROM pay WHERE amount > 20) s$$);
+INSERT INTO pay VALUES (400, 1, 25), (401, 2, 90);
+UPDATE pay SET amount = 5 WHERE id = 401;
+SELECT tide.verify('ranked_sub');
 -- refused, naming the reason
 SELECT tide.create_view('bad', 'SELECT id, rank() OVER (PARTITION BY dept ORDER BY amount) FROM pay');
 SET client_min_messages = warning;
