@@ -306,7 +306,7 @@ unsafe fn replace_in_join_tree(node: *mut pg_sys::Node, rtindex: i32, with: *mut
             _ => pg_sys::make_and_qual(a, b),
         }
     };
-    let from = pg::is_a(with, T_FromExpr).then(|| with as *mut pg_sys::FromExpr);
+    let from = pg::is_a(with, T_FromExpr).then_some(with as *mut pg_sys::FromExpr);
     match (*node).type_ {
         T_JoinExpr => {
             let j = node as *mut pg_sys::JoinExpr;
