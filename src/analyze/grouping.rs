@@ -18,13 +18,26 @@ unsafe extern "C-unwind" {
 }
 
 /// `SELECT DISTINCT * FROM (<q without DISTINCT>) s` for a query with
-/// DISTINCT (not DISTINCT ON) over GROUP BY or aggregates, or `q` itself.
+/// DISTINCT (not DISTINCT ON) over GROUP BY or aggregates, or over a select
+/// list with sub-queries (the rows before DISTINCT are then an internal
+/// view that maintains those), or `q` itself.
 ///
 /// # Safety
 /// `q` must be an analyzed SELECT Query.
 pub(super) unsafe fn distinct_over_groups(q: *mut pg_sys::Query) -> *mut pg_sys::Query {
     let grouped = (*q).hasAggs || !(*q).groupClause.is_null() || !(*q).groupingSets.is_null();
-    if !grouped || (*q).distinctClause.is_null() || (*q).hasDistinctOn || !(*q).limitCount.is_null() || !(*q).limitOffset.is_null() {
+    let sublinks = (*q).hasSubLinks
+        && pg::list::<pg_sys::TargetEntry>((*q).targetList).into_iter().any(|t| {
+            let mut links = Vec::new();
+            super::to_ir::collect((*t).expr.cast(), pg_sys::NodeTag::T_SubLink, &mut links);
+            !links.is_empty()
+        });
+    if !(grouped || sublinks)
+        || (*q).distinctClause.is_null()
+        || (*q).hasDistinctOn
+        || !(*q).limitCount.is_null()
+        || !(*q).limitOffset.is_null()
+    {
         return q;
     }
     let g = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;

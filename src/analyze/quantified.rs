@@ -25,6 +25,9 @@
 //!   (S))`, op' the negator. Where NULL drops a row as false does (WHERE,
 //!   under AND and OR), ANY is E alone.
 //!
+//! - A scalar sub-query with `ORDER BY ... LIMIT 1`, correlated by
+//!   equalities: a lookup among its rows ranked per key (`topk::scalar_as_lookup`).
+//!
 //! A sub-link of another shape stays, and is refused by name.
 
 use super::sublinks::{self, Correlation};
@@ -91,6 +94,10 @@ unsafe fn rewrite(node: *mut pg_sys::Node, positive: bool) -> *mut pg_sys::Node 
             }
             pg_sys::SubLinkType::ANY_SUBLINK => quantified(link, positive, false),
             pg_sys::SubLinkType::ALL_SUBLINK => quantified(link, positive, true),
+            pg_sys::SubLinkType::EXPR_SUBLINK => super::topk::scalar_as_lookup((*link).subselect.cast()).map(|lookup| {
+                (*link).subselect = lookup.cast();
+                node
+            }),
             _ => None,
         };
         // (A sub-link's own sub-query is its own; it is not entered.)

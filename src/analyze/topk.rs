@@ -116,6 +116,149 @@ unsafe fn and(conditions: Vec<*mut pg_sys::Node>) -> *mut pg_sys::Node {
 const INT8_LE: u32 = 414;
 const INT8_GT: u32 = 413;
 
+/// A sub-query with ORDER BY ... LIMIT correlated by equalities, as rows
+/// ranked per key (see `lateral_as_ranked`).
+struct Ranked {
+    /// `SELECT <its columns>, <keys>, <ORDER BY expressions>, row_number()
+    /// OVER (...) AS __tide_rank FROM (<its rows>)`, uncorrelated.
+    query: *mut pg_sys::Query,
+    /// The correlation: (operator, outer expression at the enclosing
+    /// level, outer is left, inner expression), and its key's column.
+    keys: Vec<(super::sublinks::CorrelatedPair, usize)>,
+    /// The rank's column.
+    rank: usize,
+    /// The ranks kept: above `offset`, up to `offset + count`.
+    offset: i64,
+    count: i64,
+}
+
+impl Ranked {
+    /// `sub`'s rows ranked, their columns named `names` (as many as `sub`
+    /// shows; None: their own).
+    unsafe fn of(sub: *mut pg_sys::Query, names: Option<&[String]>) -> Option<Ranked> {
+        if (*sub).limitCount.is_null()
+            || (*sub).limitOption != pg_sys::LimitOption::LIMIT_OPTION_COUNT
+            || (*sub).sortClause.is_null()
+            || (*sub).hasAggs
+            || !(*sub).groupClause.is_null()
+            || !(*sub).groupingSets.is_null()
+            || !(*sub).havingQual.is_null()
+            || !(*sub).distinctClause.is_null()
+            || (*sub).hasWindowFuncs
+            || !(*sub).setOperations.is_null()
+            || (*sub).hasTargetSRFs
+            || !(*sub).cteList.is_null()
+            || (*sub).jointree.is_null()
+        {
+            return None;
+        }
+        let count = constant((*sub).limitCount)?;
+        let offset = if (*sub).limitOffset.is_null() { 0 } else { constant((*sub).limitOffset)? };
+        if count < 1 || offset < 0 {
+            return None;
+        }
+        let k = pg_sys::copyObjectImpl(sub.cast()) as *mut pg_sys::Query;
+        let correlation = super::sublinks::Correlation::of(k)?;
+        if correlation.refs.is_empty() || !correlation.refs.iter().all(|(op, ..)| super::sublinks::equality((*op).cast()).is_some()) {
+            return None;
+        }
+        (*(*k).jointree).quals =
+            if correlation.inner_only.is_null() { std::ptr::null_mut() } else { pg_sys::make_ands_explicit(correlation.inner_only).cast() };
+        // Its columns, then the keys and the ORDER BY expressions, by position.
+        let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*k).targetList);
+        let shown: Vec<*mut pg_sys::TargetEntry> = targets.iter().copied().filter(|t| !(**t).resjunk).collect();
+        let mut list: *mut pg_sys::List = std::ptr::null_mut();
+        let mut push = |e: *mut pg_sys::Node| {
+            let n = pg_sys::list_length(list) + 1;
+            let name = std::ffi::CString::new(format!("c{n}")).expect("no NUL");
+            list = pg_sys::lappend(list, pg_sys::makeTargetEntry(e.cast(), n as i16, pg_sys::pstrdup(name.as_ptr()), false).cast());
+            n as usize
+        };
+        for t in &shown {
+            push((**t).expr.cast());
+        }
+        let keys: Vec<usize> = correlation.refs.iter().map(|(_, _, _, inner)| push(*inner)).collect();
+        let mut order = Vec::new();
+        for s in pg::list::<pg_sys::SortGroupClause>((*k).sortClause) {
+            let t = targets.iter().find(|t| (***t).ressortgroupref == (*s).tleSortGroupRef)?;
+            let n = push((**t).expr.cast());
+            let nulls = if (*s).nulls_first { " NULLS FIRST" } else { " NULLS LAST" };
+            order.push(format!("c{n}{}{nulls}", direction(s, pg_sys::exprType((**t).expr.cast()))?));
+        }
+        (*k).targetList = list;
+        (*k).sortClause = std::ptr::null_mut();
+        (*k).limitCount = std::ptr::null_mut();
+        (*k).limitOffset = std::ptr::null_mut();
+        (*k).limitOption = pg_sys::LimitOption::LIMIT_OPTION_DEFAULT;
+        if pg_sys::contain_vars_of_level(k.cast(), 1) {
+            return None;
+        }
+        let columns: Vec<String> = (1..=pg_sys::list_length(list)).map(|i| format!("c{i}")).collect();
+        let partition: Vec<String> = keys.iter().map(|n| format!("c{n}")).collect();
+        // Its columns keep their names; the added ones get names of their own.
+        let names: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match names {
+                Some(names) if i < shown.len() => names.get(i).cloned().unwrap_or_else(|| c.clone()),
+                None if i < shown.len() => pg::cstr((*shown[i]).resname),
+                _ => format!("__tide_{c}"),
+            })
+            .collect();
+        let select: Vec<String> = columns.iter().zip(&names).map(|(c, n)| format!("{c} AS {}", pg::quote_ident(n))).collect();
+        let query = super::parse_query(&format!(
+            "SELECT {}, row_number() OVER (PARTITION BY {} ORDER BY {}) AS __tide_rank FROM ({}) AS s({})",
+            select.join(", "),
+            partition.join(", "),
+            order.join(", "),
+            super::deparse_without_search_path(k).trim(),
+            columns.join(", ")
+        ));
+        let keys = correlation.refs.into_iter().zip(keys).collect();
+        Some(Ranked { query, keys, rank: columns.len() + 1, offset, count })
+    }
+
+    /// The conditions that join the ranked rows, at range table entry `rt`
+    /// `levels_up` levels above the conditions, to the enclosing query.
+    unsafe fn conditions(&self, rt: i32, levels_up: u32) -> Vec<*mut pg_sys::Node> {
+        let var = |n: usize| {
+            let t = pg::list::<pg_sys::TargetEntry>((*self.query).targetList)[n - 1];
+            let e: *mut pg_sys::Node = (*t).expr.cast();
+            pg_sys::makeVar(rt, n as i16, pg_sys::exprType(e), pg_sys::exprTypmod(e), pg_sys::exprCollation(e), 0).cast::<pg_sys::Node>()
+        };
+        let mut conditions = Vec::new();
+        for ((op, outer, outer_left, _), n) in &self.keys {
+            let outer = pg_sys::copyObjectImpl((*outer).cast()) as *mut pg_sys::Node;
+            if levels_up > 0 {
+                pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(outer, levels_up as i32, 0));
+            }
+            let eq = pg_sys::copyObjectImpl((*op).cast()) as *mut pg_sys::OpExpr;
+            let (l, r) = if *outer_left { (outer, var(*n)) } else { (var(*n), outer) };
+            (*eq).args = pg_sys::lappend(pg_sys::lappend(std::ptr::null_mut(), l.cast()), r.cast());
+            conditions.push(eq.cast());
+        }
+        let int8 = |v: i64| {
+            pg_sys::makeConst(pg_sys::INT8OID, -1, pg_sys::InvalidOid, 8, pg_sys::Datum::from(v), false, true).cast::<pg_sys::Node>()
+        };
+        let compare = |op: u32, l: *mut pg_sys::Node, r: *mut pg_sys::Node| {
+            let op = pg_sys::Oid::from(op);
+            let e = pg_sys::make_opclause(op, pg_sys::BOOLOID, false, l.cast(), r.cast(), pg_sys::InvalidOid, pg_sys::InvalidOid)
+                as *mut pg_sys::OpExpr;
+            (*e).opfuncid = pg_sys::get_opcode(op);
+            e.cast::<pg_sys::Node>()
+        };
+        if self.offset > 0 {
+            conditions.push(compare(INT8_GT, var(self.rank), int8(self.offset)));
+        }
+        conditions.push(compare(INT8_LE, var(self.rank), int8(self.offset + self.count)));
+        conditions
+    }
+}
+
+unsafe extern "C-unwind" {
+    fn IncrementVarSublevelsUp(node: *mut pg_sys::Node, delta_sublevels_up: std::ffi::c_int, min_sublevels_up: std::ffi::c_int);
+}
+
 /// Entry `rt` of `q` as the ranked rows (see `lateral_as_ranked`), if it is
 /// such a LATERAL sub-query: the conditions that join it.
 unsafe fn ranked(q: *mut pg_sys::Query, rt: i32) -> Option<Vec<*mut pg_sys::Node>> {
@@ -123,127 +266,42 @@ unsafe fn ranked(q: *mut pg_sys::Query, rt: i32) -> Option<Vec<*mut pg_sys::Node
     if (*rte).rtekind != pg_sys::RTEKind::RTE_SUBQUERY || !(*rte).lateral {
         return None;
     }
-    let sub = (*rte).subquery;
-    if (*sub).limitCount.is_null()
-        || (*sub).limitOption != pg_sys::LimitOption::LIMIT_OPTION_COUNT
-        || (*sub).sortClause.is_null()
-        || (*sub).hasAggs
-        || !(*sub).groupClause.is_null()
-        || !(*sub).groupingSets.is_null()
-        || !(*sub).havingQual.is_null()
-        || !(*sub).distinctClause.is_null()
-        || (*sub).hasWindowFuncs
-        || !(*sub).setOperations.is_null()
-        || (*sub).hasTargetSRFs
-        || !(*sub).cteList.is_null()
-        || (*sub).jointree.is_null()
-    {
-        return None;
-    }
-    let count = constant((*sub).limitCount)?;
-    let offset = if (*sub).limitOffset.is_null() { 0 } else { constant((*sub).limitOffset)? };
-    if count < 1 || offset < 0 {
-        return None;
-    }
-    let k = pg_sys::copyObjectImpl(sub.cast()) as *mut pg_sys::Query;
-    let correlation = super::sublinks::Correlation::of(k)?;
-    if correlation.refs.is_empty() || !correlation.refs.iter().all(|(op, ..)| super::sublinks::equality((*op).cast()).is_some()) {
-        return None;
-    }
-    (*(*k).jointree).quals =
-        if correlation.inner_only.is_null() { std::ptr::null_mut() } else { pg_sys::make_ands_explicit(correlation.inner_only).cast() };
-    // Its columns, then the keys and the ORDER BY expressions, by position.
-    let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*k).targetList);
-    let shown: Vec<*mut pg_sys::TargetEntry> = targets.iter().copied().filter(|t| !(**t).resjunk).collect();
-    let mut list: *mut pg_sys::List = std::ptr::null_mut();
-    let mut push = |e: *mut pg_sys::Node| {
-        let n = pg_sys::list_length(list) + 1;
-        let name = std::ffi::CString::new(format!("c{n}")).expect("no NUL");
-        list = pg_sys::lappend(list, pg_sys::makeTargetEntry(e.cast(), n as i16, pg_sys::pstrdup(name.as_ptr()), false).cast());
-        n as usize
-    };
-    for t in &shown {
-        push((**t).expr.cast());
-    }
-    let keys: Vec<usize> = correlation.refs.iter().map(|(_, _, _, inner)| push(*inner)).collect();
-    let mut order = Vec::new();
-    for s in pg::list::<pg_sys::SortGroupClause>((*k).sortClause) {
-        let t = targets.iter().find(|t| (***t).ressortgroupref == (*s).tleSortGroupRef)?;
-        let n = push((**t).expr.cast());
-        order.push(format!(
-            "c{n}{}{}",
-            direction(s, pg_sys::exprType((**t).expr.cast()))?,
-            if (*s).nulls_first { " NULLS FIRST" } else { " NULLS LAST" }
-        ));
-    }
-    (*k).targetList = list;
-    (*k).sortClause = std::ptr::null_mut();
-    (*k).limitCount = std::ptr::null_mut();
-    (*k).limitOffset = std::ptr::null_mut();
-    (*k).limitOption = pg_sys::LimitOption::LIMIT_OPTION_DEFAULT;
-    if pg_sys::contain_vars_of_level(k.cast(), 1) {
-        return None;
-    }
-    let columns: Vec<String> = (1..=pg_sys::list_length(list)).map(|i| format!("c{i}")).collect();
-    let partition: Vec<String> = keys.iter().map(|n| format!("c{n}")).collect();
-    // Its columns keep the entry's names; the added ones get names of their own.
     let own: Vec<String> = pg::list::<pg_sys::String>((*(*rte).eref).colnames).into_iter().map(|n| pg::cstr((*n).sval)).collect();
-    let names: Vec<String> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| if i < shown.len() { own.get(i).cloned().unwrap_or_else(|| c.clone()) } else { format!("__tide_{c}") })
-        .chain(["__tide_rank".to_string()])
-        .collect();
-    let select: Vec<String> = columns.iter().zip(&names).map(|(c, n)| format!("{c} AS {}", pg::quote_ident(n))).collect();
-    let ranked = super::parse_query(&format!(
-        "SELECT {}, row_number() OVER (PARTITION BY {} ORDER BY {}) AS __tide_rank FROM ({}) AS s({})",
-        select.join(", "),
-        partition.join(", "),
-        order.join(", "),
-        super::deparse_without_search_path(k).trim(),
-        columns.join(", ")
-    ));
-    (*rte).subquery = ranked;
+    let ranked = Ranked::of((*rte).subquery, Some(&own))?;
+    (*rte).subquery = ranked.query;
     (*rte).lateral = false;
-    let mut list: *mut pg_sys::List = std::ptr::null_mut();
-    for n in &names {
-        let name = std::ffi::CString::new(n.as_str()).expect("no NUL");
-        list = pg_sys::lappend(list, pg_sys::makeString(pg_sys::pstrdup(name.as_ptr())).cast());
+    // The entry's column names are the query's.
+    let mut names: *mut pg_sys::List = std::ptr::null_mut();
+    for t in pg::list::<pg_sys::TargetEntry>((*ranked.query).targetList) {
+        names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup((*t).resname)).cast());
     }
-    (*(*rte).eref).colnames = list;
-    let var = |n: usize| {
-        let t = pg::list::<pg_sys::TargetEntry>((*ranked).targetList)[n - 1];
-        let e: *mut pg_sys::Node = (*t).expr.cast();
-        pg_sys::makeVar(rt, n as i16, pg_sys::exprType(e), pg_sys::exprTypmod(e), pg_sys::exprCollation(e), 0).cast::<pg_sys::Node>()
-    };
-    let mut conditions = Vec::new();
-    for ((op, outer, outer_left, _), n) in correlation.refs.iter().zip(&keys) {
-        let eq = pg_sys::copyObjectImpl((*op).cast()) as *mut pg_sys::OpExpr;
-        let (l, r) = if *outer_left { (*outer, var(*n)) } else { (var(*n), *outer) };
-        (*eq).args = pg_sys::lappend(pg_sys::lappend(std::ptr::null_mut(), l.cast()), r.cast());
-        conditions.push(eq.cast());
+    (*(*rte).eref).colnames = names;
+    Some(ranked.conditions(rt, 0))
+}
+
+/// A correlated scalar sub-query `(SELECT x FROM u WHERE u.k = t.k ORDER
+/// BY ... LIMIT 1 [OFFSET m])` as a lookup among u's rows ranked per key:
+/// `(SELECT r.x FROM <ranked> r WHERE r.k = t.k AND r.rank = m + 1)`, one
+/// row or none per key, which `select_scalars` maintains.
+pub(super) unsafe fn scalar_as_lookup(sub: *mut pg_sys::Query) -> Option<*mut pg_sys::Query> {
+    let shown = pg::list::<pg_sys::TargetEntry>((*sub).targetList).into_iter().filter(|t| !(**t).resjunk).count();
+    if shown != 1 {
+        return None;
     }
-    let rank = var(columns.len() + 1);
-    let int8 =
-        |v: i64| pg_sys::makeConst(pg_sys::INT8OID, -1, pg_sys::InvalidOid, 8, pg_sys::Datum::from(v), false, true).cast::<pg_sys::Node>();
-    let compare = |op: u32, l: *mut pg_sys::Node, r: *mut pg_sys::Node| {
-        let e = pg_sys::make_opclause(
-            pg_sys::Oid::from(op),
-            pg_sys::BOOLOID,
-            false,
-            l.cast(),
-            r.cast(),
-            pg_sys::InvalidOid,
-            pg_sys::InvalidOid,
-        ) as *mut pg_sys::OpExpr;
-        (*e).opfuncid = pg_sys::get_opcode(pg_sys::Oid::from(op));
-        e.cast::<pg_sys::Node>()
-    };
-    if offset > 0 {
-        conditions.push(compare(INT8_GT, rank, int8(offset)));
+    let ranked = Ranked::of(sub, None)?;
+    if ranked.count != 1 {
+        return None;
     }
-    conditions.push(compare(INT8_LE, pg_sys::copyObjectImpl(rank.cast()).cast(), int8(offset + count)));
-    Some(conditions)
+    let lookup = new_select();
+    let rt = add_subquery(lookup, ranked.query, "ranked");
+    let conditions = ranked.conditions(rt, 1);
+    (*lookup).jointree = pg_sys::makeFromExpr(pg_sys::lappend(std::ptr::null_mut(), range_table_ref(rt).cast()), and(conditions));
+    let t = pg::list::<pg_sys::TargetEntry>((*ranked.query).targetList)[0];
+    let e: *mut pg_sys::Node = (*t).expr.cast();
+    let var = pg_sys::makeVar(rt, 1, pg_sys::exprType(e), pg_sys::exprTypmod(e), pg_sys::exprCollation(e), 0);
+    (*lookup).targetList = pg_sys::lappend(std::ptr::null_mut(), pg_sys::makeTargetEntry(var.cast(), 1, (*t).resname, false).cast());
+    (*lookup).hasSubLinks = false;
+    Some(lookup)
 }
 
 /// The value of a LIMIT or OFFSET that is a constant.

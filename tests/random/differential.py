@@ -101,11 +101,15 @@ VIEWS = {
     "v_select_scalar": "SELECT r.id, (SELECT count(*) FROM q WHERE q.k = r.k) AS nq, "
                        "(SELECT max(q.w) FROM q WHERE q.k = r.k AND q.t <> 'a') + r.v AS mw, "
                        "coalesce((SELECT sum(q.w) FROM q WHERE q.k = r.k), -1) AS sw FROM r WHERE r.g IS NOT NULL",
+    "v_distinct_scalar": "SELECT DISTINCT r.g, (SELECT count(*) FROM q WHERE q.k = r.k) AS n FROM r",
+    "v_topk_scalar": "SELECT r.id, (SELECT max(q.w) FROM q WHERE q.k = r.k) AS mw FROM r ORDER BY mw DESC NULLS LAST, r.id LIMIT 3",
     "v_lookup": "SELECT r.id, (SELECT q.t FROM q WHERE q.id = r.k) AS t, (SELECT q.w FROM q WHERE q.id = r.g AND q.t <> 'a') + r.v AS w "
                 "FROM r WHERE (SELECT q.w FROM q WHERE q.id = r.k) IS DISTINCT FROM 3",
     "v_lateral_topk": "SELECT r.id, x.w, x.qid FROM r, LATERAL (SELECT q.w, q.id AS qid FROM q WHERE q.k = r.k ORDER BY q.w DESC NULLS LAST, q.id LIMIT 2) x",
     "v_lateral_topk_left": "SELECT r.id, x.t FROM r LEFT JOIN LATERAL (SELECT q.t FROM q WHERE q.w = r.g AND q.t IS NOT NULL "
                            "ORDER BY q.id DESC LIMIT 1 OFFSET 1) x ON true",
+    "v_scalar_topk": "SELECT r.id, (SELECT q.w FROM q WHERE q.k = r.k ORDER BY q.id DESC LIMIT 1) AS last_w, "
+                     "(SELECT q.t FROM q WHERE q.w = r.g ORDER BY q.t NULLS FIRST, q.id LIMIT 1 OFFSET 1) AS t2 FROM r",
     "v_lateral_agg": "SELECT r.id, x.n, x.mw FROM r, LATERAL (SELECT count(*) AS n, max(q.w) AS mw FROM q WHERE q.k = r.k) x",
     "v_lateral_join": "SELECT r.id, x.t FROM r, LATERAL (SELECT q.t FROM q WHERE q.k = r.g AND q.w > r.v) x",
     "v_group_scalar": "SELECT r.g, count(*) AS c, (SELECT max(q.w) FROM q WHERE q.k = r.g) AS mw, "

@@ -46,6 +46,16 @@ SELECT * FROM top_two ORDER BY id, val DESC, rid;
 SELECT * FROM second_latest ORDER BY id;
 SELECT * FROM top_sums;
 SELECT tide.verify('top_two'), tide.verify('second_latest'), tide.verify('top_sums');
+-- a correlated scalar sub-query with ORDER BY ... LIMIT 1: a lookup among
+-- the rows ranked per key
+SELECT tide.create_view('latest', $$SELECT d.id, (SELECT x.val FROM readings x WHERE x.doc = d.id ORDER BY x.id DESC LIMIT 1) AS last_val,
+    (SELECT x.id FROM readings x WHERE x.doc = d.id AND x.val IS NOT NULL ORDER BY x.val, x.id LIMIT 1 OFFSET 1) AS second_low FROM docs d$$);
+SELECT * FROM latest ORDER BY id;
+INSERT INTO readings VALUES (40, 1, 2), (41, 5, 7);
+DELETE FROM readings WHERE id = 30;
+UPDATE readings SET val = NULL WHERE id = 14;
+SELECT * FROM latest ORDER BY id;
+SELECT tide.verify('latest');
 SET client_min_messages = warning;
 DROP SCHEMA immediate_lateral CASCADE;
 RESET client_min_messages;

@@ -165,6 +165,16 @@ SELECT tide.verify('labelled'), tide.verify('labelled_kinds');
 DELETE FROM kind_info WHERE kind = 'c';
 SELECT tide.verify('labelled'), tide.verify('labelled_kinds');
 SELECT tide.drop_view('labelled'), tide.drop_view('labelled_kinds');
+-- under DISTINCT and ORDER BY ... LIMIT: the rows under them are an internal view
+SELECT tide.create_view('supplier_counts', 'SELECT DISTINCT p.kind IS NULL AS no_kind, (SELECT count(*) FROM supply s WHERE s.part_id = p.id) AS n FROM part p');
+SELECT tide.create_view('most_supplied', 'SELECT p.id, (SELECT count(*) FROM supply s WHERE s.part_id = p.id) AS n FROM part p ORDER BY n DESC, p.id NULLS LAST LIMIT 2');
+SELECT * FROM supplier_counts ORDER BY no_kind, n;
+SELECT * FROM most_supplied;
+DELETE FROM supply WHERE part_id = 1;
+INSERT INTO supply VALUES (100, 105, 1, 1), (100, 106, 2, 2), (1, 107, 3, 3);
+SELECT * FROM supplier_counts ORDER BY no_kind, n;
+SELECT * FROM most_supplied;
+SELECT tide.verify('supplier_counts'), tide.verify('most_supplied');
 -- what is not taken this way is refused, naming it
 SELECT tide.create_view('bad', 'SELECT p.id, (SELECT s.cost FROM supply s WHERE s.part_id = p.id LIMIT 1) FROM part p');
 SELECT tide.create_view('bad', 'SELECT p.id, (SELECT count(*) FROM supply s WHERE s.cost < p.price) FROM part p');
