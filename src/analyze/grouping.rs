@@ -169,3 +169,47 @@ unsafe extern "C-unwind" fn null_absent(node: *mut pg_sys::Node, ctx: *mut c_voi
     }
     pg::mutate_children(node, null_absent, ctx)
 }
+
+/// DISTINCT ON over GROUP BY or window functions: the rows under it (the
+/// groups, or the rows with their windows) are a sub-query, an internal
+/// view, and the DISTINCT ON picks among its rows, recomputed per key a
+/// change touches as any DISTINCT ON; `q` itself otherwise.
+///
+/// # Safety
+/// `q` must be an analyzed SELECT Query.
+pub(super) unsafe fn distinct_on_over_rows(q: *mut pg_sys::Query) -> *mut pg_sys::Query {
+    let grouped = (*q).hasAggs || !(*q).groupClause.is_null() || !(*q).groupingSets.is_null();
+    if !(*q).hasDistinctOn || !(grouped || (*q).hasWindowFuncs) || !(*q).limitCount.is_null() || !(*q).limitOffset.is_null() {
+        return q;
+    }
+    // G: the query without DISTINCT ON and ORDER BY, every column shown.
+    let g = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;
+    (*g).distinctClause = std::ptr::null_mut();
+    (*g).hasDistinctOn = false;
+    (*g).sortClause = std::ptr::null_mut();
+    for t in pg::list::<pg_sys::TargetEntry>((*g).targetList) {
+        if (*t).resjunk {
+            (*t).resjunk = false;
+            let name = std::ffi::CString::new(format!("__tide_col_{}", (*t).resno)).expect("no NUL");
+            (*t).resname = pg_sys::pstrdup(name.as_ptr());
+        }
+    }
+    let top = new_select();
+    let rt = add_subquery(top, g, "rows");
+    (*top).jointree = pg_sys::makeFromExpr(pg_sys::lappend(std::ptr::null_mut(), range_table_ref(rt).cast()), std::ptr::null_mut());
+    // Its columns as the query's, with their sort and group references, so
+    // that the DISTINCT ON and ORDER BY clauses stay as they are.
+    let mut list: *mut pg_sys::List = std::ptr::null_mut();
+    for t in pg::list::<pg_sys::TargetEntry>((*q).targetList) {
+        let e = (*t).expr.cast();
+        let var = pg_sys::makeVar(rt, (*t).resno, pg_sys::exprType(e), pg_sys::exprTypmod(e), pg_sys::exprCollation(e), 0);
+        let te = pg_sys::makeTargetEntry(var.cast(), (*t).resno, (*t).resname, (*t).resjunk);
+        (*te).ressortgroupref = (*t).ressortgroupref;
+        list = pg_sys::lappend(list, te.cast());
+    }
+    (*top).targetList = list;
+    (*top).distinctClause = pg_sys::copyObjectImpl((*q).distinctClause.cast()).cast();
+    (*top).hasDistinctOn = true;
+    (*top).sortClause = pg_sys::copyObjectImpl((*q).sortClause.cast()).cast();
+    top
+}

@@ -124,6 +124,7 @@ pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
     let q = grouping::as_union(q);
     let q = having::scalars_over_groups(q);
     let q = windows::groups_under_windows(q);
+    let q = grouping::distinct_on_over_rows(q);
     recursive::components_as_subqueries(q);
     flatten::inline_ctes(q);
     let q = flatten::pull_up_subqueries(q);

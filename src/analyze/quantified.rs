@@ -46,7 +46,7 @@ const LE: i32 = 2;
 const EQ: i32 = 3;
 const NE: i32 = 6;
 
-/// Rewrite the sub-links of `q`'s select list and WHERE as described above.
+/// Rewrite the sub-links of `q`'s select list, WHERE and HAVING as described above.
 ///
 /// # Safety
 /// `q` must be an analyzed SELECT Query of pg_tide's own (it is changed in place).
@@ -56,6 +56,12 @@ pub(super) unsafe fn as_aggregates(q: *mut pg_sys::Query) {
     }
     for t in pg::list::<pg_sys::TargetEntry>((*q).targetList) {
         (*t).expr = rewrite((*t).expr.cast(), false).cast();
+    }
+    // (HAVING takes uncorrelated scalar sub-queries only: see `having`.)
+    let mut links = Vec::new();
+    super::to_ir::collect((*q).havingQual, pg_sys::NodeTag::T_SubLink, &mut links);
+    if links.iter().all(|l| !pg_sys::contain_vars_of_level((*(*l as *mut pg_sys::SubLink)).subselect, 1)) {
+        (*q).havingQual = rewrite((*q).havingQual, true);
     }
     if (*q).jointree.is_null() || (*(*q).jointree).quals.is_null() {
         return;

@@ -147,6 +147,7 @@ VIEWS = {
     "v_window_groups": "SELECT g, s, sum(v) AS sv, rank() OVER (PARTITION BY g ORDER BY sum(v) DESC NULLS LAST, s NULLS FIRST) AS rk, "
                        "count(*) * 100 / sum(count(*)) OVER (PARTITION BY g) AS pct FROM r GROUP BY g, s",
     "v_distinct_on": "SELECT DISTINCT ON (g) g, id, v FROM r ORDER BY g, v DESC NULLS LAST, id",
+    "v_distinct_on_groups": "SELECT DISTINCT ON (g) g, s, count(*) AS c FROM r GROUP BY g, s ORDER BY g, count(*) DESC, s NULLS FIRST",
     "v_not_in": "SELECT r.id, r.k FROM r WHERE r.k NOT IN (SELECT w FROM q WHERE t IS DISTINCT FROM 'c')",
     "v_not_in_agg": "SELECT q.t, count(*) AS c FROM q WHERE q.w NOT IN (SELECT g FROM r WHERE v > 2) GROUP BY q.t",
     # Sub-links as comparisons with aggregating sub-queries (see src/analyze/quantified.rs).

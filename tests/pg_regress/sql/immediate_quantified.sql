@@ -72,6 +72,14 @@ SELECT * FROM above_all ORDER BY id;
 DELETE FROM offer;
 SELECT * FROM check_all() WHERE NOT ok;
 SELECT * FROM compared ORDER BY id;
+-- uncorrelated, in HAVING
+SELECT tide.create_view('group_beats_all', 'SELECT i.grp, max(i.price) AS top FROM item i GROUP BY i.grp HAVING max(i.price) > ALL (SELECT o.price FROM offer o WHERE o.shop = ''b'') OR NOT EXISTS (SELECT 1 FROM offer o WHERE o.price > 30)');
+INSERT INTO offer VALUES (20, 1, 15, 'b'), (21, 2, 31, 'a');
+SELECT * FROM group_beats_all ORDER BY grp;
+UPDATE offer SET price = 50 WHERE id = 20;
+DELETE FROM offer WHERE id = 21;
+SELECT * FROM group_beats_all ORDER BY grp;
+SELECT tide.verify('group_beats_all');
 -- refused: an operator without a btree ordering, a grouped sub-query under OR
 SELECT tide.create_view('like_any', 'SELECT i.id FROM item i WHERE (i.id::text) LIKE ANY (SELECT o.shop FROM offer o)');
 SELECT tide.create_view('grouped_or', 'SELECT i.id FROM item i WHERE i.grp = 1 OR i.id IN (SELECT o.item FROM offer o GROUP BY o.item HAVING count(*) > 1)');

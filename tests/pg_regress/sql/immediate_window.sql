@@ -37,6 +37,15 @@ DELETE FROM pay WHERE id = 1;
 SELECT * FROM top_per_dept ORDER BY dept;
 SELECT tide.verify('top_per_dept');
 SELECT tide.create_view('bad', 'SELECT DISTINCT ON (dept) id FROM pay ORDER BY dept, id');
+-- DISTINCT ON over GROUP BY and over windows: the rows under it are an internal view
+SELECT tide.create_view('commonest_amount', 'SELECT DISTINCT ON (dept) dept, amount, count(*) AS n FROM pay GROUP BY dept, amount ORDER BY dept, count(*) DESC, amount');
+SELECT tide.create_view('last_ranked', 'SELECT DISTINCT ON (dept) dept, id, rank() OVER (PARTITION BY dept ORDER BY amount DESC, id) AS rk FROM pay ORDER BY dept, id DESC');
+INSERT INTO pay VALUES (6, 2, 70), (7, 2, 70), (8, NULL, 1), (9, 1, 95);
+UPDATE pay SET amount = 70 WHERE id = 3;
+DELETE FROM pay WHERE id = 4;
+SELECT * FROM commonest_amount ORDER BY dept;
+SELECT * FROM last_ranked ORDER BY dept;
+SELECT tide.verify('commonest_amount'), tide.verify('last_ranked');
 -- windows over GROUP BY: the groups are an internal view, the windows computed over its rows
 SELECT tide.create_view('dept_rank', 'SELECT dept, sum(amount) AS total, rank() OVER (ORDER BY sum(amount) DESC, dept) AS r, sum(amount) * 100 / sum(sum(amount)) OVER () AS pct FROM pay GROUP BY dept');
 SELECT * FROM dept_rank ORDER BY r;
