@@ -140,7 +140,7 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
             yes(&rule)
         }
         Node::Project { sublinks, .. } if !sublinks.is_empty() => no(format!(
-            "{}{} subqueries in the select list are not maintained yet (scalar sub-queries that aggregate without GROUP BY are, uncorrelated or referring to the query by equalities in their WHERE — to group keys in a grouped query — in a query without window functions or grouping sets)",
+            "{}{} subqueries in the select list are not maintained yet (EXISTS, IN, ANY and ALL with a btree comparison, over a sub-query without aggregates, DISTINCT ON, LIMIT or set operations, and scalar sub-queries that aggregate without GROUP BY are, uncorrelated or referring to the query by equalities in their WHERE — to group keys in a grouped query — in a query without window functions or grouping sets)",
             if sublinks[0].correlated { "correlated " } else { "" },
             sublinks[0].kind
         )),

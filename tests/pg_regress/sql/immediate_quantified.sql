@@ -80,7 +80,22 @@ UPDATE offer SET price = 50 WHERE id = 20;
 DELETE FROM offer WHERE id = 21;
 SELECT * FROM group_beats_all ORDER BY grp;
 SELECT tide.verify('group_beats_all');
--- refused: an operator without a btree ordering, a grouped sub-query under OR
+-- other types: bool, arrays and jsonb by equality (a count), numeric against integers
+CREATE TABLE tagged (id int PRIMARY KEY, flag bool, tags int[], doc jsonb, amount numeric);
+CREATE TABLE tag_use (id int PRIMARY KEY, tagged int, flag bool, tags int[], doc jsonb, amount numeric);
+INSERT INTO tagged SELECT g, g % 2 = 0, ARRAY[g % 3], jsonb_build_object('k', g % 4), g / 3.0 FROM generate_series(1, 12) g;
+INSERT INTO tag_use SELECT g, g % 12, g % 3 = 0, ARRAY[g % 4], jsonb_build_object('k', g % 5), g / 7.0 FROM generate_series(1, 30) g;
+SELECT tide.create_view('typed', $$SELECT t.id, t.flag = ANY (SELECT u.flag FROM tag_use u WHERE u.tagged = t.id) AS same_flag,
+    t.tags = ANY (SELECT u.tags FROM tag_use u WHERE u.tagged = t.id) AS same_tags, t.doc = ANY (SELECT u.doc FROM tag_use u) AS known_doc,
+    t.amount > ALL (SELECT u.amount FROM tag_use u WHERE u.tagged = t.id) AS above, t.amount < ANY (SELECT u.id FROM tag_use u WHERE u.tagged = t.id) AS below_id
+    FROM tagged t$$);
+INSERT INTO tag_use VALUES (100, 3, NULL, NULL, NULL, NULL), (101, 4, true, '{1}', '{"k": 1}', 0.5);
+UPDATE tag_use SET amount = amount + 1, flag = NOT flag WHERE id % 4 = 0;
+DELETE FROM tag_use WHERE id % 9 = 0;
+UPDATE tagged SET amount = NULL, flag = NULL WHERE id % 5 = 0;
+SELECT tide.verify('typed');
+-- refused: an operator without a btree ordering, no min / max for the type, a grouped sub-query under OR
+SELECT tide.create_view('bool_order', 'SELECT t.id FROM tagged t WHERE t.flag < ANY (SELECT u.flag FROM tag_use u WHERE u.tagged = t.id) OR t.id < 3');
 SELECT tide.create_view('like_any', 'SELECT i.id FROM item i WHERE (i.id::text) LIKE ANY (SELECT o.shop FROM offer o)');
 SELECT tide.create_view('grouped_or', 'SELECT i.id FROM item i WHERE i.grp = 1 OR i.id IN (SELECT o.item FROM offer o GROUP BY o.item HAVING count(*) > 1)');
 SET client_min_messages = warning;
