@@ -94,8 +94,8 @@ pub enum Node {
     Filter { predicate: String, sublinks: Vec<SubLink>, input: Box<Node> },
     /// GROUP BY (possibly empty) with aggregates.
     Aggregate { group_by: Vec<String>, grouping_sets: bool, aggregates: Vec<AggCall>, input: Box<Node> },
-    /// Window functions over the input; `partition`: their PARTITION BY
-    /// keys when all share the same list (None when they differ).
+    /// Window functions over the input; `partition`: the PARTITION BY keys
+    /// common to all of them (their partitions lie within one of those).
     Window { functions: Vec<String>, partition: Vec<String>, input: Box<Node> },
     /// The select list.
     Project { columns: Vec<Column>, sublinks: Vec<SubLink>, input: Box<Node> },

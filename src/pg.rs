@@ -63,6 +63,20 @@ pub unsafe fn mutate_children(node: *mut pg_sys::Node, mutator: Mutator, ctx: *m
     pg_sys::expression_tree_mutator(node, Some(callback), ctx)
 }
 
+unsafe extern "C-unwind" {
+    // rewrite/rewriteManip.h
+    fn IncrementVarSublevelsUp(node: *mut pg_sys::Node, delta_sublevels_up: std::ffi::c_int, min_sublevels_up: std::ffi::c_int);
+}
+
+/// PostgreSQL's `IncrementVarSublevelsUp`: the Vars (and aggregates) of
+/// `node` at `min` levels up or more move `delta` levels further out.
+///
+/// # Safety
+/// `node` must be NULL, a Query or an expression tree, changed in place.
+pub unsafe fn increment_var_sublevels_up(node: *mut pg_sys::Node, delta: i32, min: i32) {
+    pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(node, delta, min));
+}
+
 /// `schema.name` of a relation, each part quoted only where needed.
 pub fn qualified_relation_name(relid: pg_sys::Oid) -> String {
     // SAFETY: lookups by OID in the syscache; they return NULL for a missing

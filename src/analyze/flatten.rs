@@ -29,7 +29,6 @@ unsafe extern "C-unwind" {
         nomatch_varno: c_int,
         outer_has_sublinks: *mut bool,
     ) -> *mut pg_sys::Node;
-    fn IncrementVarSublevelsUp(node: *mut pg_sys::Node, delta_sublevels_up: c_int, min_sublevels_up: c_int);
 }
 
 /// REPLACEVARS_REPORT_ERROR: a reference to a column the sub-query lacks is a bug.
@@ -95,7 +94,7 @@ unsafe fn inline_in_query(q: *mut pg_sys::Query, stack: &mut Vec<*mut pg_sys::Qu
                 if up > 0 {
                     // The copy sits `up` levels deeper than the CTE did: its
                     // references to enclosing levels reach that much further.
-                    pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(sub.cast(), up as c_int, 1));
+                    pg::increment_var_sublevels_up(sub.cast(), up as i32, 1);
                 }
                 (*rte).rtekind = pg_sys::RTEKind::RTE_SUBQUERY;
                 (*rte).subquery = sub;
@@ -281,7 +280,7 @@ unsafe fn pull_up(q: *mut pg_sys::Query, rtindex: i32, rte: *mut pg_sys::RangeTb
     pg_sys::ffi::pg_guard_ffi_boundary(|| OffsetVarNodes(sub.cast(), offset, 0));
     // Then its references to the parent (CTEs; the items before a LATERAL
     // one) come one level closer, keeping the parent's range table indexes.
-    pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(sub.cast(), -1, 1));
+    pg::increment_var_sublevels_up(sub.cast(), -1, 1);
     (*q).rtable = pg_sys::list_concat((*q).rtable, (*sub).rtable);
     // The parent's references to the sub-query's columns become its expressions.
     let mut has_sublinks = false;

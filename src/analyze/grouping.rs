@@ -7,7 +7,7 @@
 //! DISTINCT over GROUP BY: the grouped query is a sub-query (an internal
 //! view), the DISTINCT over its rows (see `distinct_over_groups`).
 
-use super::sublinks::{add_subquery, new_select, range_table_ref, wrap_distinct};
+use super::sublinks::{add_subquery, new_select, over_rows, range_table_ref, wrap_distinct};
 use crate::pg;
 use pgrx::pg_sys;
 use std::ffi::{c_int, c_void};
@@ -27,11 +27,9 @@ unsafe extern "C-unwind" {
 pub(super) unsafe fn distinct_over_groups(q: *mut pg_sys::Query) -> *mut pg_sys::Query {
     let grouped = (*q).hasAggs || !(*q).groupClause.is_null() || !(*q).groupingSets.is_null();
     let sublinks = (*q).hasSubLinks
-        && pg::list::<pg_sys::TargetEntry>((*q).targetList).into_iter().any(|t| {
-            let mut links = Vec::new();
-            super::to_ir::collect((*t).expr.cast(), pg_sys::NodeTag::T_SubLink, &mut links);
-            !links.is_empty()
-        });
+        && pg::list::<pg_sys::TargetEntry>((*q).targetList)
+            .into_iter()
+            .any(|t| super::to_ir::contains((*t).expr.cast(), pg_sys::NodeTag::T_SubLink));
     if !(grouped || sublinks)
         || (*q).distinctClause.is_null()
         || (*q).hasDistinctOn
@@ -187,27 +185,7 @@ pub(super) unsafe fn distinct_on_over_rows(q: *mut pg_sys::Query) -> *mut pg_sys
     (*g).distinctClause = std::ptr::null_mut();
     (*g).hasDistinctOn = false;
     (*g).sortClause = std::ptr::null_mut();
-    for t in pg::list::<pg_sys::TargetEntry>((*g).targetList) {
-        if (*t).resjunk {
-            (*t).resjunk = false;
-            let name = std::ffi::CString::new(format!("__tide_col_{}", (*t).resno)).expect("no NUL");
-            (*t).resname = pg_sys::pstrdup(name.as_ptr());
-        }
-    }
-    let top = new_select();
-    let rt = add_subquery(top, g, "rows");
-    (*top).jointree = pg_sys::makeFromExpr(pg_sys::lappend(std::ptr::null_mut(), range_table_ref(rt).cast()), std::ptr::null_mut());
-    // Its columns as the query's, with their sort and group references, so
-    // that the DISTINCT ON and ORDER BY clauses stay as they are.
-    let mut list: *mut pg_sys::List = std::ptr::null_mut();
-    for t in pg::list::<pg_sys::TargetEntry>((*q).targetList) {
-        let e = (*t).expr.cast();
-        let var = pg_sys::makeVar(rt, (*t).resno, pg_sys::exprType(e), pg_sys::exprTypmod(e), pg_sys::exprCollation(e), 0);
-        let te = pg_sys::makeTargetEntry(var.cast(), (*t).resno, (*t).resname, (*t).resjunk);
-        (*te).ressortgroupref = (*t).ressortgroupref;
-        list = pg_sys::lappend(list, te.cast());
-    }
-    (*top).targetList = list;
+    let (top, _) = over_rows(q, g, "rows", "__tide_col");
     (*top).distinctClause = pg_sys::copyObjectImpl((*q).distinctClause.cast()).cast();
     (*top).hasDistinctOn = true;
     (*top).sortClause = pg_sys::copyObjectImpl((*q).sortClause.cast()).cast();

@@ -35,9 +35,10 @@ use crate::pg;
 use pgrx::pg_sys;
 use std::ffi::c_void;
 
-/// int8 `<` and `>` (pg_operator.dat).
-const INT8_LT: u32 = 412;
-const INT8_GT: u32 = 413;
+/// int8 `<`, `<=` and `>` (pg_operator.dat).
+pub(super) const INT8_LT: u32 = 412;
+pub(super) const INT8_LE: u32 = 414;
+pub(super) const INT8_GT: u32 = 413;
 
 /// btree strategies (`RowCompareType`): `<`, `<=`, `=`, `>=`, `>`, and the
 /// negator of an equality.
@@ -117,9 +118,11 @@ unsafe extern "C-unwind" fn rewrite_mutator(node: *mut pg_sys::Node, _ctx: *mut 
     rewrite(node, false)
 }
 
-/// A sub-query whose rows the aggregates below can count and compare: a
-/// plain select-project-join (with its own sub-links).
-unsafe fn plain(sub: *mut pg_sys::Query) -> bool {
+/// A sub-query whose rows are those of its FROM and WHERE, one per row
+/// (with its own sub-links): no grouping, aggregates, windows, set
+/// operations, set-returning functions or CTEs. Its DISTINCT, ORDER BY and
+/// LIMIT are the caller's to judge.
+pub(super) unsafe fn row_per_row(sub: *mut pg_sys::Query) -> bool {
     (*sub).commandType == pg_sys::CmdType::CMD_SELECT
         && (*sub).setOperations.is_null()
         && (*sub).cteList.is_null()
@@ -129,10 +132,13 @@ unsafe fn plain(sub: *mut pg_sys::Query) -> bool {
         && (*sub).havingQual.is_null()
         && !(*sub).hasWindowFuncs
         && !(*sub).hasTargetSRFs
-        && !(*sub).hasDistinctOn
         && !(*sub).jointree.is_null()
-        && (*sub).limitOffset.is_null()
-        && (*sub).limitCount.is_null()
+}
+
+/// A sub-query whose rows the aggregates below can count and compare (its
+/// DISTINCT changes neither; DISTINCT ON and LIMIT change which rows).
+unsafe fn plain(sub: *mut pg_sys::Query) -> bool {
+    row_per_row(sub) && !(*sub).hasDistinctOn && (*sub).limitOffset.is_null() && (*sub).limitCount.is_null()
 }
 
 /// `EXISTS (... LIMIT n)` with a constant n ≥ 1 is `EXISTS (...)`: the
@@ -149,12 +155,7 @@ unsafe fn drop_exists_limit(node: *mut pg_sys::Node) {
     if (*sub).limitCount.is_null() || !(*sub).limitOffset.is_null() || (*sub).limitOption != pg_sys::LimitOption::LIMIT_OPTION_COUNT {
         return;
     }
-    // (LIMIT 1 is int8(1) until folded.)
-    let limit = pg_sys::eval_const_expressions(std::ptr::null_mut(), pg_sys::copyObjectImpl((*sub).limitCount.cast()).cast());
-    if pg::is_a(limit, pg_sys::NodeTag::T_Const)
-        && !(*(limit as *mut pg_sys::Const)).constisnull
-        && (*(limit as *mut pg_sys::Const)).constvalue.value() as i64 >= 1
-    {
+    if super::topk::constant((*sub).limitCount).is_some_and(|n| n >= 1) {
         (*sub).limitCount = std::ptr::null_mut();
     }
 }
@@ -193,7 +194,7 @@ unsafe fn quantified(link: *mut pg_sys::SubLink, positive: bool, all: bool) -> O
     }
     let k = pg_sys::copyObjectImpl(sub.cast()) as *mut pg_sys::Query;
     // (Otherwise the counts below could not be grouped by the correlation.)
-    if !Correlation::of(k)?.refs.iter().all(|(op, ..)| sublinks::equality((*op).cast()).is_some()) {
+    if !Correlation::of(k)?.equalities_only() {
         return None;
     }
     let outputs: Vec<*mut pg_sys::Node> =
@@ -265,7 +266,7 @@ impl Comparison {
             (1, 0) => (args[1], args[0], false),
             _ => return None,
         };
-        if pg_sys::contain_vars_of_level(outer, 1) || has_sublink(outer) {
+        if pg_sys::contain_vars_of_level(outer, 1) || super::to_ir::contains(outer, pg_sys::NodeTag::T_SubLink) {
             return None;
         }
         let mut ctx = Outputs { outputs: outputs.to_vec(), failed: false };
@@ -325,15 +326,11 @@ impl Comparison {
     /// The comparison inside the sub-query, the outer side one level up.
     unsafe fn inside(&self) -> *mut pg_sys::Node {
         let outer = pg_sys::copyObjectImpl(self.outer.cast()) as *mut pg_sys::Node;
-        pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(outer, 1, 0));
+        pg::increment_var_sublevels_up(outer, 1, 0);
         let inner = pg_sys::copyObjectImpl(self.inner.cast()) as *mut pg_sys::Node;
         let (l, r) = if self.outer_left { (outer, inner) } else { (inner, outer) };
         operator(self.op, l, r, self.collation)
     }
-}
-
-unsafe extern "C-unwind" {
-    fn IncrementVarSublevelsUp(node: *mut pg_sys::Node, delta_sublevels_up: std::ffi::c_int, min_sublevels_up: std::ffi::c_int);
 }
 
 /// `k` with `comparisons` (inside it) added to its WHERE.
@@ -353,12 +350,6 @@ unsafe fn params(node: *mut pg_sys::Node) -> usize {
     let mut found = Vec::new();
     super::to_ir::collect(node, pg_sys::NodeTag::T_Param, &mut found);
     found.into_iter().filter(|p| (*(*p as *mut pg_sys::Param)).paramkind == pg_sys::ParamKind::PARAM_SUBLINK).count()
-}
-
-unsafe fn has_sublink(node: *mut pg_sys::Node) -> bool {
-    let mut found = Vec::new();
-    super::to_ir::collect(node, pg_sys::NodeTag::T_SubLink, &mut found);
-    !found.is_empty()
 }
 
 struct Outputs {
@@ -457,14 +448,19 @@ unsafe fn operator(op: pg_sys::Oid, l: *mut pg_sys::Node, r: *mut pg_sys::Node, 
     e.cast()
 }
 
-unsafe fn int8_op(op: u32, l: *mut pg_sys::Node, r: *mut pg_sys::Node) -> *mut pg_sys::Node {
+/// A comparison of two int8 expressions (`INT8_LT` ...).
+pub(super) unsafe fn int8_op(op: u32, l: *mut pg_sys::Node, r: *mut pg_sys::Node) -> *mut pg_sys::Node {
     operator(pg_sys::Oid::from(op), l, r, pg_sys::InvalidOid)
+}
+
+/// An int8 constant.
+pub(super) unsafe fn int8(v: i64) -> *mut pg_sys::Node {
+    pg_sys::makeConst(pg_sys::INT8OID, -1, pg_sys::InvalidOid, 8, pg_sys::Datum::from(v), false, true).cast()
 }
 
 /// `n > 0` for a count.
 unsafe fn above_zero(n: *mut pg_sys::Node) -> *mut pg_sys::Node {
-    let zero = pg_sys::makeConst(pg_sys::INT8OID, -1, pg_sys::InvalidOid, 8, pg_sys::Datum::from(0i64), false, true);
-    int8_op(INT8_GT, n, zero.cast())
+    int8_op(INT8_GT, n, int8(0))
 }
 
 unsafe fn bool_expr(kind: pg_sys::BoolExprType::Type, args: Vec<*mut pg_sys::Node>) -> *mut pg_sys::Node {

@@ -148,11 +148,9 @@ const GROUPS: &str = "__tide_groups";
 /// `SELECT <its columns> FROM (<the query, its columns what they read>) G
 /// LEFT JOIN K ... ` (uncorrelated ones are then joined by `sublinks`).
 unsafe fn grouped_with_scalars(q: *mut pg_sys::Query) -> bool {
-    let in_targets = pg::list::<pg_sys::TargetEntry>((*q).targetList).into_iter().any(|t| {
-        let mut links = Vec::new();
-        super::to_ir::collect((*t).expr.cast(), pg_sys::NodeTag::T_SubLink, &mut links);
-        !(*t).resjunk && !links.is_empty()
-    });
+    let in_targets = pg::list::<pg_sys::TargetEntry>((*q).targetList)
+        .into_iter()
+        .any(|t| !(*t).resjunk && super::to_ir::contains((*t).expr.cast(), pg_sys::NodeTag::T_SubLink));
     in_targets
         && ((*q).hasAggs || !(*q).groupClause.is_null())
         && (*q).groupingSets.is_null()
@@ -164,11 +162,7 @@ unsafe fn grouped_with_scalars(q: *mut pg_sys::Query) -> bool {
         && !(*q).hasTargetSRFs
         && (*q).cteList.is_null()
         && !(*q).jointree.is_null()
-        && {
-            let mut links = Vec::new();
-            super::to_ir::collect((*q).havingQual, pg_sys::NodeTag::T_SubLink, &mut links);
-            links.is_empty()
-        }
+        && !super::to_ir::contains((*q).havingQual, pg_sys::NodeTag::T_SubLink)
 }
 
 unsafe fn written_over_groups(q: *mut pg_sys::Query) -> Option<String> {
@@ -235,12 +229,11 @@ unsafe fn from_items(q: *mut pg_sys::Query) -> Vec<*mut pg_sys::Node> {
     unsafe fn split(item: *mut pg_sys::Node, out: &mut Vec<*mut pg_sys::Node>) {
         if pg::is_a(item, pg_sys::NodeTag::T_JoinExpr) {
             let j = item as *mut pg_sys::JoinExpr;
-            let quals = (*j).quals;
-            let no_condition = quals.is_null()
-                || (pg::is_a(quals, pg_sys::NodeTag::T_Const)
-                    && !(*(quals as *mut pg_sys::Const)).constisnull
-                    && (*(quals as *mut pg_sys::Const)).constvalue.value() != 0);
-            if (*j).jointype == pg_sys::JoinType::JOIN_INNER && no_condition && (*j).alias.is_null() && (*j).usingClause.is_null() {
+            if (*j).jointype == pg_sys::JoinType::JOIN_INNER
+                && super::sublinks::always_true((*j).quals)
+                && (*j).alias.is_null()
+                && (*j).usingClause.is_null()
+            {
                 split((*j).larg, out);
                 split((*j).rarg, out);
                 return;

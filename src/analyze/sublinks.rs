@@ -23,11 +23,7 @@
 use super::to_ir::flatten_join_aliases;
 use crate::pg;
 use pgrx::pg_sys;
-use std::ffi::{c_int, c_void};
-
-unsafe extern "C-unwind" {
-    fn IncrementVarSublevelsUp(node: *mut pg_sys::Node, delta_sublevels_up: c_int, min_sublevels_up: c_int);
-}
+use std::ffi::c_void;
 
 /// A NOT EXISTS conjunct of WHERE, kept as terms: the rows minus those whose
 /// `equalities` (over this query and the keys' range table entry) hold.
@@ -427,19 +423,19 @@ impl Correlation {
                 return None;
             };
             let outer = pg_sys::copyObjectImpl(outer.cast()) as *mut pg_sys::Node;
-            pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(outer, -1, 1));
+            pg::increment_var_sublevels_up(outer, -1, 1);
             c.refs.push((op, outer, outer_left, inner));
         }
         Some(c)
     }
 
     /// Whether every reference is an equality.
-    unsafe fn equalities_only(&self) -> bool {
+    pub(super) unsafe fn equalities_only(&self) -> bool {
         self.refs.iter().all(|(op, _, _, _)| equality((*op).cast()).is_some())
     }
 
     /// The sub-query's own conditions, as its WHERE.
-    unsafe fn own_quals(&self) -> *mut pg_sys::Node {
+    pub(super) unsafe fn own_quals(&self) -> *mut pg_sys::Node {
         if self.inner_only.is_null() {
             std::ptr::null_mut()
         } else {
@@ -485,6 +481,44 @@ unsafe fn distinct_already(k: *mut pg_sys::Query) -> bool {
             .iter()
             .filter(|t| !(***t).resjunk)
             .all(|t| groups.contains(&(**t).ressortgroupref))
+}
+
+/// Whether a join condition is none at all: NULL, or the constant true
+/// (`CROSS JOIN`, `ON true`).
+pub(super) unsafe fn always_true(quals: *mut pg_sys::Node) -> bool {
+    quals.is_null()
+        || (pg::is_a(quals, pg_sys::NodeTag::T_Const)
+            && !(*(quals as *mut pg_sys::Const)).constisnull
+            && (*(quals as *mut pg_sys::Const)).constvalue.value() != 0)
+}
+
+/// `SELECT <q's columns> FROM (inner) alias`, `inner` being a copy of `q`
+/// without what the caller takes above it: `inner`'s hidden columns are
+/// shown (named `<hidden>_<resno>`), and the columns over it keep their
+/// numbers, names and sort and group references, so that `q`'s ORDER BY,
+/// DISTINCT [ON] and LIMIT can be set on the result as they are. Returns
+/// the result and `inner`'s range table index in it.
+pub(super) unsafe fn over_rows(q: *mut pg_sys::Query, inner: *mut pg_sys::Query, alias: &str, hidden: &str) -> (*mut pg_sys::Query, i32) {
+    for t in pg::list::<pg_sys::TargetEntry>((*inner).targetList) {
+        if (*t).resjunk {
+            (*t).resjunk = false;
+            let name = std::ffi::CString::new(format!("{hidden}_{}", (*t).resno)).expect("no NUL");
+            (*t).resname = pg_sys::pstrdup(name.as_ptr());
+        }
+    }
+    let top = new_select();
+    let rt = add_subquery(top, inner, alias);
+    (*top).jointree = pg_sys::makeFromExpr(pg_sys::lappend(std::ptr::null_mut(), range_table_ref(rt).cast()), std::ptr::null_mut());
+    let mut list: *mut pg_sys::List = std::ptr::null_mut();
+    for t in pg::list::<pg_sys::TargetEntry>((*q).targetList) {
+        let e = (*t).expr.cast();
+        let var = pg_sys::makeVar(rt, (*t).resno, pg_sys::exprType(e), pg_sys::exprTypmod(e), pg_sys::exprCollation(e), 0);
+        let te = pg_sys::makeTargetEntry(var.cast(), (*t).resno, (*t).resname, (*t).resjunk);
+        (*te).ressortgroupref = (*t).ressortgroupref;
+        list = pg_sys::lappend(list, te.cast());
+    }
+    (*top).targetList = list;
+    (top, rt)
 }
 
 /// An empty SELECT Query, to build on.

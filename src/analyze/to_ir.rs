@@ -464,6 +464,13 @@ struct Collect {
     out: Vec<*mut pg_sys::Node>,
 }
 
+/// Whether `node` has a node of kind `tag` (outside sub-queries, as `collect`).
+pub(super) unsafe fn contains(node: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
+    let mut found = Vec::new();
+    collect(node, tag, &mut found);
+    !found.is_empty()
+}
+
 /// Nodes of one tag in an expression, not descending into sub-queries
 /// (theirs belong to their own level) nor into a found node.
 pub(super) unsafe fn collect(node: *mut pg_sys::Node, tag: pg_sys::NodeTag, out: &mut Vec<*mut pg_sys::Node>) {

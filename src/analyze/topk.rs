@@ -3,7 +3,8 @@
 //! view (kept whole, incrementally), and the view's query becomes `SELECT
 //! <its columns> FROM <that> ORDER BY ... LIMIT ...` (see `delta::topk`).
 
-use super::sublinks::{add_subquery, new_select, range_table_ref};
+use super::quantified::{int8, int8_op, INT8_GT, INT8_LE};
+use super::sublinks::{add_subquery, new_select, over_rows, range_table_ref};
 use crate::pg;
 use pgrx::pg_sys;
 
@@ -22,28 +23,9 @@ pub(super) unsafe fn limit_over_subquery(q: *mut pg_sys::Query) -> *mut pg_sys::
     (*inner).limitOption = pg_sys::LimitOption::LIMIT_OPTION_DEFAULT;
     (*inner).sortClause = std::ptr::null_mut();
     // Expressions ordered by but not selected become columns of the inner query.
-    let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*inner).targetList);
-    for t in &targets {
-        if (**t).resjunk {
-            (**t).resjunk = false;
-            let name = std::ffi::CString::new(format!("__tide_order_{}", (**t).resno)).expect("no NUL");
-            (**t).resname = pg_sys::pstrdup(name.as_ptr());
-        }
-    }
-    let w = new_select();
-    let rt = add_subquery(w, inner, "top");
+    let (w, rt) = over_rows(q, inner, "top", "__tide_order");
     // The internal view keeps the rows of the inner query: never pull it up.
     (*(pg_sys::list_nth((*w).rtable, rt - 1) as *mut pg_sys::RangeTblEntry)).security_barrier = true;
-    (*w).jointree = pg_sys::makeFromExpr(pg_sys::lappend(std::ptr::null_mut(), range_table_ref(rt).cast()), std::ptr::null_mut());
-    let mut list: *mut pg_sys::List = std::ptr::null_mut();
-    for t in pg::list::<pg_sys::TargetEntry>((*q).targetList) {
-        let e = (*t).expr.cast();
-        let var = pg_sys::makeVar(rt, (*t).resno, pg_sys::exprType(e), pg_sys::exprTypmod(e), pg_sys::exprCollation(e), 0);
-        let te = pg_sys::makeTargetEntry(var.cast(), (*t).resno, (*t).resname, (*t).resjunk);
-        (*te).ressortgroupref = (*t).ressortgroupref;
-        list = pg_sys::lappend(list, te.cast());
-    }
-    (*w).targetList = list;
     (*w).sortClause = pg_sys::copyObjectImpl((*q).sortClause.cast()).cast();
     (*w).limitCount = (*q).limitCount;
     (*w).limitOffset = (*q).limitOffset;
@@ -79,13 +61,8 @@ pub(super) unsafe fn lateral_as_ranked(q: *mut pg_sys::Query) {
             conditions.extend(ranked(q, (*(item as *mut pg_sys::RangeTblRef)).rtindex).unwrap_or_default());
         } else if pg::is_a(item, pg_sys::NodeTag::T_JoinExpr) {
             let j = item as *mut pg_sys::JoinExpr;
-            let on_true = (*j).quals.is_null()
-                || (pg::is_a((*j).quals, pg_sys::NodeTag::T_Const) && {
-                    let c = (*j).quals as *mut pg_sys::Const;
-                    !(*c).constisnull && (*c).constvalue.value() != 0
-                });
             let kind = (*j).jointype;
-            if on_true
+            if super::sublinks::always_true((*j).quals)
                 && (kind == pg_sys::JoinType::JOIN_INNER || kind == pg_sys::JoinType::JOIN_LEFT)
                 && pg::is_a((*j).rarg, pg_sys::NodeTag::T_RangeTblRef)
             {
@@ -112,10 +89,6 @@ unsafe fn and(conditions: Vec<*mut pg_sys::Node>) -> *mut pg_sys::Node {
     pg_sys::make_ands_explicit(list).cast()
 }
 
-/// int8 `<=` and `>` (pg_operator.dat).
-const INT8_LE: u32 = 414;
-const INT8_GT: u32 = 413;
-
 /// A sub-query with ORDER BY ... LIMIT correlated by equalities, as rows
 /// ranked per key (see `lateral_as_ranked`).
 struct Ranked {
@@ -139,16 +112,8 @@ impl Ranked {
         if (*sub).limitCount.is_null()
             || (*sub).limitOption != pg_sys::LimitOption::LIMIT_OPTION_COUNT
             || (*sub).sortClause.is_null()
-            || (*sub).hasAggs
-            || !(*sub).groupClause.is_null()
-            || !(*sub).groupingSets.is_null()
-            || !(*sub).havingQual.is_null()
             || !(*sub).distinctClause.is_null()
-            || (*sub).hasWindowFuncs
-            || !(*sub).setOperations.is_null()
-            || (*sub).hasTargetSRFs
-            || !(*sub).cteList.is_null()
-            || (*sub).jointree.is_null()
+            || !super::quantified::row_per_row(sub)
         {
             return None;
         }
@@ -159,11 +124,10 @@ impl Ranked {
         }
         let k = pg_sys::copyObjectImpl(sub.cast()) as *mut pg_sys::Query;
         let correlation = super::sublinks::Correlation::of(k)?;
-        if correlation.refs.is_empty() || !correlation.refs.iter().all(|(op, ..)| super::sublinks::equality((*op).cast()).is_some()) {
+        if correlation.refs.is_empty() || !correlation.equalities_only() {
             return None;
         }
-        (*(*k).jointree).quals =
-            if correlation.inner_only.is_null() { std::ptr::null_mut() } else { pg_sys::make_ands_explicit(correlation.inner_only).cast() };
+        (*(*k).jointree).quals = correlation.own_quals();
         // Its columns, then the keys and the ORDER BY expressions, by position.
         let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*k).targetList);
         let shown: Vec<*mut pg_sys::TargetEntry> = targets.iter().copied().filter(|t| !(**t).resjunk).collect();
@@ -230,33 +194,19 @@ impl Ranked {
         for ((op, outer, outer_left, _), n) in &self.keys {
             let outer = pg_sys::copyObjectImpl((*outer).cast()) as *mut pg_sys::Node;
             if levels_up > 0 {
-                pg_sys::ffi::pg_guard_ffi_boundary(|| IncrementVarSublevelsUp(outer, levels_up as i32, 0));
+                pg::increment_var_sublevels_up(outer, levels_up as i32, 0);
             }
             let eq = pg_sys::copyObjectImpl((*op).cast()) as *mut pg_sys::OpExpr;
             let (l, r) = if *outer_left { (outer, var(*n)) } else { (var(*n), outer) };
             (*eq).args = pg_sys::lappend(pg_sys::lappend(std::ptr::null_mut(), l.cast()), r.cast());
             conditions.push(eq.cast());
         }
-        let int8 = |v: i64| {
-            pg_sys::makeConst(pg_sys::INT8OID, -1, pg_sys::InvalidOid, 8, pg_sys::Datum::from(v), false, true).cast::<pg_sys::Node>()
-        };
-        let compare = |op: u32, l: *mut pg_sys::Node, r: *mut pg_sys::Node| {
-            let op = pg_sys::Oid::from(op);
-            let e = pg_sys::make_opclause(op, pg_sys::BOOLOID, false, l.cast(), r.cast(), pg_sys::InvalidOid, pg_sys::InvalidOid)
-                as *mut pg_sys::OpExpr;
-            (*e).opfuncid = pg_sys::get_opcode(op);
-            e.cast::<pg_sys::Node>()
-        };
         if self.offset > 0 {
-            conditions.push(compare(INT8_GT, var(self.rank), int8(self.offset)));
+            conditions.push(int8_op(INT8_GT, var(self.rank), int8(self.offset)));
         }
-        conditions.push(compare(INT8_LE, var(self.rank), int8(self.offset + self.count)));
+        conditions.push(int8_op(INT8_LE, var(self.rank), int8(self.offset + self.count)));
         conditions
     }
-}
-
-unsafe extern "C-unwind" {
-    fn IncrementVarSublevelsUp(node: *mut pg_sys::Node, delta_sublevels_up: std::ffi::c_int, min_sublevels_up: std::ffi::c_int);
 }
 
 /// Entry `rt` of `q` as the ranked rows (see `lateral_as_ranked`), if it is
@@ -304,8 +254,9 @@ pub(super) unsafe fn scalar_as_lookup(sub: *mut pg_sys::Query) -> Option<*mut pg
     Some(lookup)
 }
 
-/// The value of a LIMIT or OFFSET that is a constant.
-unsafe fn constant(e: *mut pg_sys::Node) -> Option<i64> {
+/// The value of a LIMIT or OFFSET that is a constant (`LIMIT 1` is
+/// `int8(1)` until folded).
+pub(super) unsafe fn constant(e: *mut pg_sys::Node) -> Option<i64> {
     let c = pg_sys::eval_const_expressions(std::ptr::null_mut(), pg_sys::copyObjectImpl(e.cast()).cast());
     (pg::is_a(c, pg_sys::NodeTag::T_Const) && !(*(c as *mut pg_sys::Const)).constisnull)
         .then(|| (*(c as *mut pg_sys::Const)).constvalue.value() as i64)
