@@ -319,8 +319,10 @@ impl Comparison {
 
     /// The comparison with `value` (at the query's level) on the inner side.
     unsafe fn against(&self, value: *mut pg_sys::Node) -> *mut pg_sys::Node {
-        let (l, r) = if self.outer_left { (self.outer, value) } else { (value, self.outer) };
-        operator(self.op, pg_sys::copyObjectImpl(l.cast()).cast(), r, self.collation)
+        // (A copy of the outer side each time: no node is in two places of the tree.)
+        let outer = pg_sys::copyObjectImpl(self.outer.cast()) as *mut pg_sys::Node;
+        let (l, r) = if self.outer_left { (outer, value) } else { (value, outer) };
+        operator(self.op, l, r, self.collation)
     }
 
     /// The comparison inside the sub-query, the outer side one level up.
