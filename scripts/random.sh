@@ -17,6 +17,6 @@ step "randomized differential test, deferred mode, trigger capture"
 python3 tests/random/differential.py "${args[@]}" --seeds "${DEFERRED_SEEDS:-6}" --mode deferred --capture trigger
 # (WAL capture over a subset of the views: each refresh decodes the slot.)
 step "randomized differential test, deferred mode, WAL capture"
-wal_views=v_filter,v_bag_json,v_group,v_global,v_distinct,v_join,v_join_agg,v_self,v_three,v_agg_sub,v_above_avg,v_left,v_exists,v_not_in,v_topk,v_union,v_window,v_distinct_agg,v_lists,v_over_group
+wal_views=v_filter,v_bag_json,v_group,v_global,v_distinct,v_join,v_join_agg,v_self,v_three,v_agg_sub,v_above_avg,v_left,v_left_chain,v_exists,v_not_in,v_topk,v_union,v_window,v_distinct_agg,v_lists,v_over_group
 python3 tests/random/differential.py "${args[@]}" --seeds "${WAL_SEEDS:-2}" --steps "${WAL_STEPS:-30}" \
     --mode deferred --capture wal --views "$wal_views"

@@ -76,6 +76,7 @@ mod tests {
                     kind: JoinKind::Inner,
                     condition: Some("a.id = b.id".into()),
                     keyed: false,
+                    lookup: false,
                     left: Box::new(scan(1, "a")),
                     right: Box::new(scan(2, "b")),
                 }),
@@ -101,6 +102,7 @@ mod tests {
             kind: JoinKind::Cross,
             condition: None,
             keyed: false,
+            lookup: false,
             left: Box::new(scan(7, "x")),
             right: Box::new(scan(7, "y")),
         };

@@ -88,8 +88,9 @@ pub enum Node {
     Constant { alias: String, detail: String, maintained: bool },
     /// A join of two inputs; `condition` is None for a cross join. For an
     /// outer join, `keyed`: the condition is equalities between the sides
-    /// (and conditions on one side), so a row's match is found by its keys.
-    Join { kind: JoinKind, condition: Option<String>, keyed: bool, left: Box<Node>, right: Box<Node> },
+    /// (and conditions on one side), so a row's match is found by its keys;
+    /// `lookup`: besides, the padded side is one table (see `delta::plan::Lookup`).
+    Join { kind: JoinKind, condition: Option<String>, keyed: bool, lookup: bool, left: Box<Node>, right: Box<Node> },
     /// WHERE or HAVING: rows for which the predicate is true.
     Filter { predicate: String, sublinks: Vec<SubLink>, input: Box<Node> },
     /// GROUP BY (possibly empty) with aggregates.

@@ -1,6 +1,7 @@
-//! Outer joins, as the delta rules take them: `L ⟕ R ON θ` is the inner
-//! join, plus L's rows padded with NULLs, minus the padded rows of L that
-//! have a match. "Has a match" is a join with K, the distinct join keys of
+//! Outer joins, as the delta rules take them. A LEFT or RIGHT join that
+//! pads one table is a lookup (`lookup_side`, `delta::plan::Lookup`).
+//! Otherwise `L ⟕ R ON θ` is the inner join, plus L's rows padded with
+//! NULLs, minus the padded rows of L that have a match. "Has a match" is a join with K, the distinct join keys of
 //! R, which pg_tide keeps as an internal view: with one K row per key, the
 //! join matches each L row at most once.
 //!
@@ -11,7 +12,7 @@
 //! That holds when θ is a conjunction of equalities between an expression of
 //! L and one of R (the keys), conditions on R alone (they filter K) and
 //! conditions on L alone. `split` sorts θ's conjuncts so; other conditions
-//! are refused.
+//! are refused, but for a lookup.
 
 use super::to_ir::{collect, flatten_join_aliases};
 use crate::pg;
@@ -24,6 +25,8 @@ pub(super) struct Split {
     pub equalities: Vec<(*mut pg_sys::Node, *mut pg_sys::Node)>,
     pub keys_only: Vec<*mut pg_sys::Node>,
     pub outer_only: Vec<*mut pg_sys::Node>,
+    /// Conditions on both sides that are not equalities of the kind above.
+    pub mixed: Vec<*mut pg_sys::Node>,
 }
 
 /// Drop what a query does above its join block (grouping, aggregates,
@@ -110,6 +113,12 @@ unsafe fn conjuncts(q: *mut pg_sys::Query, quals: *mut pg_sys::Node) -> Vec<*mut
 /// finding matches among `keys`; None when some conjunct is none of the
 /// three kinds, or there is no equality at all.
 pub(super) unsafe fn split(q: *mut pg_sys::Query, quals: *mut pg_sys::Node, outer: &[i32], keys: &[i32]) -> Option<Split> {
+    sort_conjuncts(q, quals, outer, keys).filter(|s| s.mixed.is_empty() && !s.equalities.is_empty())
+}
+
+/// `split`, with the conjuncts of no kind in `mixed` (None only when the
+/// keys side has a function or VALUES).
+pub(super) unsafe fn sort_conjuncts(q: *mut pg_sys::Query, quals: *mut pg_sys::Node, outer: &[i32], keys: &[i32]) -> Option<Split> {
     // The padded side is replaced by a row of NULLs per table: functions
     // and VALUES there are not taken.
     let constant = |rt: &i32| {
@@ -120,7 +129,7 @@ pub(super) unsafe fn split(q: *mut pg_sys::Query, quals: *mut pg_sys::Node, oute
         return None;
     }
     let within = |vars: &[i32], side: &[i32]| vars.iter().all(|v| side.contains(v));
-    let mut s = Split { equalities: Vec::new(), keys_only: Vec::new(), outer_only: Vec::new() };
+    let mut s = Split { equalities: Vec::new(), keys_only: Vec::new(), outer_only: Vec::new(), mixed: Vec::new() };
     for c in conjuncts(q, quals) {
         let vars = varnos(q, c);
         if pg::is_a(c, pg_sys::NodeTag::T_OpExpr) {
@@ -144,10 +153,10 @@ pub(super) unsafe fn split(q: *mut pg_sys::Query, quals: *mut pg_sys::Node, oute
         } else if within(&vars, outer) {
             s.outer_only.push(c);
         } else {
-            return None;
+            s.mixed.push(c);
         }
     }
-    (!s.equalities.is_empty()).then_some(s)
+    Some(s)
 }
 
 /// The query of the internal view holding the distinct join keys of
@@ -253,7 +262,8 @@ unsafe fn visit(q: *mut pg_sys::Query, node: *mut pg_sys::Node, out: &mut Vec<Ke
     match (*node).type_ {
         T_JoinExpr => {
             let j = node as *mut pg_sys::JoinExpr;
-            for (outer, keys) in padded_sides(j) {
+            let sides = if lookup_side(q, j).is_some() { vec![] } else { padded_sides(j) };
+            for (outer, keys) in sides {
                 let split = split(q, (*j).quals, &relations_under(outer), &relations_under(keys));
                 out.push(KeysNeeded { join: j, keys_side: keys, split });
             }
@@ -278,4 +288,27 @@ pub(super) unsafe fn padded_sides(j: *mut pg_sys::JoinExpr) -> Vec<(*mut pg_sys:
         pg_sys::JoinType::JOIN_FULL => vec![((*j).larg, (*j).rarg), ((*j).rarg, (*j).larg)],
         _ => vec![],
     }
+}
+
+/// For a LEFT or RIGHT join whose padded side is one table (or a sub-query
+/// kept as an internal view's table), on any condition: the kept side, and
+/// the table's range table index. Such a join is a lookup
+/// (see `delta::plan::Lookup`): no keys' internal view, no extra terms.
+pub(super) unsafe fn lookup_side(q: *mut pg_sys::Query, j: *mut pg_sys::JoinExpr) -> Option<(*mut pg_sys::Node, i32)> {
+    let (kept, padded) = match (*j).jointype {
+        pg_sys::JoinType::JOIN_LEFT => ((*j).larg, (*j).rarg),
+        pg_sys::JoinType::JOIN_RIGHT => ((*j).rarg, (*j).larg),
+        _ => return None,
+    };
+    if !pg::is_a(padded, pg_sys::NodeTag::T_RangeTblRef) {
+        return None;
+    }
+    let rt = (*(padded as *mut pg_sys::RangeTblRef)).rtindex;
+    let rte = pg_sys::list_nth((*q).rtable, rt - 1) as *mut pg_sys::RangeTblEntry;
+    let table = match (*rte).rtekind {
+        pg_sys::RTEKind::RTE_RELATION => true,
+        pg_sys::RTEKind::RTE_SUBQUERY => super::flatten::is_standalone((*rte).subquery),
+        _ => false,
+    };
+    (table && sort_conjuncts(q, (*j).quals, &relations_under(kept), &[rt]).is_some()).then_some((kept, rt))
 }

@@ -4,7 +4,7 @@
 
 use super::outer;
 use super::to_ir::{collect, deparse, deparse_context, direction, find_target, flatten_join_aliases};
-use crate::delta::plan::{Agg, AggKind, Input, OutputColumn, Shape, Source, Spj, Term, ViewPlan};
+use crate::delta::plan::{Agg, AggKind, Input, Lookup, OutputColumn, Shape, Source, Spj, Term, ViewPlan};
 use crate::pg;
 use pgrx::pg_sys;
 use std::ffi::c_void;
@@ -151,9 +151,25 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
     let terms: Vec<Term> = parts
         .into_iter()
         .map(|p| {
+            let lookups = p
+                .items
+                .iter()
+                .enumerate()
+                .filter_map(|(at, item)| match item {
+                    Item::Lookup { rt, per_key, condition, keys, own, others } => {
+                        let after = p.items[..at].iter().filter(|i| !matches!(i, Item::Lookup { .. })).count();
+                        let rte = pg_sys::list_nth((*q).rtable, rt - 1) as *mut pg_sys::RangeTblEntry;
+                        let nulls = used.iter().filter(|(r, _)| r == rt).map(|(_, a)| null_column((*rte).relid, *a)).collect();
+                        let (condition, keys, own, others) = (condition.clone(), keys.clone(), own.clone(), others.clone());
+                        Some(Lookup { input: input(*rt), after, per_key: *per_key, condition, keys, own, others, nulls })
+                    }
+                    _ => None,
+                })
+                .collect();
             let inputs = p
                 .items
                 .iter()
+                .filter(|item| !matches!(item, Item::Lookup { .. }))
                 .map(|item| match item {
                     Item::Table(rt) => input(*rt),
                     Item::Nulls(rt) => null_row(*rt),
@@ -168,10 +184,11 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
                         }
                     }
                     Item::Keys { rt, columns } => Input { columns: columns.clone(), ..input(*rt) },
+                    Item::Lookup { .. } => unreachable!("filtered out above"),
                 })
                 .collect();
             let predicate = if p.conds.is_empty() { None } else { Some(p.conds.join(" AND ")) };
-            Term { sign: p.sign, spj: Spj { inputs, predicate } }
+            Term { sign: p.sign, spj: Spj { inputs, predicate, lookups } }
         })
         .collect();
     let source = match terms.as_slice() {
@@ -269,7 +286,7 @@ unsafe fn set_operation_plan(q: *mut pg_sys::Query) -> ViewPlan {
             let columns = pg::columns(*t).into_iter().map(|(n, _)| n).collect();
             let input =
                 Input { alias: alias.clone(), relid: t.to_u32(), relation: pg::qualified_relation_name(*t), columns, consolidate: true };
-            Term { sign: 1, spj: Spj { inputs: vec![input], predicate: None } }
+            Term { sign: 1, spj: Spj { inputs: vec![input], predicate: None, lookups: vec![] } }
         })
         .collect();
     let union = tables.iter().map(|t| format!("SELECT * FROM {}", pg::qualified_relation_name(*t))).collect::<Vec<_>>().join(" UNION ALL ");
@@ -443,6 +460,17 @@ enum Item {
         rt: i32,
         columns: Vec<String>,
     },
+    /// Table `rt`, padded by an outer join and left-joined on `condition`
+    /// (see `Lookup`): (expression of the kept side, of the table) per
+    /// equality, the conjuncts on the table alone, on the kept side alone.
+    Lookup {
+        rt: i32,
+        per_key: bool,
+        condition: String,
+        keys: Vec<(String, String)>,
+        own: Vec<String>,
+        others: Vec<String>,
+    },
 }
 
 /// A term under construction: sign · (items joined, filtered by conds).
@@ -479,6 +507,14 @@ impl Item {
             Item::Nulls(rt) => Item::Nulls(*rt),
             Item::OuterKeys { table, columns } => Item::OuterKeys { table: *table, columns: columns.clone() },
             Item::Keys { rt, columns } => Item::Keys { rt: *rt, columns: columns.clone() },
+            Item::Lookup { rt, per_key, condition, keys, own, others } => Item::Lookup {
+                rt: *rt,
+                per_key: *per_key,
+                condition: condition.clone(),
+                keys: keys.clone(),
+                own: own.clone(),
+                others: others.clone(),
+            },
         }
     }
 }
@@ -515,6 +551,20 @@ unsafe fn expand(
             let left = expand(q, (*j).larg, keys, ex);
             let right = expand(q, (*j).rarg, keys, ex);
             let theta = (!(*j).quals.is_null()).then(|| ex((*j).quals));
+            if let Some((kept, rt)) = outer::lookup_side(q, j) {
+                let split = outer::sort_conjuncts(q, (*j).quals, &outer::relations_under(kept), &[rt]).expect("lookup_side sorted it");
+                let lookup = Item::Lookup {
+                    rt,
+                    per_key: split.mixed.is_empty() && !split.equalities.is_empty(),
+                    condition: theta.unwrap_or_else(|| "true".into()),
+                    keys: split.equalities.iter().map(|(o, k)| (ex(*o), ex(*k))).collect(),
+                    own: split.keys_only.iter().map(|c| ex(*c)).collect(),
+                    others: split.outer_only.iter().map(|c| ex(*c)).collect(),
+                };
+                let mut parts = if kept == (*j).larg { left } else { right };
+                parts.iter_mut().for_each(|p| p.items.push(lookup.copy()));
+                return parts;
+            }
             let sides = outer::padded_sides(j);
             let mut parts = product(clone_parts(&left), clone_parts(&right));
             if let Some(t) = &theta {

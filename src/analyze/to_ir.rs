@@ -172,6 +172,7 @@ impl Builder<'_> {
                 kind: JoinKind::Cross,
                 condition: None,
                 keyed: false,
+                lookup: false,
                 left: Box::new(node),
                 right: Box::new(self.join_tree_item(item)),
             };
@@ -205,7 +206,8 @@ impl Builder<'_> {
                     && sides.into_iter().all(|(kept, keys)| {
                         super::outer::split(q, quals, &super::outer::relations_under(kept), &super::outer::relations_under(keys)).is_some()
                     });
-                Node::Join { kind, condition, keyed, left: Box::new(left), right: Box::new(right) }
+                let lookup = super::outer::lookup_side(q, j).is_some();
+                Node::Join { kind, condition, keyed, lookup, left: Box::new(left), right: Box::new(right) }
             }
             T_FromExpr => {
                 let f = item as *mut pg_sys::FromExpr;

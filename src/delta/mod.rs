@@ -86,6 +86,12 @@ pub const WINDOW_RULE: &str = "window functions: the partitions a change touches
 pub const ANTI_JOIN_RULE: &str =
     "anti-join as terms: σ¬∃(A) = A − A⋈K, K the distinct keys of the sub-query kept as an internal view; each term bilinear";
 
+/// How an outer join that pads one table is kept.
+pub const LOOKUP_JOIN_RULE: &str = "lookup: A⟕B is linear in A (ΔA⟕B); a change of B changes the rows of the join keys it touches: ΔB, plus B's NULL row for a key whose matches went from some to none or back (counted in B by the key)";
+
+/// How an outer join that pads one table on another condition is kept.
+pub const LOOKUP_ROW_RULE: &str = "lookup: A⟕B is linear in A (ΔA⟕B); a change of B changes the rows of A it matches (found by a semi-join of A with ΔB): ΔB, plus B's NULL row for a row of A whose matches went from some to none or back (counted in B for that row)";
+
 /// How an outer join is kept.
 pub const OUTER_JOIN_RULE: &str =
     "outer join as terms: A⟕B = A⋈B + A×NULL_B − (A⋈K)×NULL_B, K the distinct join keys of B kept as an internal view; each term bilinear";
@@ -102,11 +108,16 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
         ),
         Node::Scan { .. } => yes("changes from statement transition tables"),
         Node::Join { kind: JoinKind::Inner | JoinKind::Cross, .. } => yes("bilinear: Δ(A⋈B) = ΔA⋈B + A⋈ΔB − ΔA⋈ΔB over new states"),
+        Node::Join { kind: JoinKind::Left | JoinKind::Right, keyed: true, lookup: true, .. } => yes(LOOKUP_JOIN_RULE),
+        Node::Join { kind: JoinKind::Left | JoinKind::Right, lookup: true, .. } => yes(LOOKUP_ROW_RULE),
         Node::Join { kind: JoinKind::Left | JoinKind::Right | JoinKind::Full, keyed: true, .. } => yes(OUTER_JOIN_RULE),
-        Node::Join { kind: kind @ (JoinKind::Left | JoinKind::Right | JoinKind::Full), .. } => no(format!(
-            "{} joins are maintained when the condition is equalities between the two sides (and conditions on one side), not for this one",
+        Node::Join { kind: kind @ (JoinKind::Left | JoinKind::Right), .. } => no(format!(
+            "{} joins are maintained when the padded side is one table or sub-query, or the condition is equalities between the two sides (and conditions on one side), not for this one",
             kind_name(*kind)
         )),
+        Node::Join { kind: JoinKind::Full, .. } => no(
+            "FULL OUTER joins are maintained when the condition is equalities between the two sides (and conditions on one side), not for this one",
+        ),
         Node::Join { kind, .. } => no(format!("{} joins are not maintained yet", kind_name(*kind))),
         Node::Filter { sublinks, .. } if sublinks.iter().any(|s| !s.anti) => {
             let s = sublinks.iter().find(|s| !s.anti).expect("one");

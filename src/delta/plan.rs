@@ -3,9 +3,10 @@
 //! A maintained query is an input relation, and on top of it either a bag of
 //! output rows, or groups (GROUP BY / DISTINCT) with aggregates and HAVING.
 //! The input is a sum of select-project-join terms with signs (a Z-set): one
-//! term for inner joins; an outer join adds the unmatched rows of a side,
-//! padded with NULLs, as that side's rows minus those that have a match
-//! (see `Term`). Every term's expressions are written over the same aliases.
+//! term for inner joins and for outer joins that pad one table (a
+//! `Lookup` of the term); another outer join adds the unmatched rows of a
+//! side, padded with NULLs, as that side's rows minus those that have a
+//! match (see `Term`). Every term's expressions are written over the same aliases.
 //! `analyze` builds a `ViewPlan` from PostgreSQL's analyzed Query; the SQL of
 //! every expression is ruleutils' deparse, written over the FROM items'
 //! aliases.
@@ -25,12 +26,44 @@ pub struct Input {
     pub consolidate: bool,
 }
 
-/// The select-project-join block.
+/// The select-project-join block: the inputs joined (their product,
+/// filtered by the predicate), then each lookup left-joined in turn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spj {
     pub inputs: Vec<Input>,
     /// The conjunction of join conditions and WHERE, if any.
     pub predicate: Option<String>,
+    pub lookups: Vec<Lookup>,
+}
+
+/// A table an outer join pads, as the join has it: `LEFT JOIN <input> ON
+/// <condition>`, the condition being equalities between an expression of
+/// the items before it and one of the table (`keys`), and conditions on
+/// either alone. A row of the items before it is kept once per matching
+/// row of the table, or once with the table's columns NULL when none
+/// matches. So the join is linear in the items before it, and a change of
+/// the table changes the rows of the keys it touches only (see
+/// `join::padded_delta`): no terms for the unmatched rows, and no internal
+/// view of the table's keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    pub input: Input,
+    /// How many of the term's inputs come before it (the items its
+    /// condition, and those after it, may refer to).
+    pub after: usize,
+    /// The condition is equalities and conditions on one side: a change
+    /// of the table is found per key (else per row of the items before it).
+    pub per_key: bool,
+    /// The join's whole condition.
+    pub condition: String,
+    /// (expression over the items before it, expression over `input.alias`).
+    pub keys: Vec<(String, String)>,
+    /// The condition's conjuncts on the table alone.
+    pub own: Vec<String>,
+    /// The condition's conjuncts on the items before it alone.
+    pub others: Vec<String>,
+    /// `NULL::<type> AS <column>` for each of `input.columns`: the row that pads.
+    pub nulls: Vec<String>,
 }
 
 /// An aggregate the engine maintains from running state.
@@ -156,8 +189,44 @@ impl Source {
 impl Spj {
     /// The join block itself as a source.
     pub fn source(&self) -> Source {
-        let from = self.inputs.iter().map(|i| format!("{} AS {}", i.relation, i.alias)).collect::<Vec<_>>().join(", ");
-        Source { from, predicate: self.predicate.clone() }
+        let from = self.inputs.iter().map(|i| format!("{} AS {}", i.relation, i.alias)).collect::<Vec<_>>();
+        Source { from: self.join_items(from, self.lookups.iter().map(Lookup::left_join).collect()), predicate: self.predicate.clone() }
+    }
+
+    /// A FROM clause of `items` (one per input), with `joins` (one per
+    /// lookup) each after the items it follows: a list, or with lookups,
+    /// explicit joins (a lookup's condition refers to the items before it,
+    /// and a function after it may refer to its columns).
+    pub fn join_items(&self, items: Vec<String>, joins: Vec<String>) -> String {
+        if joins.is_empty() {
+            return items.join(", ");
+        }
+        let mut from = String::new();
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                from.push_str(" CROSS JOIN ");
+            }
+            from.push_str(item);
+            for (lookup, join) in self.lookups.iter().zip(&joins) {
+                if lookup.after == i + 1 {
+                    from.push(' ');
+                    from.push_str(join);
+                }
+            }
+        }
+        from
+    }
+
+    /// The inputs and the lookups' tables, in order.
+    pub fn tables(&self) -> impl Iterator<Item = &Input> {
+        self.inputs.iter().chain(self.lookups.iter().map(|l| &l.input))
+    }
+}
+
+impl Lookup {
+    /// The join with the table's state.
+    pub fn left_join(&self) -> String {
+        format!("LEFT JOIN {} AS {} ON {}", self.input.relation, self.input.alias, self.condition)
     }
 }
 
@@ -174,7 +243,7 @@ impl ViewPlan {
     /// Distinct base tables, in order of first appearance.
     pub fn base_tables(&self) -> Vec<u32> {
         let mut out = Vec::new();
-        for relid in self.terms.iter().flat_map(|t| &t.spj.inputs).map(|i| i.relid).chain(self.reads.iter().copied()) {
+        for relid in self.terms.iter().flat_map(|t| t.spj.tables()).map(|i| i.relid).chain(self.reads.iter().copied()) {
             if relid != 0 && !out.contains(&relid) {
                 out.push(relid);
             }
@@ -188,7 +257,7 @@ impl ViewPlan {
     /// counts too: it is rewritten once per round, and writers take turns.
     pub fn joins(&self) -> bool {
         self.terms.len() > 1
-            || self.terms.iter().any(|t| t.spj.inputs.iter().filter(|i| i.relid != 0).count() > 1)
+            || self.terms.iter().any(|t| t.spj.tables().filter(|i| i.relid != 0).count() > 1)
             || matches!(self.shape, Shape::TopK { .. } | Shape::Window { .. } | Shape::Recompute { .. })
     }
 

@@ -66,7 +66,7 @@ mod tests {
     #[test]
     fn recomputes_only_the_touched_partitions() {
         let input = Input { alias: "e".into(), relid: 1, relation: "public.emp".into(), columns: vec!["dept".into()], consolidate: true };
-        let terms = vec![Term { sign: 1, spj: Spj { inputs: vec![input], predicate: None } }];
+        let terms = vec![Term { sign: 1, spj: Spj { inputs: vec![input], predicate: None, lookups: vec![] } }];
         let columns = vec!["dept".to_string(), "r".to_string()];
         let keys = vec![("dept".to_string(), "e.dept".to_string())];
         let w = Window {

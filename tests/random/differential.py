@@ -73,6 +73,21 @@ VIEWS = {
                   "FROM r LEFT JOIN q ON q.k = r.k AND q.t <> 'c' GROUP BY r.g",
     "v_right": "SELECT r.g, q.w FROM r RIGHT JOIN q ON r.k = q.k AND r.v > 0 WHERE q.w IS NOT NULL",
     "v_full": "SELECT r.id AS rid, q.id AS qid, r.g FROM r FULL JOIN q ON q.k = r.g",
+    # Lookups (an outer join padding one table): a self-lookup, a chain
+    # through a looked-up column, conditions on the kept side, key
+    # expressions, a lookup inside a FULL join's side, five scalar sub-queries.
+    "v_left_self": "SELECT a.id, b.id AS bid, b.v FROM r a LEFT JOIN r b ON b.k = a.g AND b.s <> 'c'",
+    "v_left_chain": "SELECT r.id, q.t, r2.v FROM r LEFT JOIN q ON q.k = r.k LEFT JOIN r r2 ON r2.id = q.w",
+    "v_right_kept": "SELECT q.id, r.v, r.s FROM r RIGHT JOIN q ON r.k + 1 = q.k AND q.t <> 'a'",
+    "v_left_in_full": "SELECT a.id, q.id AS qid, r2.id AS r2id FROM (r a LEFT JOIN r r2 ON r2.g = a.k) FULL JOIN q ON q.k = a.g",
+    # Lookups on other conditions: the padded delta per row of the kept side.
+    "v_left_nonequi": "SELECT r.id, q.id AS qid FROM r LEFT JOIN q ON q.w > r.v AND q.t <> 'c'",
+    "v_left_or": "SELECT r.g, count(*) AS c, count(q.id) AS cq FROM r LEFT JOIN q ON q.k = r.k OR q.w = r.g GROUP BY r.g",
+    "v_right_range": "SELECT q.id, r.id AS rid FROM r RIGHT JOIN q ON r.v BETWEEN q.w AND q.w + 1",
+    "v_left_self_ne": "SELECT a.id, b.id AS bid FROM r a LEFT JOIN r b ON b.v > a.v AND b.g = a.g",
+    "v_five_scalars": "SELECT r.id, (SELECT count(*) FROM q WHERE q.k = r.k) AS c1, (SELECT max(w) FROM q WHERE q.k = r.g) AS c2, "
+                      "(SELECT sum(v) FROM r r2 WHERE r2.g = r.k) AS c3, (SELECT min(q.id) FROM q WHERE q.w = r.v) AS c4, "
+                      "(SELECT count(*) FROM r r3 WHERE r3.s = r.s) AS c5 FROM r",
     "v_anti": "SELECT r.id, r.k FROM r LEFT JOIN q ON q.k = r.k WHERE q.id IS NULL",
     "v_left_two": "SELECT r.id, q.id AS qid, q2.id AS q2id FROM r LEFT JOIN q ON q.k = r.k LEFT JOIN q q2 ON q2.w = r.g",
     "v_inner_left": "SELECT a.k, b.t, c.v FROM r a JOIN q b ON b.k = a.k LEFT JOIN r c ON c.g = b.w AND c.s = 'a'",

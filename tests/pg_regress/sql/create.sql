@@ -39,7 +39,7 @@ SELECT * FROM north_orders ORDER BY id;
 
 -- what this version cannot maintain is refused, naming the construct
 SELECT tide.create_view('people', 'SELECT o.id, x.n FROM orders o, LATERAL (SELECT count(*) AS n FROM orders o2 WHERE o2.amount < o.amount) x');
-SELECT tide.create_view('outer', 'SELECT o.id, c.region FROM orders o LEFT JOIN customers c ON c.name > o.customer');
+SELECT tide.create_view('outer', 'SELECT o.id, c.region FROM orders o FULL JOIN customers c ON c.name > o.customer');
 SELECT tide.create_view('top', 'SELECT id FROM orders ORDER BY amount DESC LIMIT 2');
 
 -- ORDER BY without LIMIT is accepted and ignored, with a NOTICE

@@ -69,7 +69,7 @@ SELECT stmt, try(stmt) FROM (VALUES
   ($$SELECT tide.create_view('"unterminated', 'SELECT 1')$$),
   ($$SELECT tide.create_view('no_schema.bad1', 'SELECT id FROM t')$$),
   -- constructs this version does not maintain
-  ($$SELECT tide.create_view('bad1', 'SELECT a.id FROM t a LEFT JOIN t b ON a.id < b.v')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT a.id FROM t a FULL JOIN t b ON a.id < b.v')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE EXISTS (SELECT 1 FROM t t2 WHERE t2.v < t.id AND t2.id > t.v)')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT id, (SELECT max(v) FROM t t2 WHERE t2.id < t.id) FROM t')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT id, row_number() OVER (PARTITION BY v ORDER BY id) FROM t')$$),
@@ -81,7 +81,7 @@ SELECT stmt, try(stmt) FROM (VALUES
   ($$SELECT tide.create_view('bad1', 'WITH c AS (SELECT v FROM t UNION ALL (SELECT id FROM t INTERSECT SELECT v FROM t)) SELECT c.v, x.id FROM c, LATERAL (SELECT t.id FROM t WHERE t.v = c.v LIMIT 1) x')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT t.v, s.n FROM t, LATERAL (SELECT count(*) AS n FROM t t2 WHERE t2.v < t.v) s')$$),
   ($$SELECT tide.create_view('bad1', 'SELECT * FROM ROWS FROM (generate_series(1, 2), generate_series(1, 3)) AS f(a, b)')$$),
-  ($$SELECT tide.create_view('bad1', 'SELECT a.id FROM t a LEFT JOIN t b ON a.id = b.v OR a.v = b.id')$$),
+  ($$SELECT tide.create_view('bad1', 'SELECT a.id FROM t a FULL JOIN t b ON a.id = b.v OR a.v = b.id')$$),
   -- duplicate output column names
   ($$SELECT tide.create_view('bad1', 'SELECT id, id FROM t')$$),
   -- other functions
@@ -108,7 +108,7 @@ SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE nope = 1');
 -- the function is named, with a hint
 SELECT tide.create_view('bad1', 'SELECT id FROM t WHERE ts < now()');
 -- what is not maintained is named, with the operator
-SELECT tide.create_view('bad1', 'SELECT a.id FROM t a LEFT JOIN t b ON a.id < b.v');
+SELECT tide.create_view('bad1', 'SELECT a.id FROM t a FULL JOIN t b ON a.id < b.v');
 SELECT debris() = :'before' AS nothing_left;
 
 -- partitions and inheritance: a partition or child read alone, or a parent

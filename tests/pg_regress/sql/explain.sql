@@ -13,7 +13,7 @@ SELECT id, parent_id, operator, detail FROM tide.explain('SELECT e1.id FROM ea e
 -- ORDER BY without LIMIT: ignored, with a NOTICE
 SELECT operator FROM tide.explain('SELECT id FROM ea ORDER BY id');
 -- the reason is given for what is not maintained incrementally
-SELECT operator, incremental, reason FROM tide.explain('SELECT a.id, b.y FROM ea a LEFT JOIN eb b ON b.id < a.id') WHERE NOT incremental;
+SELECT operator, incremental, reason FROM tide.explain('SELECT a.id, b.y FROM ea a FULL JOIN eb b ON b.id < a.id') WHERE NOT incremental;
 -- a set operation nested in another is a branch of its own
 SELECT id, parent_id, operator, incremental FROM tide.explain('SELECT id FROM ea UNION ALL (SELECT id FROM eb EXCEPT SELECT id FROM ea)');
 SELECT DISTINCT incremental, reason FROM tide.explain('SELECT id FROM ea');

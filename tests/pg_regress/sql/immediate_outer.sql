@@ -1,7 +1,8 @@
 -- Outer joins: LEFT, RIGHT, FULL, mixed with inner joins, under aggregates,
 -- with conditions on one side, NULL join keys, rows moving between matched
--- and unmatched. Each is maintained as terms (the inner join, the padded
--- rows of a side, minus those with a match found through the side's keys).
+-- and unmatched. A LEFT or RIGHT join that pads one table is a lookup;
+-- others are maintained as terms (the inner join, the padded rows of a
+-- side, minus those with a match found through the side's keys).
 CREATE SCHEMA immediate_outer;
 SET search_path = immediate_outer, public;
 CREATE TABLE customers (id int, name text);
@@ -75,11 +76,56 @@ DELETE FROM regions WHERE region = 'east';
 INSERT INTO regions VALUES (4, 'west');
 SELECT * FROM two_outer ORDER BY name, order_id, region;
 SELECT tide.verify('chain'), tide.verify('two_outer');
--- conditions that are not equalities between the sides are refused, naming the join
-SELECT tide.create_view('bad', 'SELECT c.name FROM customers c LEFT JOIN orders o ON o.amount > c.id');
-SELECT tide.create_view('bad', 'SELECT c.name FROM customers c LEFT JOIN orders o ON o.customer_id = c.id OR o.amount > 5');
--- the keys' internal views go with the view
-SELECT count(*) > 0 AS has_internal_views FROM tide.catalog WHERE parent = (SELECT id FROM tide.catalog WHERE view = 'with_orders'::regclass);
+-- lookups (a LEFT JOIN padding one table): a self-lookup, a chain through a
+-- looked-up column, a function after the lookup reading its columns, a key
+-- expression; looked-up rows gain and lose their last match
+CREATE TABLE staff (id int, boss int, dept int, pay int);
+INSERT INTO staff VALUES (1, NULL, 1, 10), (2, 1, 1, 5), (3, 1, 2, 6), (4, 2, 2, 3);
+SELECT tide.create_view('bosses', 'SELECT s.id, b.id AS boss_id, b.pay AS boss_pay FROM staff s LEFT JOIN staff b ON b.id = s.boss');
+SELECT tide.create_view('grand', 'SELECT s.id, b.id AS boss_id, g.id AS grand_id FROM staff s LEFT JOIN staff b ON b.id = s.boss LEFT JOIN staff g ON g.id = b.boss');
+SELECT tide.create_view('per_pay', $$SELECT s.id, x FROM staff s LEFT JOIN staff b ON b.id = s.boss, generate_series(1, coalesce(b.pay, 0) % 3) AS x$$);
+SELECT tide.create_view('next_dept', 'SELECT s.id, o.id AS order_id FROM staff s LEFT JOIN orders o ON o.customer_id = s.dept + 3');
+SELECT * FROM grand ORDER BY id;
+SELECT * FROM per_pay ORDER BY id, x;
+UPDATE staff SET boss = 3 WHERE id = 4;
+DELETE FROM staff WHERE id = 1;
+INSERT INTO staff VALUES (1, 3, 2, 8), (5, 5, 1, 4);
+UPDATE staff SET pay = pay + 1;
+INSERT INTO orders VALUES (30, 4, 1, 'ok'), (31, 5, 2, 'ok');
+SELECT * FROM grand ORDER BY id;
+SELECT * FROM per_pay ORDER BY id, x;
+SELECT * FROM next_dept ORDER BY id, order_id;
+SELECT tide.verify('bosses'), tide.verify('grand'), tide.verify('per_pay'), tide.verify('next_dept');
+DELETE FROM staff WHERE id IN (3, 5);
+DELETE FROM orders WHERE customer_id = 4;
+SELECT * FROM bosses ORDER BY id;
+SELECT * FROM next_dept ORDER BY id, order_id;
+SELECT tide.verify('bosses'), tide.verify('grand'), tide.verify('per_pay'), tide.verify('next_dept');
+-- a lookup on other conditions: per row of the kept side
+SELECT tide.create_view('cheaper', 'SELECT c.name, o.id AS order_id FROM customers c LEFT JOIN orders o ON o.amount < c.id AND o.note = ''ok''');
+SELECT tide.create_view('either', $$SELECT c.name, count(o.id) AS n FROM customers c RIGHT JOIN orders o ON o.customer_id = c.id OR o.amount > 5 GROUP BY c.name$$);
+SELECT operator, rule FROM tide.explain('SELECT c.name FROM customers c LEFT JOIN orders o ON o.amount < c.id') WHERE operator = 'Left Join';
+INSERT INTO orders VALUES (40, 1, 1, 'ok'), (41, 7, 9, 'ok');
+UPDATE orders SET amount = amount + 2 WHERE id = 20;
+DELETE FROM orders WHERE id = 22;
+INSERT INTO customers VALUES (7, 'gus');
+UPDATE customers SET id = 1 WHERE name = 'dee';
+SELECT * FROM cheaper ORDER BY name, order_id;
+SELECT * FROM either ORDER BY name;
+SELECT tide.verify('cheaper'), tide.verify('either');
+DELETE FROM orders WHERE amount < 3;
+SELECT tide.verify('cheaper'), tide.verify('either');
+-- conditions that are not equalities between the sides are refused, naming
+-- the join, where the padded side is not one table (or under FULL joins)
+SELECT tide.create_view('bad', 'SELECT c.name FROM customers c FULL JOIN orders o ON o.amount > c.id');
+SELECT tide.create_view('bad', 'SELECT c.name FROM customers c LEFT JOIN (orders o JOIN regions r ON r.customer_id = o.customer_id) ON o.customer_id = c.id OR o.amount > 5');
+-- a LEFT JOIN of one table is a lookup: no internal view; a FULL join keeps
+-- each side's join keys as internal views, which go with the view
+SELECT v.view, count(c.id) AS internal_views FROM tide.catalog v LEFT JOIN tide.catalog c ON c.parent = v.id
+ WHERE v.view IN ('with_orders'::regclass, 'both_sides'::regclass) GROUP BY v.view ORDER BY v.view::text;
+SELECT id AS both_sides_id FROM tide.catalog WHERE view = 'both_sides'::regclass \gset
+SELECT tide.drop_view('both_sides');
+SELECT count(*) AS left_behind FROM tide.catalog WHERE parent = :both_sides_id;
 SELECT tide.drop_view('with_orders');
 SET client_min_messages = warning;
 DROP SCHEMA immediate_outer CASCADE;
