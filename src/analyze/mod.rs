@@ -118,6 +118,7 @@ pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
     setop::nested_as_branches(q);
     quantified::as_aggregates(q);
     topk::lateral_as_ranked(q);
+    let q = windows::rows_under_windows(q);
     let q = select_scalars::as_left_joins(q);
     let q = topk::limit_over_subquery(q);
     let q = grouping::distinct_over_groups(q);

@@ -1,7 +1,10 @@
 //! Window functions over GROUP BY: the groups are an internal view (G, with
 //! the group keys and the aggregates the windows and the select list use as
 //! columns) and the view's query computes the windows over G's rows (see
-//! `delta::window`).
+//! `delta::window`). Likewise window functions over rows with sub-queries
+//! in the select list: the rows, with the columns and sub-queries the
+//! select list reads, are an internal view (which keeps the sub-queries,
+//! see `select_scalars`) and the windows are computed over its rows.
 
 use super::sublinks::{add_subquery, new_select, range_table_ref};
 use crate::pg;
@@ -97,4 +100,97 @@ unsafe extern "C-unwind" fn lift(node: *mut pg_sys::Node, ctx: *mut c_void) -> *
         return var(n, node);
     }
     pg::mutate_children(node, lift, ctx)
+}
+
+/// `q` with its rows (FROM, WHERE, and the select list's sub-queries) moved
+/// into a sub-query under its windows, when its select list has sub-queries
+/// (and no grouping); or `q`.
+///
+/// # Safety
+/// `q` must be an analyzed SELECT Query.
+pub(super) unsafe fn rows_under_windows(q: *mut pg_sys::Query) -> *mut pg_sys::Query {
+    let targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*q).targetList);
+    let grouped = (*q).hasAggs || !(*q).groupClause.is_null() || !(*q).groupingSets.is_null() || !(*q).havingQual.is_null();
+    if !(*q).hasWindowFuncs
+        || grouped
+        || !(*q).setOperations.is_null()
+        || !(*q).cteList.is_null()
+        || (*q).hasTargetSRFs
+        || (*q).jointree.is_null()
+        || !targets.iter().any(|t| super::to_ir::contains((**t).expr.cast(), pg_sys::NodeTag::T_SubLink))
+    {
+        return q;
+    }
+    // Whole-row and system columns are not taken (a column of R each).
+    let mut vars = Vec::new();
+    super::to_ir::collect((*q).targetList.cast(), pg_sys::NodeTag::T_Var, &mut vars);
+    if vars.iter().any(|v| (*(*v as *mut pg_sys::Var)).varlevelsup == 0 && (*(*v as *mut pg_sys::Var)).varattno <= 0) {
+        return q;
+    }
+    let r = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;
+    (*r).windowClause = std::ptr::null_mut();
+    (*r).hasWindowFuncs = false;
+    (*r).sortClause = std::ptr::null_mut();
+    (*r).distinctClause = std::ptr::null_mut();
+    (*r).hasDistinctOn = false;
+    (*r).limitCount = std::ptr::null_mut();
+    (*r).limitOffset = std::ptr::null_mut();
+    let top = new_select();
+    let r_rt = add_subquery(top, r, "rows");
+    let mut ctx = Columns { rt: r_rt, columns: Vec::new() };
+    let mut list: *mut pg_sys::List = std::ptr::null_mut();
+    for t in targets {
+        let te = pg_sys::copyObjectImpl(t.cast()) as *mut pg_sys::TargetEntry;
+        (*te).expr = as_column((*te).expr.cast(), (&mut ctx as *mut Columns).cast()).cast();
+        list = pg_sys::lappend(list, te.cast());
+    }
+    let mut r_list: *mut pg_sys::List = std::ptr::null_mut();
+    let mut names: *mut pg_sys::List = std::ptr::null_mut();
+    for (i, e) in ctx.columns.iter().enumerate() {
+        let name = std::ffi::CString::new(format!("__tide_col_{}", i + 1)).expect("no NUL");
+        let te = pg_sys::makeTargetEntry((*e).cast(), (i + 1) as i16, pg_sys::pstrdup(name.as_ptr()), false);
+        r_list = pg_sys::lappend(r_list, te.cast());
+        names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(name.as_ptr())).cast());
+    }
+    (*r).targetList = r_list;
+    let entry = pg_sys::list_nth((*top).rtable, r_rt - 1) as *mut pg_sys::RangeTblEntry;
+    (*(*entry).eref).colnames = names;
+    (*top).jointree = pg_sys::makeFromExpr(pg_sys::lappend(std::ptr::null_mut(), range_table_ref(r_rt).cast()), std::ptr::null_mut());
+    (*top).targetList = list;
+    (*top).windowClause = pg_sys::copyObjectImpl((*q).windowClause.cast()).cast();
+    (*top).hasWindowFuncs = true;
+    (*top).sortClause = pg_sys::copyObjectImpl((*q).sortClause.cast()).cast();
+    (*top).distinctClause = pg_sys::copyObjectImpl((*q).distinctClause.cast()).cast();
+    (*top).hasDistinctOn = (*q).hasDistinctOn;
+    (*top).limitCount = (*q).limitCount;
+    (*top).limitOffset = (*q).limitOffset;
+    top
+}
+
+struct Columns {
+    rt: i32,
+    /// R's columns: the query's own columns and sub-queries, in order met.
+    columns: Vec<*mut pg_sys::Node>,
+}
+
+/// An expression over R: the query's columns and sub-queries become R's.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn as_column(node: *mut pg_sys::Node, ctx: *mut c_void) -> *mut pg_sys::Node {
+    if node.is_null() {
+        return node;
+    }
+    let c = &mut *(ctx as *mut Columns);
+    let own_column = pg::is_a(node, pg_sys::NodeTag::T_Var) && (*(node as *mut pg_sys::Var)).varlevelsup == 0;
+    if own_column || pg::is_a(node, pg_sys::NodeTag::T_SubLink) {
+        let i = match c.columns.iter().position(|e| pg_sys::equal((*e).cast(), node.cast())) {
+            Some(i) => i,
+            None => {
+                c.columns.push(pg_sys::copyObjectImpl(node.cast()).cast());
+                c.columns.len() - 1
+            }
+        };
+        return pg_sys::makeVar(c.rt, (i + 1) as i16, pg_sys::exprType(node), pg_sys::exprTypmod(node), pg_sys::exprCollation(node), 0)
+            .cast();
+    }
+    pg::mutate_children(node, as_column, ctx)
 }

@@ -85,6 +85,8 @@ VIEWS = {
     "v_left_or": "SELECT r.g, count(*) AS c, count(q.id) AS cq FROM r LEFT JOIN q ON q.k = r.k OR q.w = r.g GROUP BY r.g",
     "v_right_range": "SELECT q.id, r.id AS rid FROM r RIGHT JOIN q ON r.v BETWEEN q.w AND q.w + 1",
     "v_left_self_ne": "SELECT a.id, b.id AS bid FROM r a LEFT JOIN r b ON b.v > a.v AND b.g = a.g",
+    "v_window_scalar": "SELECT r.id, r.g, (SELECT count(*) FROM q WHERE q.k = r.k) AS c, "
+                       "sum(r.v) OVER (PARTITION BY r.g) AS sv, rank() OVER (PARTITION BY r.g ORDER BY r.id) AS rk FROM r",
     "v_five_scalars": "SELECT r.id, (SELECT count(*) FROM q WHERE q.k = r.k) AS c1, (SELECT max(w) FROM q WHERE q.k = r.g) AS c2, "
                       "(SELECT sum(v) FROM r r2 WHERE r2.g = r.k) AS c3, (SELECT min(q.id) FROM q WHERE q.w = r.v) AS c4, "
                       "(SELECT count(*) FROM r r3 WHERE r3.s = r.s) AS c5 FROM r",
