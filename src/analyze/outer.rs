@@ -310,5 +310,5 @@ pub(super) unsafe fn lookup_side(q: *mut pg_sys::Query, j: *mut pg_sys::JoinExpr
         pg_sys::RTEKind::RTE_SUBQUERY => super::flatten::is_standalone((*rte).subquery),
         _ => false,
     };
-    (table && sort_conjuncts(q, (*j).quals, &relations_under(kept), &[rt]).is_some()).then_some((kept, rt))
+    table.then_some((kept, rt))
 }

@@ -119,7 +119,7 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
             with_self.push(format!("{c}.n = 1 AND ({x}) = {k}.v"));
             let sign = if o.negated { -1 } else { 1 };
             let mut next: Vec<Part> = if o.negated { clone_parts(&parts) } else { Vec::new() };
-            next.extend(joined(&parts, &[counts.copy()], &with_counts, sign));
+            next.extend(joined(&parts, std::slice::from_ref(&counts), &with_counts, sign));
             next.extend(joined(&parts, &[counts, pairs], &with_self, -sign));
             parts = next;
             continue;
@@ -133,12 +133,12 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
             let x = ex(x);
             let flags = Item::Keys { rt: flags_rt, columns: vec!["nonempty".into(), "has_null".into()] };
             for p in &mut parts {
-                p.items.push(flags.copy());
+                p.items.push(flags.clone());
             }
             let usable = format!("(({x}) IS NOT NULL AND NOT {f}.has_null)");
             let mut conds = vec![usable.clone()];
             conds.extend(matched.iter().cloned());
-            let with_match = joined(&parts, &[keys.copy()], &conds, -1);
+            let with_match = joined(&parts, std::slice::from_ref(&keys), &conds, -1);
             for p in &mut parts {
                 p.conds.push(format!("(NOT {f}.nonempty OR {usable})"));
             }
@@ -448,6 +448,7 @@ unsafe fn constant_item(rte: *mut pg_sys::RangeTblEntry, ex: &dyn Fn(*mut pg_sys
 /// padded side of an outer join, the distinct join keys of such a side (an
 /// internal view's table with columns k1..kn), or those of a NOT EXISTS
 /// (in the range table, outside the join tree).
+#[derive(Clone)]
 enum Item {
     Table(i32),
     Nulls(i32),
@@ -490,33 +491,14 @@ fn product(a: Vec<Part>, b: Vec<Part>) -> Vec<Part> {
     let mut out = Vec::new();
     for x in &a {
         for y in &b {
-            let mut items: Vec<Item> = x.items.iter().map(Item::copy).collect();
-            items.extend(y.items.iter().map(Item::copy));
+            let mut items: Vec<Item> = x.items.iter().map(Item::clone).collect();
+            items.extend(y.items.iter().map(Item::clone));
             let mut conds = x.conds.clone();
             conds.extend(y.conds.iter().cloned());
             out.push(Part { sign: x.sign * y.sign, items, conds });
         }
     }
     out
-}
-
-impl Item {
-    fn copy(&self) -> Item {
-        match self {
-            Item::Table(rt) => Item::Table(*rt),
-            Item::Nulls(rt) => Item::Nulls(*rt),
-            Item::OuterKeys { table, columns } => Item::OuterKeys { table: *table, columns: columns.clone() },
-            Item::Keys { rt, columns } => Item::Keys { rt: *rt, columns: columns.clone() },
-            Item::Lookup { rt, per_key, condition, keys, own, others } => Item::Lookup {
-                rt: *rt,
-                per_key: *per_key,
-                condition: condition.clone(),
-                keys: keys.clone(),
-                own: own.clone(),
-                others: others.clone(),
-            },
-        }
-    }
 }
 
 fn keys_alias(table: pg_sys::Oid) -> String {
@@ -552,7 +534,7 @@ unsafe fn expand(
             let right = expand(q, (*j).rarg, keys, ex);
             let theta = (!(*j).quals.is_null()).then(|| ex((*j).quals));
             if let Some((kept, rt)) = outer::lookup_side(q, j) {
-                let split = outer::sort_conjuncts(q, (*j).quals, &outer::relations_under(kept), &[rt]).expect("lookup_side sorted it");
+                let split = outer::sort_conjuncts(q, (*j).quals, &outer::relations_under(kept), &[rt]).expect("a lookup pads a table");
                 let lookup = Item::Lookup {
                     rt,
                     per_key: split.mixed.is_empty() && !split.equalities.is_empty(),
@@ -562,7 +544,7 @@ unsafe fn expand(
                     others: split.outer_only.iter().map(|c| ex(*c)).collect(),
                 };
                 let mut parts = if kept == (*j).larg { left } else { right };
-                parts.iter_mut().for_each(|p| p.items.push(lookup.copy()));
+                parts.iter_mut().for_each(|p| p.items.push(lookup.clone()));
                 return parts;
             }
             let sides = outer::padded_sides(j);
@@ -584,13 +566,13 @@ unsafe fn expand(
                 }
                 for p in kept_parts {
                     // The kept side's rows, padded.
-                    let mut items: Vec<Item> = p.items.iter().map(Item::copy).collect();
-                    items.extend(nulls.iter().map(Item::copy));
+                    let mut items: Vec<Item> = p.items.iter().map(Item::clone).collect();
+                    items.extend(nulls.iter().map(Item::clone));
                     parts.push(Part { sign: p.sign, items, conds: p.conds.clone() });
                     // Minus those with a match, padded.
-                    let mut items: Vec<Item> = p.items.iter().map(Item::copy).collect();
+                    let mut items: Vec<Item> = p.items.iter().map(Item::clone).collect();
                     items.push(Item::OuterKeys { table, columns: columns.clone() });
-                    items.extend(nulls.iter().map(Item::copy));
+                    items.extend(nulls.iter().map(Item::clone));
                     let mut conds = p.conds.clone();
                     conds.extend(matched.iter().cloned());
                     parts.push(Part { sign: -p.sign, items, conds });
@@ -607,8 +589,8 @@ fn joined(parts: &[Part], items: &[Item], conds: &[String], sign: i64) -> Vec<Pa
     parts
         .iter()
         .map(|p| {
-            let mut all: Vec<Item> = p.items.iter().map(Item::copy).collect();
-            all.extend(items.iter().map(Item::copy));
+            let mut all: Vec<Item> = p.items.iter().map(Item::clone).collect();
+            all.extend(items.iter().map(Item::clone));
             let mut c = p.conds.clone();
             c.extend(conds.iter().cloned());
             Part { sign: sign * p.sign, items: all, conds: c }
@@ -617,7 +599,7 @@ fn joined(parts: &[Part], items: &[Item], conds: &[String], sign: i64) -> Vec<Pa
 }
 
 fn clone_parts(parts: &[Part]) -> Vec<Part> {
-    parts.iter().map(|p| Part { sign: p.sign, items: p.items.iter().map(Item::copy).collect(), conds: p.conds.clone() }).collect()
+    parts.iter().map(|p| Part { sign: p.sign, items: p.items.iter().map(Item::clone).collect(), conds: p.conds.clone() }).collect()
 }
 
 /// `NULL::<type> AS <column>` for column `attno` of `relid`, with its

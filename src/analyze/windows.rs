@@ -49,19 +49,33 @@ pub(super) unsafe fn groups_under_windows(q: *mut pg_sys::Query) -> *mut pg_sys:
         list = pg_sys::lappend(list, te.cast());
     }
     // G's target list, final: the keys, then the aggregates.
-    let mut g_list: *mut pg_sys::List = std::ptr::null_mut();
-    for t in keys.iter().chain(ctx.aggregates.iter()) {
-        g_list = pg_sys::lappend(g_list, (*t).cast());
-    }
-    (*g).targetList = g_list;
-    let entry = pg_sys::list_nth((*top).rtable, g_rt - 1) as *mut pg_sys::RangeTblEntry;
+    let below: Vec<*mut pg_sys::TargetEntry> = keys.iter().chain(ctx.aggregates.iter()).copied().collect();
+    windows_over(q, top, g_rt, &below, list);
+    top
+}
+
+/// Finish `top`, the query of `q`'s windows over the sub-query at range
+/// table index `rt` (of `top`): the sub-query's target list is `below`,
+/// `top`'s is `targets`, and `q`'s windows, ORDER BY, DISTINCT [ON] and
+/// LIMIT go on `top`.
+unsafe fn windows_over(
+    q: *mut pg_sys::Query,
+    top: *mut pg_sys::Query,
+    rt: i32,
+    below: &[*mut pg_sys::TargetEntry],
+    targets: *mut pg_sys::List,
+) {
+    let entry = pg_sys::list_nth((*top).rtable, rt - 1) as *mut pg_sys::RangeTblEntry;
+    let mut list: *mut pg_sys::List = std::ptr::null_mut();
     let mut names: *mut pg_sys::List = std::ptr::null_mut();
-    for t in keys.iter().chain(ctx.aggregates.iter()) {
+    for t in below {
+        list = pg_sys::lappend(list, (*t).cast());
         names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup((**t).resname)).cast());
     }
+    (*(*entry).subquery).targetList = list;
     (*(*entry).eref).colnames = names;
-    (*top).jointree = pg_sys::makeFromExpr(pg_sys::lappend(std::ptr::null_mut(), range_table_ref(g_rt).cast()), std::ptr::null_mut());
-    (*top).targetList = list;
+    (*top).jointree = pg_sys::makeFromExpr(pg_sys::lappend(std::ptr::null_mut(), range_table_ref(rt).cast()), std::ptr::null_mut());
+    (*top).targetList = targets;
     (*top).windowClause = pg_sys::copyObjectImpl((*q).windowClause.cast()).cast();
     (*top).hasWindowFuncs = true;
     (*top).sortClause = pg_sys::copyObjectImpl((*q).sortClause.cast()).cast();
@@ -69,7 +83,6 @@ pub(super) unsafe fn groups_under_windows(q: *mut pg_sys::Query) -> *mut pg_sys:
     (*top).hasDistinctOn = (*q).hasDistinctOn;
     (*top).limitCount = (*q).limitCount;
     (*top).limitOffset = (*q).limitOffset;
-    top
 }
 
 struct Lift {
@@ -128,13 +141,8 @@ pub(super) unsafe fn rows_under_windows(q: *mut pg_sys::Query) -> *mut pg_sys::Q
         return q;
     }
     let r = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;
-    (*r).windowClause = std::ptr::null_mut();
-    (*r).hasWindowFuncs = false;
-    (*r).sortClause = std::ptr::null_mut();
-    (*r).distinctClause = std::ptr::null_mut();
-    (*r).hasDistinctOn = false;
-    (*r).limitCount = std::ptr::null_mut();
-    (*r).limitOffset = std::ptr::null_mut();
+    // (Ungrouped: what is dropped is the windows, ORDER BY, DISTINCT and LIMIT.)
+    super::outer::only_join_block(r);
     let top = new_select();
     let r_rt = add_subquery(top, r, "rows");
     let mut ctx = Columns { rt: r_rt, columns: Vec::new() };
@@ -144,26 +152,16 @@ pub(super) unsafe fn rows_under_windows(q: *mut pg_sys::Query) -> *mut pg_sys::Q
         (*te).expr = as_column((*te).expr.cast(), (&mut ctx as *mut Columns).cast()).cast();
         list = pg_sys::lappend(list, te.cast());
     }
-    let mut r_list: *mut pg_sys::List = std::ptr::null_mut();
-    let mut names: *mut pg_sys::List = std::ptr::null_mut();
-    for (i, e) in ctx.columns.iter().enumerate() {
-        let name = std::ffi::CString::new(format!("__tide_col_{}", i + 1)).expect("no NUL");
-        let te = pg_sys::makeTargetEntry((*e).cast(), (i + 1) as i16, pg_sys::pstrdup(name.as_ptr()), false);
-        r_list = pg_sys::lappend(r_list, te.cast());
-        names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(name.as_ptr())).cast());
-    }
-    (*r).targetList = r_list;
-    let entry = pg_sys::list_nth((*top).rtable, r_rt - 1) as *mut pg_sys::RangeTblEntry;
-    (*(*entry).eref).colnames = names;
-    (*top).jointree = pg_sys::makeFromExpr(pg_sys::lappend(std::ptr::null_mut(), range_table_ref(r_rt).cast()), std::ptr::null_mut());
-    (*top).targetList = list;
-    (*top).windowClause = pg_sys::copyObjectImpl((*q).windowClause.cast()).cast();
-    (*top).hasWindowFuncs = true;
-    (*top).sortClause = pg_sys::copyObjectImpl((*q).sortClause.cast()).cast();
-    (*top).distinctClause = pg_sys::copyObjectImpl((*q).distinctClause.cast()).cast();
-    (*top).hasDistinctOn = (*q).hasDistinctOn;
-    (*top).limitCount = (*q).limitCount;
-    (*top).limitOffset = (*q).limitOffset;
+    let below: Vec<*mut pg_sys::TargetEntry> = ctx
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let name = std::ffi::CString::new(format!("__tide_col_{}", i + 1)).expect("no NUL");
+            pg_sys::makeTargetEntry((*e).cast(), (i + 1) as i16, pg_sys::pstrdup(name.as_ptr()), false)
+        })
+        .collect();
+    windows_over(q, top, r_rt, &below, list);
     top
 }
 

@@ -203,10 +203,11 @@ pub fn padded_delta(lookup: &Lookup, change: &Change) -> String {
         "WITH __tide_d AS (SELECT {a}.*, {computed} FROM ({delta}) AS {a} WHERE {changed}) \
          SELECT {lead}{key_list}, {WEIGHT} FROM __tide_d \
          UNION ALL SELECT {nulls}{key_list}, {WEIGHT} FROM (\
-           SELECT {pk}, (CASE WHEN {count} = 0 THEN 1 ELSE 0 END) - (CASE WHEN {count} = __tide_p.s THEN 1 ELSE 0 END) AS {WEIGHT} \
+           SELECT {pk}, {weight} AS {WEIGHT} \
            FROM (SELECT {key_list}, sum({WEIGHT}) AS s FROM __tide_d GROUP BY {key_list}) __tide_p \
            LEFT JOIN {relation} AS {a} ON {matched} GROUP BY {pk}, __tide_p.s) __tide_c WHERE {WEIGHT} <> 0",
         computed = computed.join(", "),
+        weight = null_row_weight(&count, "__tide_p.s"),
         delta = delta_relation(&lookup.input, change),
         changed = changed.join(" AND "),
         lead = cols.iter().map(|c| format!("{c}, ")).collect::<String>(),
@@ -232,12 +233,20 @@ fn padded_delta_per_row(lookup: &Lookup, change: &Change) -> String {
     format!(
         "SELECT {lead}{a}.{WEIGHT} FROM ({delta}) AS {a} WHERE {theta} \
          UNION ALL SELECT {nulls}__tide_c.{WEIGHT} FROM (\
-           SELECT (CASE WHEN __tide_n.n = 0 THEN 1 ELSE 0 END) - (CASE WHEN __tide_n.n = __tide_p.s THEN 1 ELSE 0 END) AS {WEIGHT} \
+           SELECT {weight} AS {WEIGHT} \
            FROM (SELECT sum({a}.{WEIGHT}) AS s FROM ({delta}) AS {a} WHERE {theta}) __tide_p, \
            LATERAL (SELECT count(*) AS n FROM {relation} AS {a} WHERE {theta}) __tide_n \
            WHERE __tide_p.s IS NOT NULL) __tide_c WHERE __tide_c.{WEIGHT} <> 0",
+        weight = null_row_weight("__tide_n.n", "__tide_p.s"),
         relation = lookup.input.relation,
     )
+}
+
+/// The weight of the NULL row that pads a key (or a row) whose matches
+/// number `now` and whose Δ's weights sum to `delta` (so `now − delta`
+/// before): +1 from some matches to none, −1 from none to some, else 0.
+fn null_row_weight(now: &str, delta: &str) -> String {
+    format!("(CASE WHEN {now} = 0 THEN 1 ELSE 0 END) - (CASE WHEN {now} = {delta} THEN 1 ELSE 0 END)")
 }
 
 /// For a lookup per row in a term's Δ position: the rows of the items
