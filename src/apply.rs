@@ -70,7 +70,8 @@ pub struct Compiled {
     definition: String,
     /// `tide_state."state_<id>"` for grouped views.
     state: Option<String>,
-    comparable: Vec<bool>,
+    /// Per view column: its type's equality operator (see `pg::equality_operator`).
+    equality: Vec<Option<String>>,
     view_id: i64,
     /// Per kind of change and size class of its rows (see `size_class`).
     statements: RefCell<HashMap<(Change, u8), Rc<Prepared>>>,
@@ -276,14 +277,14 @@ pub fn compiled(view: &ViewRef) -> Rc<Compiled> {
 }
 
 pub fn compile(id: i64, view: pg_sys::Oid, definition: pg_sys::Oid, plan: ViewPlan) -> Compiled {
-    let comparable = pg::columns(definition).into_iter().map(|(_, t)| pg::has_equality(t)).collect();
+    let equality = pg::columns(definition).into_iter().map(|(_, t)| pg::equality_operator(t)).collect();
     let state = matches!(plan.shape, Shape::Grouped { .. }).then(|| state_table(id));
     Compiled {
         plan,
         view: pg::qualified_relation_name(view),
         definition: pg::qualified_relation_name(definition),
         state,
-        comparable,
+        equality,
         view_id: id,
         statements: RefCell::new(HashMap::new()),
     }
@@ -292,17 +293,18 @@ pub fn compile(id: i64, view: pg_sys::Oid, definition: pg_sys::Oid, plan: ViewPl
 impl Compiled {
     pub fn grouped(&self) -> Option<Grouped<'_>> {
         match &self.plan.shape {
-            Shape::Grouped { keys, aggs, columns, having } => Some(Grouped {
+            Shape::Grouped { keys, key_equality, aggs, columns, having } => Some(Grouped {
                 terms: &self.plan.terms,
                 source: &self.plan.source,
                 keys,
+                key_equality,
                 aggs,
                 columns,
                 having: having.as_deref(),
                 state: self.state.as_deref().unwrap_or_default(),
                 view: &self.view,
                 id: self.view_id,
-                comparable: &self.comparable,
+                equality: &self.equality,
             }),
             Shape::Bag { .. } | Shape::TopK { .. } | Shape::Window { .. } | Shape::Recompute { .. } => None,
         }
@@ -310,8 +312,8 @@ impl Compiled {
 
     pub fn window(&self) -> Option<crate::delta::window::Window<'_>> {
         match &self.plan.shape {
-            Shape::Window { columns, keys, refill } => {
-                Some(crate::delta::window::Window { terms: &self.plan.terms, view: &self.view, columns, keys, refill })
+            Shape::Window { columns, keys, key_equality, refill } => {
+                Some(crate::delta::window::Window { terms: &self.plan.terms, view: &self.view, columns, keys, key_equality, refill })
             }
             _ => None,
         }
@@ -323,7 +325,7 @@ impl Compiled {
                 terms: &self.plan.terms,
                 columns,
                 multiplicity: multiplicity.as_deref(),
-                comparable: &self.comparable,
+                equality: &self.equality,
                 view: &self.view,
                 view_id: self.view_id,
             }),
@@ -338,7 +340,7 @@ impl Compiled {
     pub fn recompute_indexes(&self) -> Vec<String> {
         let Shape::Recompute { columns, semi_naive, .. } = &self.plan.shape else { return Vec::new() };
         let probes = semi_naive.iter().flat_map(|s| s.joined.iter());
-        crate::delta::bag::lookup_index(&self.view, columns, &self.comparable)
+        crate::delta::bag::lookup_index(&self.view, columns, &self.equality)
             .into_iter()
             .chain(probes.map(|c| format!("CREATE INDEX ON {} ({})", self.view, sql::ident(c))))
             .collect()
@@ -353,7 +355,7 @@ impl Compiled {
             return Ok(Prepared { main, recompute: None, publish: None, purge: None });
         }
         if let Shape::Recompute { columns, query, semi_naive } = &self.plan.shape {
-            let r = crate::delta::recompute::Recompute { view: &self.view, columns, comparable: &self.comparable, query };
+            let r = crate::delta::recompute::Recompute { view: &self.view, columns, equality: &self.equality, query };
             let incremental = match (semi_naive, change) {
                 // An INSERT: only rows to add.
                 (Some(s), Change::Statement { relid, event: Event::Insert }) => {

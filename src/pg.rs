@@ -138,10 +138,36 @@ pub fn columns(relid: pg_sys::Oid) -> Vec<(String, pg_sys::Oid)> {
 /// Whether a type has an equality operator (so EXCEPT, GROUP BY and
 /// ON CONFLICT can compare its values).
 pub fn has_equality(typid: pg_sys::Oid) -> bool {
+    equality_operator(typid).is_some()
+}
+
+/// The equality operator of a type (its default btree or hash class's), as
+/// generated SQL writes it: `=` when it is in pg_catalog, else qualified
+/// (`OPERATOR(ut.=)`), since maintenance runs with search_path pinned to
+/// pg_catalog, where an unqualified `=` would not find it. None when the
+/// type has no equality operator (json, point, xml).
+pub fn equality_operator(typid: pg_sys::Oid) -> Option<String> {
     // SAFETY: a typcache lookup by type OID; the entry lives for the backend.
+    let op = unsafe { (*pg_sys::lookup_type_cache(typid, pg_sys::TYPECACHE_EQ_OPR as i32)).eq_opr };
+    (op != pg_sys::InvalidOid).then(|| operator_name(op))
+}
+
+/// An operator as generated SQL writes it: its bare name when it is in
+/// pg_catalog, else `OPERATOR(schema.name)` (see `equality_operator`).
+pub fn operator_name(op: pg_sys::Oid) -> String {
+    // SAFETY: a syscache copy of the operator's row, released here.
     unsafe {
-        let entry = pg_sys::lookup_type_cache(typid, pg_sys::TYPECACHE_EQ_OPR as i32);
-        (*entry).eq_opr != pg_sys::InvalidOid
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::OPEROID as i32, pg_sys::Datum::from(op));
+        if tuple.is_null() {
+            return "=".into();
+        }
+        let form = pg_sys::GETSTRUCT(tuple) as *const pg_sys::FormData_pg_operator;
+        let (nsp, name) = ((*form).oprnamespace, cstr((*form).oprname.data.as_ptr()));
+        pg_sys::ReleaseSysCache(tuple);
+        if nsp == pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE) {
+            return name;
+        }
+        format!("OPERATOR({}.{name})", quote_ident(&cstr(pg_sys::get_namespace_name(nsp))))
     }
 }
 

@@ -8,13 +8,26 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// `a` equals `b`, two NULLs counting as equal: a plain `=` where neither
-/// can be NULL (one index scan; the NULL-safe form takes two bitmap scans).
-pub fn same_value(a: &str, b: &str, never_null: bool) -> String {
+/// `a` equals `b` by the equality operator `eq` of their type (`=`, or a
+/// qualified `OPERATOR(schema.=)`, see `pg::equality_operator`), two NULLs
+/// counting as equal: a plain `eq` where neither can be NULL (one index
+/// scan; the NULL-safe form takes two bitmap scans).
+pub fn same_value(a: &str, b: &str, never_null: bool, eq: &str) -> String {
     if never_null {
-        format!("{a} = {b}")
+        format!("{a} {eq} {b}")
     } else {
-        format!("({a} = {b} OR ({a} IS NULL AND {b} IS NULL))")
+        format!("({a} {eq} {b} OR ({a} IS NULL AND {b} IS NULL))")
+    }
+}
+
+/// `a IS NOT DISTINCT FROM b`, which resolves `=` by name: for a type whose
+/// equality operator `eq` is qualified, the NULL-safe match with it (in a
+/// join or WHERE condition, where NULL and false drop a row alike).
+pub fn not_distinct(a: &str, b: &str, eq: &str) -> String {
+    if eq == "=" {
+        format!("{a} IS NOT DISTINCT FROM {b}")
+    } else {
+        same_value(a, b, false, eq)
     }
 }
 

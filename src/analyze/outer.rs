@@ -21,8 +21,9 @@ use pgrx::pg_sys;
 /// θ's conjuncts, sorted for one padded side ("outer": the side whose rows
 /// are kept; "keys": the side whose keys find a match).
 pub(super) struct Split {
-    /// (expression over the outer side, expression over the keys side)
-    pub equalities: Vec<(*mut pg_sys::Node, *mut pg_sys::Node)>,
+    /// (expression over the outer side, expression over the keys side, the
+    /// equality operator between them)
+    pub equalities: Vec<(*mut pg_sys::Node, *mut pg_sys::Node, pg_sys::Oid)>,
     pub keys_only: Vec<*mut pg_sys::Node>,
     pub outer_only: Vec<*mut pg_sys::Node>,
     /// Conditions on both sides that are not equalities of the kind above.
@@ -139,11 +140,11 @@ pub(super) unsafe fn sort_conjuncts(q: *mut pg_sys::Query, quals: *mut pg_sys::N
                 let (a, b) = (varnos(q, args[0]), varnos(q, args[1]));
                 let one_each = !a.is_empty() && !b.is_empty();
                 if one_each && within(&a, outer) && within(&b, keys) {
-                    s.equalities.push((args[0], args[1]));
+                    s.equalities.push((args[0], args[1], (*op).opno));
                     continue;
                 }
                 if one_each && within(&a, keys) && within(&b, outer) {
-                    s.equalities.push((args[1], args[0]));
+                    s.equalities.push((args[1], args[0], (*op).opno));
                     continue;
                 }
             }
@@ -177,7 +178,7 @@ pub(super) unsafe fn keys_query(q: *mut pg_sys::Query, keys_side: *mut pg_sys::N
     let side = pg_sys::copyObjectImpl(keys_side.cast()) as *mut pg_sys::Node;
     (*k).jointree = pg_sys::makeFromExpr(pg_sys::lappend(std::ptr::null_mut(), side.cast()), quals);
     let mut targets: *mut pg_sys::List = std::ptr::null_mut();
-    for (i, (_, key)) in split.equalities.iter().enumerate() {
+    for (i, (_, key, _)) in split.equalities.iter().enumerate() {
         let name = std::ffi::CString::new(format!("k{}", i + 1)).expect("no NUL");
         let expr = pg_sys::copyObjectImpl((*key).cast()) as *mut pg_sys::Expr;
         targets = pg_sys::lappend(targets, pg_sys::makeTargetEntry(expr, (i + 1) as i16, pg_sys::pstrdup(name.as_ptr()), false).cast());
@@ -210,7 +211,7 @@ pub(super) unsafe fn grouped_keys_side(q: *mut pg_sys::Query, keys_side: *mut pg
         return None;
     }
     let mut columns = Vec::new();
-    for (_, key) in &split.equalities {
+    for (_, key, _) in &split.equalities {
         let v = flatten_join_aliases(q, *key);
         if !pg::is_a(v, pg_sys::NodeTag::T_Var) || (*(v as *mut pg_sys::Var)).varno != rt || (*(v as *mut pg_sys::Var)).varlevelsup != 0 {
             return None;

@@ -156,12 +156,24 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
                 .iter()
                 .enumerate()
                 .filter_map(|(at, item)| match item {
-                    Item::Lookup { rt, per_key, condition, keys, own, others } => {
+                    Item::Lookup { rt, per_key, condition, keys, key_operators, key_equality, own, others } => {
                         let after = p.items[..at].iter().filter(|i| !matches!(i, Item::Lookup { .. })).count();
                         let rte = pg_sys::list_nth((*q).rtable, rt - 1) as *mut pg_sys::RangeTblEntry;
                         let nulls = used.iter().filter(|(r, _)| r == rt).map(|(_, a)| null_column((*rte).relid, *a)).collect();
                         let (condition, keys, own, others) = (condition.clone(), keys.clone(), own.clone(), others.clone());
-                        Some(Lookup { input: input(*rt), after, per_key: *per_key, condition, keys, own, others, nulls })
+                        let (key_operators, key_equality) = (key_operators.clone(), key_equality.clone());
+                        Some(Lookup {
+                            input: input(*rt),
+                            after,
+                            per_key: *per_key,
+                            condition,
+                            keys,
+                            key_operators,
+                            key_equality,
+                            own,
+                            others,
+                            nulls,
+                        })
                     }
                     _ => None,
                 })
@@ -237,6 +249,7 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
         .collect();
     let key_exprs: Vec<*mut pg_sys::Node> = key_targets.iter().map(|t| (**t).expr.cast()).collect();
     let keys: Vec<String> = key_exprs.iter().map(|&e| ex(e)).collect();
+    let key_equality = key_exprs.iter().map(|&e| key_equality(pg_sys::exprType(e))).collect();
 
     let mut agg_nodes: Vec<*mut pg_sys::Node> = Vec::new();
     let mut found = Vec::new();
@@ -267,7 +280,12 @@ pub unsafe fn view_plan(pq: PlanQuery) -> ViewPlan {
         let mutated = placeholders((*q).havingQual, &mut ctx);
         deparse(q, namespaces, mutated, true)
     });
-    ViewPlan { terms, source, shape: Shape::Grouped { keys, aggs, columns, having }, reads: vec![] }
+    ViewPlan { terms, source, shape: Shape::Grouped { keys, key_equality, aggs, columns, having }, reads: vec![] }
+}
+
+/// The equality operator generated SQL matches a key's values with.
+fn key_equality(typid: pg_sys::Oid) -> String {
+    pg::equality_operator(typid).unwrap_or_else(|| "=".into())
 }
 
 /// A set operation over its branches' internal views (see `analyze::setop`):
@@ -305,6 +323,11 @@ unsafe fn set_operation_plan(q: *mut pg_sys::Query) -> ViewPlan {
     }
     // The distinct rows; for INTERSECT and EXCEPT, counted per side.
     let keys: Vec<String> = names.iter().map(column).collect();
+    let key_equality = pg::list::<pg_sys::TargetEntry>((*q).targetList)
+        .into_iter()
+        .filter(|t| !(**t).resjunk)
+        .map(|t| key_equality(pg_sys::exprType((*t).expr.cast())))
+        .collect();
     let sided = super::setop::sided(q);
     let aggs: Vec<Agg> = if sided {
         (1..=2)
@@ -330,7 +353,7 @@ unsafe fn set_operation_plan(q: *mut pg_sys::Query) -> ViewPlan {
         pg_sys::SetOperation::SETOP_EXCEPT => Some("(($1 > 0) AND ($2 = 0))".to_string()),
         _ => None,
     };
-    ViewPlan { terms, source, shape: Shape::Grouped { keys, aggs, columns, having }, reads: vec![] }
+    ViewPlan { terms, source, shape: Shape::Grouped { keys, key_equality, aggs, columns, having }, reads: vec![] }
 }
 
 /// The PARTITION BY keys common to every window of `q` (as `to_ir` takes
@@ -367,13 +390,17 @@ unsafe fn partitioned_plan(
     ex: &dyn Fn(*mut pg_sys::Node) -> String,
 ) -> ViewPlan {
     let all_targets: Vec<*mut pg_sys::TargetEntry> = pg::list((*q).targetList);
-    let keys = pg::list::<pg_sys::SortGroupClause>(partition)
+    let key_targets: Vec<*mut pg_sys::TargetEntry> = pg::list::<pg_sys::SortGroupClause>(partition)
         .into_iter()
         .filter_map(|g| find_target(&all_targets, (*g).tleSortGroupRef))
+        .collect();
+    let key_equality = key_targets.iter().map(|k| key_equality(pg_sys::exprType((**k).expr.cast()))).collect();
+    let keys = key_targets
+        .iter()
         .map(|k| {
             let column =
-                targets.iter().find(|t| pg_sys::equal((*(**t)).expr.cast(), (*k).expr.cast())).expect("delta::maintenance: a view column");
-            (pg::cstr((**column).resname), ex((*k).expr.cast()))
+                targets.iter().find(|t| pg_sys::equal((*(**t)).expr.cast(), (**k).expr.cast())).expect("delta::maintenance: a view column");
+            (pg::cstr((**column).resname), ex((**k).expr.cast()))
         })
         .collect();
     let c = pg_sys::copyObjectImpl(q.cast()) as *mut pg_sys::Query;
@@ -396,7 +423,7 @@ unsafe fn partitioned_plan(
     }
     let refill = super::deparse_without_search_path(c).trim().to_string();
     let columns = targets.iter().map(|t| pg::cstr((**t).resname)).collect();
-    ViewPlan { terms, source, shape: Shape::Window { columns, keys, refill }, reads: vec![] }
+    ViewPlan { terms, source, shape: Shape::Window { columns, keys, key_equality, refill }, reads: vec![] }
 }
 
 /// The index the rows under a top-K are read through: on the ORDER BY keys,
@@ -469,6 +496,8 @@ enum Item {
         per_key: bool,
         condition: String,
         keys: Vec<(String, String)>,
+        key_operators: Vec<String>,
+        key_equality: Vec<String>,
         own: Vec<String>,
         others: Vec<String>,
     },
@@ -539,7 +568,9 @@ unsafe fn expand(
                     rt,
                     per_key: split.mixed.is_empty() && !split.equalities.is_empty(),
                     condition: theta.unwrap_or_else(|| "true".into()),
-                    keys: split.equalities.iter().map(|(o, k)| (ex(*o), ex(*k))).collect(),
+                    keys: split.equalities.iter().map(|(o, k, _)| (ex(*o), ex(*k))).collect(),
+                    key_operators: split.equalities.iter().map(|(_, _, op)| pg::operator_name(*op)).collect(),
+                    key_equality: split.equalities.iter().map(|(_, k, _)| key_equality(pg_sys::exprType(*k))).collect(),
                     own: split.keys_only.iter().map(|c| ex(*c)).collect(),
                     others: split.outer_only.iter().map(|c| ex(*c)).collect(),
                 };
@@ -561,8 +592,8 @@ unsafe fn expand(
                 let (table, columns) = (found.table, &found.columns);
                 let alias = keys_alias(table);
                 let mut matched: Vec<String> = split.outer_only.iter().map(|c| ex(*c)).collect();
-                for (i, (expr, _)) in split.equalities.iter().enumerate() {
-                    matched.push(format!("({}) = {alias}.{}", ex(*expr), pg::quote_ident(&columns[i])));
+                for (i, (expr, _, op)) in split.equalities.iter().enumerate() {
+                    matched.push(format!("({}) {} {alias}.{}", ex(*expr), pg::operator_name(*op), pg::quote_ident(&columns[i])));
                 }
                 for p in kept_parts {
                     // The kept side's rows, padded.

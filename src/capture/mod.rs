@@ -7,9 +7,13 @@
 //! A single SQL statement can change several inputs of a view (a writable
 //! CTE, ON DELETE CASCADE, a user trigger): each AFTER trigger then sees the
 //! other tables' new rows, and maintaining per trigger would count ΔA⋈ΔB
-//! twice. A "round" is the span from the first BEFORE trigger to the AFTER
-//! trigger that brings the count back to zero. The round keeps, per joining
-//! view and table, how many of the table's statements the view has taken in
+//! twice. A statement a row trigger runs inside another one fires its AFTER
+//! trigger first: a bag view maintained from it alone would delete rows the
+//! outer statement has not added to the view yet.
+//!
+//! A "round" is the span from the first BEFORE trigger to the AFTER trigger
+//! that brings the count back to zero. The round keeps, per view and
+//! table, how many of the table's statements the view has taken in
 //! (maintained from, or collected). A view is maintained from a statement at
 //! its AFTER trigger when every other statement of the round on its inputs is
 //! taken in: its inputs are then at the states the view reflects, except the
@@ -193,7 +197,10 @@ fn capture_after<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTu
         let (rebuilding, alone) = ROUND.with(|r| {
             let mut r = r.borrow_mut();
             let rebuilding = r.rebuild.contains(&view.id);
-            let alone = !compiled.plan.joins() || r.takes_alone(view.id, table, &compiled.plan.base_tables());
+            // Every view, linear ones included: a bag view maintained from a
+            // statement that a trigger nested inside another one ran (its
+            // AFTER trigger fires first) would delete rows not inserted yet.
+            let alone = r.takes_alone(view.id, table, &compiled.plan.base_tables());
             *r.taken.entry((view.id, table)).or_default() += 1;
             (rebuilding, alone)
         });

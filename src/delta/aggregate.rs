@@ -29,7 +29,7 @@
 use super::bag;
 use super::join::{self, Change, WEIGHT};
 use super::plan::{substitute_params, Agg, AggKind, OutputColumn, Source, Term};
-use crate::sql::{ident, same_value, Refill};
+use crate::sql::{ident, not_distinct, same_value, Refill};
 
 /// Everything the grouped statements need.
 pub struct Grouped<'a> {
@@ -45,9 +45,12 @@ pub struct Grouped<'a> {
     pub view: &'a str,
     /// The view's id (names its distinct-value tables).
     pub id: i64,
-    /// Per view column: whether its type has an equality operator (used
-    /// when the view's rows are found by value, see `hidden_keys`).
-    pub comparable: &'a [bool],
+    /// Per group key: its type's equality operator (see
+    /// `pg::equality_operator`), which groups are matched with.
+    pub key_equality: &'a [String],
+    /// Per view column: its type's equality operator, None when it has
+    /// none (used when the view's rows are found by value, see `hidden_keys`).
+    pub equality: &'a [Option<String>],
 }
 
 /// The alias of the state row a group's aggregates are computed again for:
@@ -91,6 +94,11 @@ impl Grouped<'_> {
     /// by its old value (writers of such a view take turns, see ViewPlan).
     fn hidden_keys(&self) -> bool {
         !self.global() && (0..self.keys.len()).any(|k| !self.columns.iter().any(|c| c.key == Some(k)))
+    }
+
+    /// The equality operator group key `j` is matched with.
+    fn key_eq(&self, j: usize) -> &str {
+        self.key_equality.get(j).map_or("=", String::as_str)
     }
 
     fn key_cols(&self) -> Vec<String> {
@@ -397,7 +405,11 @@ impl Grouped<'_> {
             let on = if self.global() {
                 "true".to_string()
             } else {
-                kc.iter().map(|k| format!("g.{k} IS NOT DISTINCT FROM dd{n}.{k}")).collect::<Vec<_>>().join(" AND ")
+                kc.iter()
+                    .enumerate()
+                    .map(|(j, k)| not_distinct(&format!("g.{k}"), &format!("dd{n}.{k}"), self.key_eq(j)))
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
             };
             joins.push_str(&format!(" LEFT JOIN dd{n} ON {on}"));
             for (col, expr) in insert_cols.iter().zip(outer.iter_mut()) {
@@ -427,8 +439,10 @@ impl Grouped<'_> {
             // The touched groups' rows before the change, read before the
             // upsert (the same statement's snapshot; writers take turns).
             let touched = (0..nk).map(c).collect::<Vec<_>>().join(", ");
-            let matches =
-                (0..nk).map(|j| same_value(&format!("o.{}", key_col(j)), &format!("t.{}", c(j)), false)).collect::<Vec<_>>().join(" AND ");
+            let matches = (0..nk)
+                .map(|j| same_value(&format!("o.{}", key_col(j)), &format!("t.{}", c(j)), false, self.key_eq(j)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
             ctes.push(format!(
                 "o AS (SELECT o.* FROM {state} o WHERE EXISTS (SELECT FROM (SELECT {touched} FROM d GROUP BY {touched}) t WHERE {matches}))",
                 state = self.state
@@ -475,8 +489,8 @@ impl Grouped<'_> {
         );
         format!(
             "dv AS MATERIALIZED ({}), {}",
-            bag::consolidate(&rows, self.comparable),
-            bag::write_rows(self.view, self.columns, self.comparable, "dv")
+            bag::consolidate(&rows, self.equality),
+            bag::write_rows(self.view, self.columns, self.equality, "dv")
         )
     }
 
@@ -520,7 +534,9 @@ impl Grouped<'_> {
     fn view_row_of_group(&self, s: &str) -> String {
         self.columns
             .iter()
-            .filter_map(|c| c.key.map(|k| same_value(&format!("v.{}", ident(&c.name)), &format!("{s}.{}", key_col(k)), c.not_null)))
+            .filter_map(|c| {
+                c.key.map(|k| same_value(&format!("v.{}", ident(&c.name)), &format!("{s}.{}", key_col(k)), c.not_null, self.key_eq(k)))
+            })
             .collect::<Vec<_>>()
             .join(" AND ")
     }
@@ -538,7 +554,7 @@ impl Grouped<'_> {
             let mut conds = Vec::new();
             for (j, k) in self.keys.iter().enumerate() {
                 let sk = format!("{RECOMPUTED}.{}", key_col(j));
-                conds.push(same_value(&format!("({k})"), &sk, false));
+                conds.push(same_value(&format!("({k})"), &sk, false, self.key_eq(j)));
             }
             if let Some(f) = &a.filter {
                 conds.push(f.clone());
@@ -622,7 +638,7 @@ impl Grouped<'_> {
             return None;
         }
         if self.hidden_keys() {
-            return bag::lookup_index(self.view, self.columns, self.comparable);
+            return bag::lookup_index(self.view, self.columns, self.equality);
         }
         let cols: Vec<String> = self.columns.iter().filter(|c| c.key.is_some()).map(|c| ident(&c.name)).collect();
         Some(format!("CREATE UNIQUE INDEX ON {} ({}) NULLS NOT DISTINCT", self.view, cols.join(", ")))
@@ -696,7 +712,8 @@ mod tests {
             state: "tide_state.state_1",
             view: "public.v",
             id: 1,
-            comparable: &[true, true, true],
+            key_equality: &[],
+            equality: Box::leak(vec![Some("=".to_string()); 3].into_boxed_slice()),
         }
     }
 

@@ -25,9 +25,10 @@ pub struct Bag<'a> {
     pub columns: &'a [OutputColumn],
     /// Copies per input row, as SQL over the inputs (see `Shape::Bag`).
     pub multiplicity: Option<&'a str>,
-    /// Per output column: whether its type has an equality operator (else it
-    /// is grouped and matched through its text form).
-    pub comparable: &'a [bool],
+    /// Per output column: its type's equality operator (see
+    /// `pg::equality_operator`); None: it has none, and the column is
+    /// grouped and matched through its text form.
+    pub equality: &'a [Option<String>],
     pub view: &'a str,
     /// The view's id, the first half of its advisory lock keys.
     pub view_id: i64,
@@ -36,12 +37,12 @@ pub struct Bag<'a> {
 /// ΔV consolidated per distinct row: `SELECT c1..cn, __tide_w FROM (rows)`,
 /// with a non-zero weight. Columns whose type has no equality operator are
 /// grouped by their text form.
-pub fn consolidate(rows: &str, comparable: &[bool]) -> String {
+pub fn consolidate(rows: &str, equality: &[Option<String>]) -> String {
     let mut group = Vec::new();
     let mut list = Vec::new();
-    for (i, ok) in comparable.iter().enumerate() {
+    for (i, eq) in equality.iter().enumerate() {
         let c = format!("c{}", i + 1);
-        if *ok {
+        if eq.is_some() {
             group.push(c.clone());
             list.push(c);
         } else {
@@ -55,18 +56,17 @@ pub fn consolidate(rows: &str, comparable: &[bool]) -> String {
 }
 
 /// Row `v` of the view equals row `d` (columns c1..cn) of a change, NULLs equal.
-fn match_row(columns: &[OutputColumn], comparable: &[bool], v: &str, d: &str) -> String {
+fn match_row(columns: &[OutputColumn], equality: &[Option<String>], v: &str, d: &str) -> String {
     let conds: Vec<String> = columns
         .iter()
-        .zip(comparable)
+        .zip(equality)
         .enumerate()
-        .map(|(i, (c, ok))| {
+        .map(|(i, (c, eq))| {
             let vc = format!("{v}.{}", ident(&c.name));
             let dc = format!("{d}.c{}", i + 1);
-            if *ok {
-                same_value(&vc, &dc, c.not_null)
-            } else {
-                format!("{vc}::text IS NOT DISTINCT FROM {dc}::text")
+            match eq {
+                Some(eq) => same_value(&vc, &dc, c.not_null, eq),
+                None => format!("{vc}::text IS NOT DISTINCT FROM {dc}::text"),
             }
         })
         .collect();
@@ -79,7 +79,7 @@ fn match_row(columns: &[OutputColumn], comparable: &[bool], v: &str, d: &str) ->
 
 /// CTEs `gone` and `put` applying the consolidated change in CTE `dv`
 /// (c1..cn, weight) to the view: delete that many copies, insert that many.
-pub fn write_rows(view: &str, columns: &[OutputColumn], comparable: &[bool], dv: &str) -> String {
+pub fn write_rows(view: &str, columns: &[OutputColumn], equality: &[Option<String>], dv: &str) -> String {
     let cols: Vec<String> = columns.iter().map(|c| ident(&c.name)).collect();
     let ds: Vec<String> = (1..=columns.len()).map(|i| format!("d.c{i}")).collect();
     format!(
@@ -87,15 +87,15 @@ pub fn write_rows(view: &str, columns: &[OutputColumn], comparable: &[bool], dv:
              SELECT x.ctid FROM {dv} d, LATERAL (SELECT v.ctid FROM {view} v WHERE {m} LIMIT -d.{WEIGHT}) x \
               WHERE d.{WEIGHT} < 0))), \
          put AS (INSERT INTO {view} ({cols}) SELECT {ds} FROM {dv} d, generate_series(1, d.{WEIGHT}) WHERE d.{WEIGHT} > 0)",
-        m = match_row(columns, comparable, "v", "d"),
+        m = match_row(columns, equality, "v", "d"),
         cols = cols.join(", "),
         ds = ds.join(", "),
     )
 }
 
 /// An index the deletes find rows through: the comparable columns (up to 32).
-pub fn lookup_index(view: &str, columns: &[OutputColumn], comparable: &[bool]) -> Option<String> {
-    let cols: Vec<String> = columns.iter().zip(comparable).filter(|(_, ok)| **ok).take(32).map(|(c, _)| ident(&c.name)).collect();
+pub fn lookup_index(view: &str, columns: &[OutputColumn], equality: &[Option<String>]) -> Option<String> {
+    let cols: Vec<String> = columns.iter().zip(equality).filter(|(_, eq)| eq.is_some()).take(32).map(|(c, _)| ident(&c.name)).collect();
     if cols.is_empty() {
         return None;
     }
@@ -116,7 +116,7 @@ impl Bag<'_> {
                 format!("SELECT {lead}m.{WEIGHT} * m.c{} AS {WEIGHT} FROM ({}) m", n + 1, join::delta_rows(self.terms, change, &select))
             }
         };
-        consolidate(&rows, self.comparable)
+        consolidate(&rows, self.equality)
     }
 
     fn row_hash(&self, d: &str) -> String {
@@ -153,13 +153,13 @@ impl Bag<'_> {
         format!(
             "WITH dv AS MATERIALIZED ({}), {} SELECT count(*) FROM dv",
             self.delta(change),
-            write_rows(self.view, self.columns, self.comparable, "dv")
+            write_rows(self.view, self.columns, self.equality, "dv")
         )
     }
 
     /// An index the deletes find rows through.
     pub fn view_index(&self) -> Option<String> {
-        lookup_index(self.view, self.columns, self.comparable)
+        lookup_index(self.view, self.columns, self.equality)
     }
 }
 
@@ -173,11 +173,11 @@ mod tests {
 
     #[test]
     fn rows_are_matched_null_safely_unless_their_column_is_never_null() {
-        let columns = [column("id", true), column("note", false), column("doc", false)];
-        let m = match_row(&columns, &[true, true, false], "v", "d");
+        let columns = [column("id", true), column("note", false), column("doc", false), column("u", false)];
+        let m = match_row(&columns, &[Some("=".into()), Some("=".into()), None, Some("OPERATOR(ut.=)".into())], "v", "d");
         assert_eq!(
             m,
-            r#"v."id" = d.c1 AND (v."note" = d.c2 OR (v."note" IS NULL AND d.c2 IS NULL)) AND v."doc"::text IS NOT DISTINCT FROM d.c3::text"#
+            r#"v."id" = d.c1 AND (v."note" = d.c2 OR (v."note" IS NULL AND d.c2 IS NULL)) AND v."doc"::text IS NOT DISTINCT FROM d.c3::text AND (v."u" OPERATOR(ut.=) d.c4 OR (v."u" IS NULL AND d.c4 IS NULL))"#
         );
     }
 }

@@ -196,7 +196,8 @@ pub fn padded_delta(lookup: &Lookup, change: &Change) -> String {
     changed.extend(lookup.own.iter().cloned());
     let computed: Vec<String> = lookup.keys.iter().zip(&keys).map(|((_, e), k)| format!("({e}) AS {k}")).collect();
     let cols: Vec<String> = lookup.input.columns.iter().map(|c| ident(c)).collect();
-    let mut matched: Vec<String> = lookup.keys.iter().zip(&keys).map(|((_, e), k)| format!("({e}) = __tide_p.{k}")).collect();
+    let mut matched: Vec<String> =
+        lookup.keys.iter().zip(&keys).zip(&lookup.key_equality).map(|(((_, e), k), eq)| format!("({e}) {eq} __tide_p.{k}")).collect();
     matched.extend(lookup.own.iter().cloned());
     let count = format!("count({})", lookup.keys[0].1);
     format!(
@@ -266,7 +267,13 @@ fn padded_delta_join(lookup: &Lookup, change: &Change) -> String {
     if !lookup.per_key {
         return format!("JOIN LATERAL ({}) AS {a} ON true", padded_delta_per_row(lookup, change));
     }
-    let mut on: Vec<String> = lookup.keys.iter().enumerate().map(|(i, (o, _))| format!("({o}) = {a}.{}", key_column(i))).collect();
+    let mut on: Vec<String> = lookup
+        .keys
+        .iter()
+        .zip(&lookup.key_operators)
+        .enumerate()
+        .map(|(i, ((o, _), op))| format!("({o}) {op} {a}.{}", key_column(i)))
+        .collect();
     on.extend(lookup.others.iter().cloned());
     format!("JOIN ({}) AS {a} ON {}", padded_delta(lookup, change), on.join(" AND "))
 }
@@ -371,6 +378,8 @@ mod tests {
             per_key: true,
             condition: format!("(a.id = {alias}.k AND {alias}.v > 0)"),
             keys: vec![("a.id".into(), format!("{alias}.k"))],
+            key_operators: vec!["=".into()],
+            key_equality: vec!["=".into()],
             own: vec![format!("({alias}.v > 0)")],
             others: vec![],
             nulls: vec!["NULL::integer AS k".into(), "NULL::integer AS v".into()],

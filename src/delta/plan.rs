@@ -58,6 +58,12 @@ pub struct Lookup {
     pub condition: String,
     /// (expression over the items before it, expression over `input.alias`).
     pub keys: Vec<(String, String)>,
+    /// Per key: the condition's equality operator between its two
+    /// expressions, as `pg::operator_name` writes it.
+    pub key_operators: Vec<String>,
+    /// Per key: the equality operator of the table side's type (see
+    /// `pg::equality_operator`), which its values are matched with.
+    pub key_equality: Vec<String>,
     /// The condition's conjuncts on the table alone.
     pub own: Vec<String>,
     /// The condition's conjuncts on the items before it alone.
@@ -145,10 +151,13 @@ pub enum Shape {
     Recompute { columns: Vec<OutputColumn>, query: String, semi_naive: Option<super::recompute::SemiNaive> },
     /// Window functions: per PARTITION BY key (view column, expression), and
     /// the query with `$1` for "in an affected partition" (see `window`).
-    Window { columns: Vec<String>, keys: Vec<(String, String)>, refill: String },
+    /// `key_equality`: per key, its type's equality operator (see `pg::equality_operator`).
+    Window { columns: Vec<String>, keys: Vec<(String, String)>, key_equality: Vec<String>, refill: String },
     /// GROUP BY keys (or DISTINCT over all columns), aggregates, HAVING.
     Grouped {
         keys: Vec<String>,
+        /// Per key: its type's equality operator (see `pg::equality_operator`).
+        key_equality: Vec<String>,
         aggs: Vec<Agg>,
         columns: Vec<OutputColumn>,
         /// HAVING over the same placeholders as the columns.

@@ -46,6 +46,8 @@ pub struct Seed {
 }
 
 /// A recursive query whose inserts are applied by semi-naive evaluation.
+/// Its statements compare values with `=`: only for columns whose types'
+/// equality operators are pg_catalog's (`apply` checks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SemiNaive {
     /// The recursive CTE's name and its columns (the view's, in order).
@@ -81,7 +83,7 @@ pub struct Rederive {
 /// plain equalities, the NULL-safe matches, and each value's NULL test.
 fn matches(columns: &[String], exprs: &[String]) -> (String, String, String) {
     let equal: Vec<String> = columns.iter().zip(exprs).map(|(c, e)| format!("__tide_o.{} = {e}", ident(c))).collect();
-    let same: Vec<String> = columns.iter().zip(exprs).map(|(c, e)| same_value(&format!("__tide_o.{}", ident(c)), e, false)).collect();
+    let same: Vec<String> = columns.iter().zip(exprs).map(|(c, e)| same_value(&format!("__tide_o.{}", ident(c)), e, false, "=")).collect();
     let null: Vec<String> = exprs.iter().map(|e| format!("{e} IS NULL")).collect();
     (equal.join(" AND "), same.join(" AND "), null.join(" OR "))
 }
@@ -163,7 +165,7 @@ impl SemiNaive {
         let vcols: Vec<String> = self.columns.iter().map(|c| format!("v.{}", ident(c))).collect();
         let gcols: Vec<String> = self.columns.iter().map(|c| format!("g.{}", ident(c))).collect();
         let wmatch: Vec<String> =
-            self.columns.iter().map(|c| same_value(&format!("w.{}", ident(c)), &format!("g.{}", ident(c)), false)).collect();
+            self.columns.iter().map(|c| same_value(&format!("w.{}", ident(c)), &format!("g.{}", ident(c)), false, "=")).collect();
         Some(format!(
             "WITH RECURSIVE {VIEW_CTE}({cols}) AS NOT MATERIALIZED (SELECT {cols} FROM {view}), \
              {GONE_CTE}({cols}) AS (({}) UNION {gone_step}), \
@@ -216,7 +218,8 @@ pub struct Recompute<'a> {
     /// The view's table, qualified.
     pub view: &'a str,
     pub columns: &'a [OutputColumn],
-    pub comparable: &'a [bool],
+    /// Per column: its type's equality operator (see `bag::Bag`).
+    pub equality: &'a [Option<String>],
     /// The query, computed in full.
     pub query: &'a str,
 }
@@ -238,8 +241,8 @@ impl Recompute<'_> {
         );
         format!(
             "WITH dv AS MATERIALIZED ({}), {} SELECT count(*) FROM dv",
-            consolidate(&rows, self.comparable),
-            write_rows(self.view, self.columns, self.comparable, "dv")
+            consolidate(&rows, self.equality),
+            write_rows(self.view, self.columns, self.equality, "dv")
         )
     }
 }
@@ -254,7 +257,7 @@ mod tests {
         let r = Recompute {
             view: "public.reach",
             columns: &columns,
-            comparable: &[true],
+            equality: &[Some("=".into())],
             query: "WITH RECURSIVE t(a) AS (SELECT 1) SELECT a FROM t",
         };
         let sql = r.apply();

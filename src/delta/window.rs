@@ -6,7 +6,7 @@
 
 use super::join::{self, Change, WEIGHT};
 use super::plan::{substitute_params, Term};
-use crate::sql::{ident, ident_list};
+use crate::sql::{ident, ident_list, not_distinct};
 
 pub struct Window<'a> {
     pub terms: &'a [Term],
@@ -16,6 +16,8 @@ pub struct Window<'a> {
     pub columns: &'a [String],
     /// Per PARTITION BY key: the view column holding it, and its expression over the inputs.
     pub keys: &'a [(String, String)],
+    /// Per key: its type's equality operator (see `pg::equality_operator`).
+    pub key_equality: &'a [String],
     /// The view's query with `$1` standing for "the row is in an affected partition".
     pub refill: &'a str,
 }
@@ -39,7 +41,10 @@ impl Window<'_> {
             if self.keys.is_empty() {
                 "true".into()
             } else {
-                (0..self.keys.len()).map(|i| format!("{} IS NOT DISTINCT FROM a.c{}", left(i), i + 1)).collect::<Vec<_>>().join(" AND ")
+                (0..self.keys.len())
+                    .map(|i| not_distinct(&left(i), &format!("a.c{}", i + 1), &self.key_equality[i]))
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
             }
         };
         let in_view = same(&|i| format!("v.{}", ident(&self.keys[i].0)));
@@ -74,6 +79,7 @@ mod tests {
             view: "public.ranked",
             columns: &columns,
             keys: &keys,
+            key_equality: &["=".to_string()],
             refill: "SELECT e.dept, rank() OVER (PARTITION BY e.dept ORDER BY e.pay) FROM public.emp e WHERE $1",
         };
         let sql = w.apply(&Change::Statement { relid: 1, event: Event::Update });

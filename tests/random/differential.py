@@ -4,7 +4,8 @@
 For each seed: create base tables with small value domains (so groups collide,
 duplicates appear and rows move between groups), define one view per
 construct, then run random mixed DML (inserts, updates that move rows between
-groups, deletes, NULLs, multi-table statements, TRUNCATE, rollbacks and
+groups, deletes, NULLs, multi-table statements, statements a row trigger runs inside
+another one, TRUNCATE, rollbacks and
 savepoints) and check every view with tide.verify after every step. In
 deferred mode (--mode deferred) the views are deferred and, after a random
 subset of the steps (and after the last), every view is refreshed and then
@@ -215,6 +216,15 @@ CREATE TABLE p_rest PARTITION OF p FOR VALUES IN (1, 2, 3) PARTITION BY RANGE (k
 CREATE TABLE p_rest_lo PARTITION OF p_rest FOR VALUES FROM (MINVALUE) TO (3);
 CREATE TABLE p_rest_hi PARTITION OF p_rest DEFAULT;
 CREATE TABLE p_other PARTITION OF p DEFAULT;
+-- A user's row trigger whose statements run inside the inserting one (their
+-- AFTER triggers fire before the outer statement's).
+CREATE OR REPLACE FUNCTION r_nested() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  UPDATE r SET v = coalesce(v, 0) + 1, g = (coalesce(g, 0) + 1) % 4 WHERE k = NEW.k AND id <> NEW.id;
+  DELETE FROM q WHERE k = NEW.g;
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER r_nested AFTER INSERT ON r FOR EACH ROW WHEN (NEW.s = 'n') EXECUTE FUNCTION r_nested();
 """
 
 
@@ -245,8 +255,8 @@ def pred(rng, table):
 def statement(rng):
     kind = rng.choices(
         ["ins_r", "ins_q", "upd_r", "upd_q", "del_r", "del_q", "cte", "truncate", "rollback", "savepoint", "upd_noop", "merge",
-         "ins_p", "upd_p", "del_p", "trunc_p"],
-        weights=[18, 8, 18, 6, 10, 5, 4, 1, 4, 4, 4, 4, 6, 6, 3, 1])[0]
+         "ins_p", "upd_p", "del_p", "trunc_p", "nested"],
+        weights=[18, 8, 18, 6, 10, 5, 4, 1, 4, 4, 4, 4, 6, 6, 3, 1, 3])[0]
     if kind == "ins_p":
         # Through the root, or straight into a partition or sub-partition.
         table, g = rng.choice([("p", None), ("p_0", 0), ("p_rest", None), ("p_rest_lo", None)])
@@ -274,6 +284,12 @@ def statement(rng):
     if kind == "ins_r":
         rows = ", ".join(r_row(rng) for _ in range(rng.randint(1, 6)))
         return f"INSERT INTO r (k, g, v, n, s, j, f) VALUES {rows};"
+    if kind == "nested":
+        # Rows whose insert fires r_nested: an update of r and a delete from
+        # q inside the INSERT.
+        rows = ", ".join(f"({val(rng, range(0, 6))}, {val(rng, range(0, 4))}, {val(rng, range(-3, 7))}, 'n')"
+                         for _ in range(rng.randint(1, 3)))
+        return f"INSERT INTO r (k, g, v, s) VALUES {rows};"
     if kind == "ins_q":
         rows = ", ".join(q_row(rng) for _ in range(rng.randint(1, 3)))
         return f"INSERT INTO q (k, w, t) VALUES {rows};"
