@@ -138,7 +138,13 @@ pub fn columns(relid: pg_sys::Oid) -> Vec<(String, pg_sys::Oid)> {
 /// Whether a type has an equality operator (so EXCEPT, GROUP BY and
 /// ON CONFLICT can compare its values).
 pub fn has_equality(typid: pg_sys::Oid) -> bool {
-    equality_operator(typid).is_some()
+    type_equality(typid) != pg_sys::InvalidOid
+}
+
+/// The type's equality operator, from the type cache (InvalidOid: none).
+fn type_equality(typid: pg_sys::Oid) -> pg_sys::Oid {
+    // SAFETY: a typcache lookup by type OID; the entry lives for the backend.
+    unsafe { (*pg_sys::lookup_type_cache(typid, pg_sys::TYPECACHE_EQ_OPR as i32)).eq_opr }
 }
 
 /// The equality operator of a type (its default btree or hash class's), as
@@ -147,8 +153,7 @@ pub fn has_equality(typid: pg_sys::Oid) -> bool {
 /// pg_catalog, where an unqualified `=` would not find it. None when the
 /// type has no equality operator (json, point, xml).
 pub fn equality_operator(typid: pg_sys::Oid) -> Option<String> {
-    // SAFETY: a typcache lookup by type OID; the entry lives for the backend.
-    let op = unsafe { (*pg_sys::lookup_type_cache(typid, pg_sys::TYPECACHE_EQ_OPR as i32)).eq_opr };
+    let op = type_equality(typid);
     (op != pg_sys::InvalidOid).then(|| operator_name(op))
 }
 

@@ -46,8 +46,9 @@ pub struct Seed {
 }
 
 /// A recursive query whose inserts are applied by semi-naive evaluation.
-/// Its statements compare values with `=`: only for columns whose types'
-/// equality operators are pg_catalog's (`apply` checks).
+/// Its statements compare values with a bare `=`: for a type whose equality
+/// operator is outside pg_catalog they do not prepare, and `apply` computes
+/// the component again instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SemiNaive {
     /// The recursive CTE's name and its columns (the view's, in order).
