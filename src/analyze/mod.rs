@@ -3,6 +3,7 @@
 //! types, operators resolved), `QueryRewrite` (views used as sources expanded),
 //! then the checks that make a query maintainable at all, then `to_ir`.
 
+mod by_key;
 mod checks;
 mod flatten;
 mod grouping;
@@ -116,6 +117,7 @@ pub(crate) struct Maintained {
 pub(crate) unsafe fn maintained_form(q: *mut pg_sys::Query) -> Maintained {
     from_one_row(q);
     setop::nested_as_branches(q);
+    by_key::exists_by_key(q);
     quantified::as_aggregates(q);
     topk::lateral_as_ranked(q);
     let q = windows::rows_under_windows(q);

@@ -702,7 +702,7 @@ unsafe fn aggregate(q: *mut pg_sys::Query, a: *mut pg_sys::Aggref, ex: &dyn Fn(*
 
 /// Whether the query's FROM clause has only inner joins (no column of it
 /// can be NULL for a missing partner).
-unsafe fn inner_joins_only(q: *mut pg_sys::Query) -> bool {
+pub(super) unsafe fn inner_joins_only(q: *mut pg_sys::Query) -> bool {
     unsafe fn inner(n: *mut pg_sys::Node) -> bool {
         if pg::is_a(n, pg_sys::NodeTag::T_JoinExpr) {
             let j = n as *mut pg_sys::JoinExpr;

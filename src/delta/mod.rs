@@ -122,7 +122,7 @@ pub fn maintenance(node: &Node, parent: Option<&Node>) -> Maintenance {
         Node::Filter { sublinks, .. } if sublinks.iter().any(|s| !s.anti) => {
             let s = sublinks.iter().find(|s| !s.anti).expect("one");
             no(format!(
-                "{}{} subqueries here are not maintained yet (EXISTS, IN, ANY and ALL are, anywhere in WHERE and the select list, over a sub-query without aggregates, DISTINCT ON, LIMIT or set operations that refers to the query by equalities in its WHERE, ANY and ALL with a btree comparison; a grouped sub-query, under IN at the top of WHERE; scalar sub-queries that aggregate without GROUP BY, uncorrelated or referring to the query by equalities in their WHERE)",
+                "{}{} subqueries here are not maintained yet (EXISTS, IN, ANY and ALL are, anywhere in WHERE and the select list, over a sub-query without aggregates, DISTINCT ON, LIMIT or set operations that refers to the query by equalities in its WHERE (EXISTS also by other conditions, to one table of the query that has a primary key), ANY and ALL with a btree comparison; a grouped sub-query, under IN at the top of WHERE; scalar sub-queries that aggregate without GROUP BY, uncorrelated or referring to the query by equalities in their WHERE)",
                 if s.correlated { "correlated " } else { "" },
                 s.kind
             ))

@@ -180,6 +180,11 @@ VIEWS = {
     "v_exists_range": "SELECT r.id, r.g FROM r WHERE EXISTS (SELECT 1 FROM q WHERE q.k = r.k AND q.w > r.v) "
                       "AND NOT EXISTS (SELECT 1 FROM q WHERE q.k = r.g AND q.w <= r.v)",
     "v_in_or": "SELECT q.id FROM q WHERE q.t = 'c' OR (q.k, q.w) IN (SELECT r.k, r.g FROM r)",
+    # EXISTS correlated by other conditions: by the primary key of the table it refers to.
+    "v_exists_between": "SELECT r.id, r.k FROM r WHERE EXISTS (SELECT 1 FROM q WHERE q.w BETWEEN r.g AND r.v)",
+    "v_not_exists_two": "SELECT r.g, count(*) AS c, sum(r.v) AS s FROM r "
+                        "WHERE NOT EXISTS (SELECT 1 FROM q WHERE q.k = r.k AND q.w > r.g AND q.w < r.v) GROUP BY r.g",
+    "v_exists_or_select": "SELECT q.id, q.t, EXISTS (SELECT 1 FROM r WHERE r.k = q.k OR r.v = q.w) AS hit FROM q",
     # Functions and VALUES in FROM (LATERAL over the rows before them).
     "v_lateral": "SELECT r.id, x.n FROM r, generate_series(1, coalesce(r.g, 0)) AS x(n) WHERE r.v IS NOT NULL",
     "v_values": "SELECT q.id, v.label FROM q JOIN (VALUES ('a', 'first'), ('b', 'second')) AS v(t, label) ON v.t = q.t",

@@ -3,7 +3,8 @@
 -- grouped by the correlation): EXISTS in the select list, in CASE, under OR
 -- and NOT; x op ANY / ALL (SELECT ...) for <, <=, =, >=, >, <>, correlated
 -- or not, with SQL's NULL semantics; correlated NOT IN; EXISTS correlated
--- by an ordering comparison. Every view is checked after every change.
+-- by an ordering comparison, or by other conditions to a table with a
+-- primary key. Every view is checked after every change.
 CREATE SCHEMA immediate_quantified;
 SET search_path = immediate_quantified, public;
 CREATE TABLE item (id int PRIMARY KEY, grp int, price int);
@@ -94,6 +95,39 @@ UPDATE tag_use SET amount = amount + 1, flag = NOT flag WHERE id % 4 = 0;
 DELETE FROM tag_use WHERE id % 9 = 0;
 UPDATE tagged SET amount = NULL, flag = NULL WHERE id % 5 = 0;
 SELECT tide.verify('typed');
+-- EXISTS correlated by conditions the comparisons above do not take (BETWEEN,
+-- two comparisons, OR, an expression over both sides), to a table with a
+-- primary key: correlated by that key instead, over the join of the
+-- sub-query's tables with a copy of the table
+CREATE TABLE slot (id int PRIMARY KEY, grp int, lo int, hi int);
+INSERT INTO slot SELECT i, i % 3, i % 7, i % 7 + i % 4 FROM generate_series(1, 20) i;
+INSERT INTO slot VALUES (21, NULL, NULL, 5), (22, 1, 4, NULL);
+INSERT INTO offer SELECT 40 + i, i % 4, 3 * i, 'd' FROM generate_series(0, 9) i;
+SELECT tide.create_view('slot_between', 'SELECT s.id, s.grp FROM slot s WHERE EXISTS (SELECT 1 FROM offer o WHERE o.price / 4 BETWEEN s.lo AND s.hi)');
+SELECT tide.create_view('slot_free', $$SELECT s.grp, count(*) AS free FROM slot s
+    WHERE NOT EXISTS (SELECT 1 FROM offer o WHERE o.item = s.grp AND o.price / 4 > s.lo AND o.price / 4 < s.hi) GROUP BY s.grp$$);
+SELECT tide.create_view('slot_either', $$SELECT s.id, EXISTS (SELECT 1 FROM offer o WHERE o.item = s.grp OR o.price = s.hi * 5) AS either,
+    CASE WHEN EXISTS (SELECT 1 FROM offer o, item i WHERE i.id = o.item AND i.price + s.lo > 30) THEN 'dear' END AS dear FROM slot s$$);
+SELECT operator, detail FROM tide.explain('SELECT s.id FROM slot s WHERE EXISTS (SELECT 1 FROM offer o WHERE o.price BETWEEN s.lo AND s.hi)')
+  WHERE operator IN ('Subquery', 'Filter');
+CREATE FUNCTION check_slots() RETURNS TABLE (slot_between bool, slot_free bool, slot_either bool) LANGUAGE sql AS $$
+  SELECT tide.verify('slot_between'), tide.verify('slot_free'), tide.verify('slot_either') $$;
+SELECT * FROM check_slots();
+INSERT INTO offer VALUES (60, 2, 60, 'a'), (61, 1, 4, 'c'), (62, NULL, 16, 'b');
+SELECT * FROM check_slots();
+UPDATE slot SET lo = lo + 3, hi = hi + 1 WHERE id % 3 = 0;
+UPDATE offer SET price = price + 8 WHERE shop = 'a';
+SELECT * FROM check_slots();
+DELETE FROM offer WHERE price < 20;
+INSERT INTO slot VALUES (30, 2, 0, 100), (31, 1, 50, 51);
+UPDATE slot SET id = id + 100 WHERE id = 5;
+UPDATE item SET price = price * 2 WHERE id < 3;
+SELECT * FROM check_slots();
+SELECT count(*) AS between_rows FROM slot_between;
+SELECT * FROM slot_free ORDER BY grp;
+DELETE FROM slot WHERE grp = 1;
+TRUNCATE offer;
+SELECT * FROM check_slots();
 -- refused: an operator without a btree ordering, no min / max for the type, a grouped sub-query under OR
 SELECT tide.create_view('bool_order', 'SELECT t.id FROM tagged t WHERE t.flag < ANY (SELECT u.flag FROM tag_use u WHERE u.tagged = t.id) OR t.id < 3');
 SELECT tide.create_view('like_any', 'SELECT i.id FROM item i WHERE (i.id::text) LIKE ANY (SELECT o.shop FROM offer o)');
